@@ -1,0 +1,183 @@
+"""Hugging Face Hub backend: huggingface_hub for listing and downloads.
+
+Files are fetched with ``hf_hub_download(local_dir=...)`` from a thread pool, the same path
+``snapshot_download`` takes: each file goes through Xet (hf_xet, chunked and parallel) when the
+Hub advertises it for that file, and plain HTTP otherwise. The fetcher does not set
+``HF_HUB_DISABLE_XET``: huggingface_hub only takes the Xet path when the server's HEAD answer
+carries Xet headers, so an ``HF_ENDPOINT`` mirror without Xet is served over HTTP anyway, and
+an operator whose mirror forwards Xet headers it cannot honour sets ``HF_HUB_DISABLE_XET=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import httpx2
+from huggingface_hub import HfApi, get_token, hf_hub_download
+from huggingface_hub.errors import (
+    DisabledRepoError,
+    GatedRepoError,
+    HfHubHTTPError,
+    RemoteEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import logging as hf_logging
+
+from fetcher import __version__
+from fetcher.backend import ByteSink, Chooser, Plan, RemoteFile
+from fetcher.errors import Cancelled, ExitCode, FetchError
+from fetcher.integrity import GIT_BLOB_SHA1, SHA256, Expected
+from fetcher.source import HfSource
+
+_LIBRARY = "modelfleet-fetcher"
+_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def _progress_class(on_bytes: ByteSink, cancel: threading.Event) -> type:
+    """A tqdm stand-in that forwards byte counts to the fetcher's reporter.
+
+    huggingface_hub instantiates ``tqdm_class`` per file and calls ``update`` with bytes written
+    (HTTP and Xet alike); raising from it is how a failing sibling stops this download.
+    """
+
+    class _Bar:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.total = kwargs.get("total")
+            self.n = 0
+            self.format_dict: dict[str, Any] = {}
+
+        def update(self, n: float | None = 1) -> None:
+            if cancel.is_set():
+                raise Cancelled
+            if n:
+                self.n += int(n)
+                on_bytes(int(n))
+
+        def update_transfer(self, n: float | None = 1) -> None:
+            # Network bytes of Xet transfers; progress counts bytes written (``update``).
+            if cancel.is_set():
+                raise Cancelled
+
+        def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def set_description(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def set_description_str(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def refresh(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def close(self) -> None:
+            return None
+
+        def __enter__(self) -> _Bar:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    return _Bar
+
+
+class HfBackend:
+    def __init__(self, source: HfSource) -> None:
+        self.source = source
+        # Read at call time rather than through huggingface_hub.constants (frozen at import).
+        self.endpoint = os.environ.get("HF_ENDPOINT") or None
+        self.has_token = get_token() is not None
+        self.commit: str | None = None
+        # huggingface_hub warns through logging; the fetcher reports failures itself, once.
+        hf_logging.set_verbosity_error()
+
+    def plan(self, choose: Chooser) -> Plan:
+        api = HfApi(endpoint=self.endpoint, library_name=_LIBRARY, library_version=__version__)
+        info = api.model_info(
+            self.source.repo_id, revision=self.source.revision, files_metadata=True
+        )
+        if not info.sha:
+            raise FetchError(f"{self.source}: the Hub did not return a commit for the revision")
+        self.commit = info.sha
+        siblings = {s.rfilename: s for s in info.siblings or []}
+        files = []
+        for path in choose(list(siblings)):
+            sibling = siblings[path]
+            if sibling.lfs is not None:
+                expected = Expected(sibling.lfs.size, ((SHA256, sibling.lfs.sha256),))
+            elif sibling.size is not None and sibling.blob_id:
+                expected = Expected(sibling.size, ((GIT_BLOB_SHA1, sibling.blob_id),))
+            else:
+                raise FetchError(f"{self.source}: the Hub listed {path} without size or checksum")
+            files.append(RemoteFile(path, expected))
+        return Plan(files=tuple(files), resolved_revision=info.sha, listed=len(siblings))
+
+    def download(
+        self, file: RemoteFile, staging: str, on_bytes: ByteSink, cancel: threading.Event
+    ) -> None:
+        assert self.commit is not None, "plan() resolves the commit first"
+        hf_hub_download(
+            self.source.repo_id,
+            file.path,
+            # The commit, not the branch: every file comes from the same snapshot.
+            revision=self.commit,
+            local_dir=staging,
+            endpoint=self.endpoint,
+            library_name=_LIBRARY,
+            library_version=__version__,
+            tqdm_class=_progress_class(on_bytes, cancel),
+        )
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, httpx2.TransportError):
+            return True
+        if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+            return exc.response.status_code in _RETRY_STATUS
+        # huggingface_hub's "Consistency check failed" (short read) carries no errno.
+        return type(exc) is OSError and exc.errno is None
+
+    def translate(self, exc: BaseException) -> FetchError | None:
+        src = self.source
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if isinstance(exc, RevisionNotFoundError):
+            return FetchError(
+                f"{src}: revision {src.revision!r} not found in {src.repo_id}", ExitCode.NOT_FOUND
+            )
+        if isinstance(exc, GatedRepoError):
+            return FetchError(
+                f"{src}: {src.repo_id} is gated: accept its terms on the Hub with the account "
+                "whose HF_TOKEN the fetcher uses",
+                ExitCode.AUTH,
+            )
+        if isinstance(exc, RepositoryNotFoundError):
+            if status == 401 and not self.has_token:
+                return FetchError(
+                    f"{src}: repository {src.repo_id} not found, or private and HF_TOKEN is not set",
+                    ExitCode.AUTH,
+                )
+            return FetchError(
+                f"{src}: repository {src.repo_id} not found (or HF_TOKEN has no access to it)",
+                ExitCode.NOT_FOUND,
+            )
+        if isinstance(exc, DisabledRepoError):
+            return FetchError(f"{src}: repository {src.repo_id} is disabled", ExitCode.NOT_FOUND)
+        if isinstance(exc, RemoteEntryNotFoundError):
+            return FetchError(
+                f"{src}: a listed file is missing on the Hub ({status})", ExitCode.NOT_FOUND
+            )
+        if isinstance(exc, HfHubHTTPError) and status in (401, 403):
+            reason = "HF_TOKEN was rejected" if self.has_token else "HF_TOKEN is not set"
+            return FetchError(f"{src}: access denied by the Hub ({status}): {reason}", ExitCode.AUTH)
+        if isinstance(exc, HfHubHTTPError):
+            return FetchError(f"{src}: the Hub answered HTTP {status}")
+        if isinstance(exc, httpx2.TransportError):
+            endpoint = self.endpoint or "https://huggingface.co"
+            return FetchError(f"{src}: cannot reach {endpoint}: {type(exc).__name__}: {exc}")
+        return None

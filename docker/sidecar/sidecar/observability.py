@@ -1,0 +1,298 @@
+"""Prometheus metrics, JSON log lines and CloudWatch embedded-metric-format (EMF) lines.
+
+Everything here is on the request path or feeds the autoscaler, so it is built to be
+cheap: labelled children are cached, and log lines are batched into one write per
+event-loop turn instead of one syscall per line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+__all__ = [
+    "EmfPublisher",
+    "JsonLogFormatter",
+    "LineWriter",
+    "Metrics",
+    "parse_queue_depth",
+]
+
+_LATENCY_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)  # fmt: skip
+_MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class LineWriter:
+    """Newline-delimited JSON to a file descriptor, flushed once per loop iteration."""
+
+    def __init__(self, fd: int = 1) -> None:
+        self._fd = fd
+        self._pending: list[bytes] = []
+        self._scheduled = False
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._pending.append(orjson.dumps(record) + b"\n")
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._scheduled = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self._fd, view)
+            except InterruptedError:
+                continue
+            except OSError:
+                # A closed stdout must not take the proxy down with it.
+                return
+            view = view[written:]
+
+
+class JsonLogFormatter(logging.Formatter):
+    """Server and application logs as JSON lines, in the same stream as request logs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception type only: messages and frames could carry request content.
+            entry["exc"] = record.exc_info[0].__name__
+        return orjson.dumps(entry).decode()
+
+
+class Metrics:
+    """Prometheus collectors; with several workers they aggregate through a shared directory."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.requests = Counter(
+            "sidecar_requests", "Proxied requests by route, team and status.",
+            ["route", "team", "status"], registry=reg,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "sidecar_request_duration_seconds", "Time from request to last byte.",
+            ["route", "team"], buckets=_LATENCY_BUCKETS, registry=reg,
+        )  # fmt: skip
+        self.ttft = Histogram(
+            "sidecar_time_to_first_token_seconds", "Time from request to the first streamed chunk.",
+            ["route", "team"], buckets=_LATENCY_BUCKETS, registry=reg,
+        )  # fmt: skip
+        self.tokens = Counter(
+            "sidecar_tokens", "Tokens by team and kind (prompt, completion).",
+            ["team", "kind"], registry=reg,
+        )  # fmt: skip
+        self.upstream_errors = Counter(
+            "sidecar_upstream_errors", "Upstream failures by kind.", ["kind"], registry=reg
+        )
+        self.inflight = Gauge(
+            "sidecar_inflight_requests", "Requests being proxied now.", ["team"],
+            registry=reg, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.rate_limited = Counter(
+            "sidecar_rate_limited", "Requests refused by a limit.", ["team", "limit"], registry=reg
+        )
+        self.fallbacks = Counter(
+            "sidecar_fallback", "Requests served by the fallback API.", ["route"], registry=reg
+        )
+        self.disconnects = Counter(
+            "sidecar_client_disconnects", "Clients that left before the response ended.",
+            ["route"], registry=reg,
+        )  # fmt: skip
+        self.queue_depth = Gauge(
+            "sidecar_upstream_queue_depth", "vLLM num_requests_waiting, last sample.",
+            registry=reg, multiprocess_mode="max",
+        )  # fmt: skip
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._latency_children: dict[tuple[str, str], Any] = {}
+        self._ttft_children: dict[tuple[str, str], Any] = {}
+        self._inflight_children: dict[str, Any] = {}
+
+    def observe_request(self, route: str, team: str, status: int, seconds: float) -> None:
+        key = (route, team, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(route, team, str(status))
+        child.inc()
+        lkey = (route, team)
+        hist = self._latency_children.get(lkey)
+        if hist is None:
+            hist = self._latency_children[lkey] = self.latency.labels(route, team)
+        hist.observe(seconds)
+
+    def observe_ttft(self, route: str, team: str, seconds: float) -> None:
+        key = (route, team)
+        hist = self._ttft_children.get(key)
+        if hist is None:
+            hist = self._ttft_children[key] = self.ttft.labels(route, team)
+        hist.observe(seconds)
+
+    def inflight_for(self, team: str) -> Any:
+        gauge = self._inflight_children.get(team)
+        if gauge is None:
+            gauge = self._inflight_children[team] = self.inflight.labels(team)
+        return gauge
+
+    def exposition(self) -> bytes:
+        path = os.environ.get(_MULTIPROC_ENV)
+        if path:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=path)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def parse_queue_depth(text: str) -> float | None:
+    """Sum of ``vllm:num_requests_waiting`` over all label sets, or None if absent."""
+    total = 0.0
+    found = False
+    for line in text.splitlines():
+        if not line.startswith("vllm:num_requests_waiting"):
+            continue
+        rest = line[len("vllm:num_requests_waiting") :]
+        if rest and rest[0] not in "{ ":
+            continue
+        value = rest.rsplit("}", 1)[1] if rest.startswith("{") else rest
+        try:
+            total += float(value.split()[0])
+        except (ValueError, IndexError):
+            continue
+        found = True
+    return total if found else None
+
+
+class EmfPublisher:
+    """Periodic EMF lines: QueueDepth (one worker) and TimeToFirstToken samples (every worker).
+
+    The metric names and the ``Service`` dimension are what the ECS autoscaling policy and
+    alarms key on; change them only together.
+    """
+
+    # CloudWatch accepts at most 100 values per metric in one EMF document.
+    _MAX_VALUES: Final = 100
+    _MAX_SAMPLES: Final = 1000
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        service: str,
+        model: str,
+        writer: LineWriter,
+        fetch_metrics: Callable[[], Any],
+        metrics: Metrics,
+        lock_path: str | None = None,
+    ) -> None:
+        self._namespace = namespace
+        self._service = service
+        self._model = model
+        self._writer = writer
+        self._fetch = fetch_metrics
+        self._metrics = metrics
+        self._ttft: list[float] = []
+        self._seen = 0
+        # None means a single worker, which is always the publisher.
+        self._lock_path = lock_path
+        self._lock_fd: int | None = None
+
+    def record_ttft(self, seconds: float) -> None:
+        # Reservoir sampling keeps percentiles honest under load without unbounded memory.
+        self._seen += 1
+        if len(self._ttft) < self._MAX_SAMPLES:
+            self._ttft.append(round(seconds * 1000.0, 3))
+            return
+        slot = random.randrange(self._seen)  # noqa: S311 - statistics, not security
+        if slot < self._MAX_SAMPLES:
+            self._ttft[slot] = round(seconds * 1000.0, 3)
+
+    def _document(self, metric: str, unit: str, values: float | list[float]) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self._namespace,
+                        "Dimensions": [["Service"]],
+                        "Metrics": [{"Name": metric, "Unit": unit}],
+                    }
+                ],
+            },
+            "Service": self._service,
+            metric: values,
+        }
+        if self._model:
+            doc["Model"] = self._model
+        return doc
+
+    def _is_leader(self) -> bool:
+        # With several workers only one may publish QueueDepth, or the scaling metric would
+        # be multiplied by the worker count; an exclusive flock picks it, and passes on
+        # automatically when that worker exits.
+        if self._lock_path is None or self._lock_fd is not None:
+            return True
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    async def publish_once(self) -> None:
+        if self._ttft:
+            samples, self._ttft, self._seen = self._ttft, [], 0
+            for start in range(0, len(samples), self._MAX_VALUES):
+                chunk = samples[start : start + self._MAX_VALUES]
+                self._writer.write(self._document("TimeToFirstToken", "Milliseconds", chunk))
+        if not self._is_leader():
+            return
+        try:
+            text = await self._fetch()
+        except Exception:  # noqa: BLE001 - an absent engine means no sample, not a crash
+            return
+        depth = parse_queue_depth(text) if isinstance(text, str) else None
+        if depth is None:
+            return
+        self._metrics.queue_depth.set(depth)
+        self._writer.write(self._document("QueueDepth", "Count", depth))
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.publish_once()
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None

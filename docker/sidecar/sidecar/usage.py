@@ -1,0 +1,96 @@
+"""Token usage read from responses without parsing whole bodies.
+
+Embedding responses can be megabytes of floats; parsing them just to read three
+integers would cost more than proxying them, so the ``usage`` object is located by
+byte search and only that slice is parsed. Inside a JSON string every quote is
+escaped, so the raw bytes ``"usage"`` only occur as a key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import orjson
+
+__all__ = ["SseUsageScanner", "Usage", "usage_from_json"]
+
+_KEY: Final = b'"usage"'
+_MAX_CARRY: Final = 64 * 1024
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def _parse_at(data: bytes, key_at: int) -> Usage | None:
+    start = data.find(b"{", key_at + len(_KEY))
+    if start < 0:
+        return None
+    between = data[key_at + len(_KEY) : start].strip()
+    if between != b":":
+        return None
+    depth = 0
+    for end in range(start, min(len(data), start + 4096)):
+        char = data[end]
+        if char == 0x7B:  # {
+            depth += 1
+        elif char == 0x7D:  # }
+            depth -= 1
+            if depth == 0:
+                try:
+                    obj = orjson.loads(data[start : end + 1])
+                except orjson.JSONDecodeError:
+                    return None
+                prompt = obj.get("prompt_tokens")
+                completion = obj.get("completion_tokens")
+                return Usage(
+                    prompt if isinstance(prompt, int) else 0,
+                    completion if isinstance(completion, int) else 0,
+                )
+    return None
+
+
+def usage_from_json(body: bytes) -> Usage | None:
+    """Usage of a complete JSON response; the top-level key is the last one vLLM writes."""
+    at = body.rfind(_KEY)
+    if at < 0:
+        return None
+    return _parse_at(body, at)
+
+
+class SseUsageScanner:
+    """Follows an SSE stream chunk by chunk: the latest usage seen and the event count.
+
+    Chunks may split events anywhere, so an unterminated tail is carried over; only
+    events that mention usage are parsed.
+    """
+
+    __slots__ = ("_carry", "events", "usage")
+
+    def __init__(self) -> None:
+        self._carry = b""
+        self.events = 0
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        self.events += chunk.count(b"data:")
+        data = self._carry + chunk if self._carry else chunk
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            self._carry = data if len(data) <= _MAX_CARRY else b""
+            return
+        complete = data[:end]
+        tail = data[end + 2 :]
+        self._carry = tail if len(tail) <= _MAX_CARRY else b""
+        at = complete.rfind(_KEY)
+        if at >= 0:
+            found = _parse_at(complete, at)
+            if found is not None:
+                self.usage = found

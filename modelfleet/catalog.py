@@ -1,0 +1,241 @@
+"""GPU instance and model catalogs.
+
+Every figure carries the document it came from and the date that document was read, so a
+reviewer can check it and a maintainer knows when it went stale. Figures that AWS or NVIDIA
+publish in decimal units (GB, GB/s) stay decimal; GPU memory is what `nvidia-smi` reports
+(MiB), because that, not the marketing figure, is what vLLM can allocate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str
+    date: str  # ISO date the figure was read from the source
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.date})"
+
+
+class Arch(StrEnum):
+    """NVIDIA architecture: decides which dtypes the tensor cores run natively."""
+
+    TURING = "turing"  # sm_75
+    AMPERE = "ampere"  # sm_80 / sm_86
+    ADA = "ada"  # sm_89
+    HOPPER = "hopper"  # sm_90
+
+
+# vLLM's own support matrix: bf16 needs compute capability >= 8.0; fp8 weights (W8A8) need
+# Ada or Hopper (>= 8.9); AWQ and GPTQ kernels run from Turing (7.5) up.
+# https://docs.vllm.ai/en/latest/features/quantization/supported_hardware.html (2026-11-23)
+DTYPE_SUPPORT_SOURCE = Source(
+    "https://docs.vllm.ai/en/latest/features/quantization/supported_hardware.html", "2026-11-23"
+)
+ARCH_DTYPES: dict[Arch, frozenset[str]] = {
+    Arch.TURING: frozenset({"float16", "awq", "gptq"}),
+    Arch.AMPERE: frozenset({"bfloat16", "float16", "awq", "gptq"}),
+    Arch.ADA: frozenset({"bfloat16", "float16", "fp8", "awq", "gptq"}),
+    Arch.HOPPER: frozenset({"bfloat16", "float16", "fp8", "awq", "gptq"}),
+}
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    arch: Arch
+    memory_mib: int  # total as nvidia-smi reports it
+    bandwidth_gbps: float  # peak memory bandwidth, GB/s (decimal)
+    dense_tflops_16bit: float  # dense (no sparsity) FP16/BF16 tensor TFLOPS
+    dense_tflops_fp8: float | None
+    source: Source
+
+    @property
+    def memory_gib(self) -> float:
+        return self.memory_mib / 1024
+
+    @property
+    def dtypes(self) -> frozenset[str]:
+        return ARCH_DTYPES[self.arch]
+
+
+_NV = "2026-11-23"
+# nvidia-smi totals: https://github.com/modal-labs/modal-client/pull/2797 (read 2026-11-23).
+GPUS: dict[str, Gpu] = {
+    "T4": Gpu(
+        "NVIDIA T4", Arch.TURING, 15360, 320, 65, None,
+        Source("https://www.nvidia.com/en-us/data-center/tesla-t4/", _NV),
+    ),
+    "A10G": Gpu(
+        # NVIDIA publishes no A10G tensor figure (the A10's 125 does not apply: lower clocks);
+        # ~70 dense BF16 is Baseten's figure and matches a measured 69.5 TFLOPS BF16 GEMM.
+        "NVIDIA A10G", Arch.AMPERE, 23028, 600, 70, None,
+        Source("https://www.baseten.co/blog/nvidia-a10-vs-a10g-for-ml-model-inference/", _NV),
+    ),
+    "L4": Gpu(
+        "NVIDIA L4", Arch.ADA, 23034, 300, 121, 242,
+        Source("https://www.nvidia.com/en-us/data-center/l4/", _NV),
+    ),
+    "L40S": Gpu(
+        "NVIDIA L40S", Arch.ADA, 46068, 864, 362, 733,
+        Source("https://www.nvidia.com/en-us/data-center/l40s/", _NV),
+    ),
+    "A100-40GB": Gpu(
+        # 40960 MiB on current drivers (older drivers report 40536).
+        "NVIDIA A100-SXM4-40GB", Arch.AMPERE, 40960, 1555, 312, None,
+        Source("https://www.nvidia.com/en-us/data-center/a100/", _NV),
+    ),
+    "A100-80GB": Gpu(
+        "NVIDIA A100-SXM4-80GB", Arch.AMPERE, 81920, 2039, 312, None,
+        Source("https://www.nvidia.com/en-us/data-center/a100/", _NV),
+    ),
+    "H100": Gpu(
+        "NVIDIA H100 80GB HBM3", Arch.HOPPER, 81559, 3350, 989, 1979,
+        Source("https://www.nvidia.com/en-us/data-center/h100/", _NV),
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    gpu: Gpu
+    gpus: int
+    vcpus: int
+    memory_gib: int
+    on_demand_usd_per_hour: float  # us-east-1, Linux
+    source: Source
+    price_source: Source
+
+    @property
+    def family(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def gpu_memory_gib_total(self) -> float:
+        return self.gpu.memory_gib * self.gpus
+
+
+_SPECS = "2026-11-23"
+_PRICE = Source("https://aws.amazon.com/ec2/pricing/on-demand/ (us-east-1, Linux)", "2026-11-23")
+# AWS cut on-demand P5 by 44 % and P4d/P4de by 33 % on 2025-06-01; these are the prices after
+# it, as in AWS's us-east-1 price list (unchanged through the July 2026 list).
+_PRICE_P = Source(
+    "https://aws.amazon.com/blogs/aws/announcing-up-to-45-price-reduction-for-amazon-ec2-nvidia-gpu-accelerated-instances/",
+    "2026-11-23",
+)
+
+
+def _specs(family: str) -> Source:
+    return Source(f"https://aws.amazon.com/ec2/instance-types/{family}/", _SPECS)
+
+
+INSTANCE_TYPES: dict[str, InstanceType] = {
+    i.name: i
+    for i in (
+        InstanceType("g4dn.xlarge", GPUS["T4"], 1, 4, 16, 0.526, _specs("g4"), _PRICE),
+        InstanceType("g5.xlarge", GPUS["A10G"], 1, 4, 16, 1.006, _specs("g5"), _PRICE),
+        InstanceType("g5.2xlarge", GPUS["A10G"], 1, 8, 32, 1.212, _specs("g5"), _PRICE),
+        InstanceType("g5.12xlarge", GPUS["A10G"], 4, 48, 192, 5.672, _specs("g5"), _PRICE),
+        InstanceType("g5.48xlarge", GPUS["A10G"], 8, 192, 768, 16.288, _specs("g5"), _PRICE),
+        InstanceType("g6.xlarge", GPUS["L4"], 1, 4, 16, 0.8048, _specs("g6"), _PRICE),
+        InstanceType("g6.12xlarge", GPUS["L4"], 4, 48, 192, 4.6016, _specs("g6"), _PRICE),
+        InstanceType("g6e.xlarge", GPUS["L40S"], 1, 4, 32, 1.861, _specs("g6e"), _PRICE),
+        InstanceType("g6e.12xlarge", GPUS["L40S"], 4, 48, 384, 10.49264, _specs("g6e"), _PRICE),
+        InstanceType("p4d.24xlarge", GPUS["A100-40GB"], 8, 96, 1152, 21.957642, _specs("p4"), _PRICE_P),
+        InstanceType(
+            "p4de.24xlarge", GPUS["A100-80GB"], 8, 96, 1152, 27.44705, _specs("p4"), _PRICE_P
+        ),
+        InstanceType("p5.48xlarge", GPUS["H100"], 8, 192, 2048, 55.04, _specs("p5"), _PRICE_P),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ModelArch:
+    """What sizing needs to know about a transformer; all from the model's config.json."""
+
+    parameters_b: float  # total parameters, billions
+    layers: int
+    attention_heads: int
+    kv_heads: int
+    head_dim: int
+    max_context: int
+    vocab_size: int = 128256
+    tied_embeddings: bool = False
+    active_parameters_b: float | None = None  # mixture-of-experts: parameters read per token
+    source: Source | None = None
+
+    @property
+    def hidden_size(self) -> int:
+        return self.attention_heads * self.head_dim
+
+    @property
+    def embedding_parameters_b(self) -> float:
+        """Embedding and LM head: vLLM keeps them 16-bit even in quantized checkpoints."""
+        return self.vocab_size * self.hidden_size * (1 if self.tied_embeddings else 2) / 1e9
+
+    @property
+    def parameters_read_per_token_b(self) -> float:
+        return self.active_parameters_b or self.parameters_b
+
+
+def _hf(repo: str) -> Source:
+    return Source(f"https://huggingface.co/{repo}/blob/main/config.json", "2026-11-23")
+
+
+_LLAMA_70B = {"parameters_b": 70.55, "layers": 80, "attention_heads": 64, "kv_heads": 8,
+              "head_dim": 128, "max_context": 131072}  # fmt: skip
+
+MODELS: dict[str, ModelArch] = {
+    "meta-llama/Llama-3.1-8B-Instruct": ModelArch(
+        8.03, 32, 32, 8, 128, 131072, source=_hf("meta-llama/Llama-3.1-8B-Instruct")
+    ),
+    "meta-llama/Llama-3.1-70B-Instruct": ModelArch(
+        **_LLAMA_70B, source=_hf("meta-llama/Llama-3.1-70B-Instruct")
+    ),
+    "meta-llama/Llama-3.3-70B-Instruct": ModelArch(
+        **_LLAMA_70B, source=_hf("meta-llama/Llama-3.3-70B-Instruct")
+    ),
+    "meta-llama/Llama-3.2-3B-Instruct": ModelArch(
+        3.21, 28, 24, 8, 128, 131072, tied_embeddings=True, source=_hf("meta-llama/Llama-3.2-3B-Instruct")
+    ),
+    "mistralai/Mistral-7B-Instruct-v0.3": ModelArch(
+        7.25, 32, 32, 8, 128, 32768, vocab_size=32768, source=_hf("mistralai/Mistral-7B-Instruct-v0.3")
+    ),
+    "mistralai/Mixtral-8x7B-Instruct-v0.1": ModelArch(
+        46.7, 32, 32, 8, 128, 32768, vocab_size=32000, active_parameters_b=12.9,
+        source=_hf("mistralai/Mixtral-8x7B-Instruct-v0.1"),
+    ),
+    "Qwen/Qwen2.5-7B-Instruct": ModelArch(
+        # 32768 native; 131072 only with YaRN rope scaling, which vLLM does not enable by default.
+        7.62, 28, 28, 4, 128, 32768, vocab_size=152064, source=_hf("Qwen/Qwen2.5-7B-Instruct")
+    ),
+    "Qwen/Qwen2.5-72B-Instruct": ModelArch(
+        72.7, 80, 64, 8, 128, 32768, vocab_size=152064, source=_hf("Qwen/Qwen2.5-72B-Instruct")
+    ),
+}  # fmt: skip
+
+# Short names a stack file may use for `model:`; the catalog key is the Hugging Face repo id.
+MODEL_ALIASES: dict[str, str] = {
+    "llama-3.1-8b": "meta-llama/Llama-3.1-8B-Instruct",
+    "llama-3.1-70b": "meta-llama/Llama-3.1-70B-Instruct",
+    "llama-3.3-70b": "meta-llama/Llama-3.3-70B-Instruct",
+    "llama-3.2-3b": "meta-llama/Llama-3.2-3B-Instruct",
+    "mistral-7b": "mistralai/Mistral-7B-Instruct-v0.3",
+    "mixtral-8x7b": "mistralai/Mixtral-8x7B-Instruct-v0.1",
+    "qwen2.5-7b": "Qwen/Qwen2.5-7B-Instruct",
+    "qwen2.5-72b": "Qwen/Qwen2.5-72B-Instruct",
+}
+
+
+def lookup_model(key: str) -> ModelArch | None:
+    return MODELS.get(MODEL_ALIASES.get(key, key))
+
+
+def canonical_model(key: str) -> str:
+    return MODEL_ALIASES.get(key, key)

@@ -1,0 +1,303 @@
+"""`modelfleet`: plan, validate, price and check a stack offline, without an AWS account.
+
+Every command reads the same StackConfig and FleetPlan that the Pulumi program deploys. Bad
+input exits 2 with one message naming the stack file and key; nothing prints a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelfleet import cost, sizing
+from modelfleet.catalog import INSTANCE_TYPES
+from modelfleet.config import ConfigError, StackConfig, load_stack_file, resolve_stack
+from modelfleet.plan import FleetPlan, ModelPlan, build_plan
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Plan, size, price and check modelfleet stacks offline.",
+)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_BAD_INPUT = 2
+
+StacksDir = Annotated[Path, typer.Option("--stacks-dir", help="where stack files live")]
+Json = Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error[/]: {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _load(stack: str, stacks_dir: Path) -> tuple[StackConfig, FleetPlan]:
+    path = resolve_stack(stack, stacks_dir)
+    try:
+        config = load_stack_file(path)
+        return config, build_plan(config, origin=str(path))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _usd(x: float) -> str:
+    return f"${x:,.2f}"
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+@app.command()
+def plan(
+    stack: Annotated[str, typer.Argument(help="stack name in stacks/ or a stack file path")],
+    json_out: Json = False,
+    stacks_dir: StacksDir = Path("stacks"),
+) -> None:
+    """Sizing, tensor parallel, throughput, cold start, resources and monthly cost."""
+    from modelfleet.inventory import inventory
+
+    config, p = _load(stack, stacks_dir)
+    resources = inventory(p)
+    if json_out:
+        doc = p.to_dict()
+        doc["resources"] = [{"type": t, "name": n} for t, n in resources]
+        print(json.dumps(doc, indent=2))
+        return
+    c = config
+    out.print(
+        f"[bold]{c.stack}[/] · team [bold]{c.team}[/] · {c.environment.value} · {c.region} · "
+        f"{'HTTPS' if p.https else 'HTTP (ephemeral)'}"
+        + (" · ephemeral" if c.ephemeral else "")
+    )
+    for m in p.models:
+        _model_table(m)
+    if p.scheduled_actions:
+        out.print(
+            f"Schedule ({c.schedule.timezone if c.schedule else ''}): running "
+            f"{p.running_fraction:.0%} of the week · "
+            + " · ".join(f"{a.name} {a.schedule}" for a in p.scheduled_actions[:2])
+        )
+    _cost_table(p)
+    r = Table(title=f"Resources pulumi up creates ({len(resources)})", title_justify="left")
+    r.add_column("type")
+    r.add_column("count", justify="right")
+    counts: dict[str, int] = {}
+    for rtype, _ in resources:
+        counts[rtype] = counts.get(rtype, 0) + 1
+    for rtype, n in sorted(counts.items()):
+        r.add_row(rtype, str(n))
+    out.print(r)
+    out.print(f"[bold]Monthly cost: {_usd(p.monthly_usd)}[/] (a month is 730 h)")
+
+
+def _model_table(m: ModelPlan) -> None:
+    hc = m.vllm_health_check
+    t = Table(title=f"Model {m.name}", title_justify="left", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    rows = [
+        ("source", m.source),
+        ("instance", f"{m.instance_type}: {m.gpus_per_instance} x {m.gpu}"),
+        ("dtype / maxModelLen", f"{m.dtype} (KV {m.kv_cache_dtype}) / {m.max_model_len:,}"),
+        ("tensor parallel", f"{m.tensor_parallel} ({m.tasks_per_instance} replica(s) per instance)"),
+        ("memory per GPU", f"need {m.need_per_gpu_gib:.1f} GiB <= budget "
+                           f"{m.budget_per_gpu_gib:.1f} GiB: {'fits' if m.fits else 'DOES NOT FIT'}"),
+        ("weights", f"{m.weights_gib:.1f} GiB"),
+        ("KV cache", f"{m.kv_cache_gib:.1f} GiB per replica = {m.kv_cache_tokens:,} tokens "
+                     f"({m.kv_per_sequence_gib:.2f} GiB per full sequence)"),
+        ("max-num-seqs", str(m.max_num_seqs)),
+        ("decode tokens/s", f"{m.single_stream_tokens_per_s:.0f} single stream, "
+                            f"{m.batched_tokens_per_s:,.0f} at batch {m.batch}"),
+        ("cold start", f"{_duration(m.cold_start_s)} from zero instances, "
+                       f"{_duration(m.task_start_s)} on a running one"),
+        ("health check", f"start {hc.start_period}s + {hc.retries} x {hc.interval}s; "
+                         f"service grace {m.grace_period_s}s"),
+        ("task", f"{m.task_cpu} CPU units, {m.task_memory_mib:,} MiB, /dev/shm "
+                 f"{m.shared_memory_mib} MiB"),
+        ("replicas", f"{m.replicas_min}-{m.replicas_max}, {m.capacity}"),
+        ("$ per 1M output tokens", f"{_usd(m.cost.usd_per_million_tokens)} at 50 % busy"),
+        ("monthly", f"{_usd(m.cost.monthly_usd)} (at max replicas "
+                    f"{_usd(m.cost.monthly_max_usd)})"),
+    ]  # fmt: skip
+    for k, v in rows:
+        t.add_row(k, v)
+    for note in m.notes:
+        t.add_row("note", f"[yellow]{note}[/]")
+    out.print(t)
+
+
+def _cost_table(p: FleetPlan) -> None:
+    t = Table(title="Monthly cost (us-east-1 list prices)", title_justify="left")
+    t.add_column("item")
+    t.add_column("detail")
+    t.add_column("$/month", justify="right")
+    for m in p.models:
+        t.add_row(
+            f"GPU {m.name}",
+            f"{m.cost.instances_min} x {m.instance_type} {m.capacity} at "
+            f"{_usd(m.cost.on_demand_hourly)}/h on-demand, {p.running_fraction:.0%} of 730 h "
+            f"(max {m.cost.instances_max}: {_usd(m.cost.monthly_max_usd)})",
+            _usd(m.cost.monthly_usd),
+        )
+    s = p.shared_cost
+    for name, detail, value in (
+        ("EFS", "weights storage + Elastic reads at starts", s.efs_usd),
+        ("ALB", "hours + 1 LCU", s.alb_usd),
+        ("NAT", f"{p.config.nat_gateway_count} gateway(s) + image pulls", s.nat_usd),
+        ("VPC endpoints", f"{len(p.interface_endpoints)} interface endpoints", s.endpoints_usd),
+        ("CloudWatch", "alarms, dashboard, custom metrics", s.monitoring_usd),
+        ("KMS + Secrets Manager", "keys and secrets", s.keys_and_secrets_usd),
+    ):
+        t.add_row(name, detail, _usd(value))
+    t.add_row("[bold]total[/]", "", f"[bold]{_usd(p.monthly_usd)}[/]")
+    out.print(t)
+
+
+@app.command()
+def validate(
+    stacks: Annotated[list[str] | None, typer.Argument(help="stacks; default: all")] = None,
+    stacks_dir: StacksDir = Path("stacks"),
+) -> None:
+    """Validate stacks (every stack in stacks/ when none is named)."""
+    names = stacks or [str(p) for p in sorted(stacks_dir.glob("Pulumi.*.yaml"))]
+    if not names:
+        raise _fail(f"no stack files in {stacks_dir}/")
+    failed = 0
+    for name in names:
+        path = resolve_stack(name, stacks_dir)
+        try:
+            build_plan(load_stack_file(path), origin=str(path))
+        except ConfigError as exc:
+            failed += 1
+            err.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
+            continue
+        out.print(f"[green]ok[/] {path}")
+    if failed:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command("cost")
+def cost_cmd(
+    stack: Annotated[str, typer.Argument(help="stack name in stacks/ or a stack file path")],
+    json_out: Json = False,
+    stacks_dir: StacksDir = Path("stacks"),
+) -> None:
+    """Monthly cost of a stack, by model and shared infrastructure."""
+    _, p = _load(stack, stacks_dir)
+    if json_out:
+        d = p.to_dict()
+        print(json.dumps({k: d[k] for k in ("stack", "running_fraction", "shared_monthly_usd",
+                                            "monthly_usd")} | {
+            "models": [{"name": m["name"], "monthly_usd": m["monthly_usd"], "cost": m["cost"]}
+                       for m in d["models"]]}, indent=2))  # fmt: skip
+        return
+    _cost_table(p)
+
+
+@app.command()
+def breakeven(
+    input_tokens_per_day: Annotated[float, typer.Option(min=0)],
+    output_tokens_per_day: Annotated[float, typer.Option(min=0)],
+    api_input_price: Annotated[float, typer.Option(min=0, help="USD per 1M input tokens")],
+    api_output_price: Annotated[float, typer.Option(min=0, help="USD per 1M output tokens")],
+    instance_type: Annotated[str | None, typer.Option()] = None,
+    hourly_price: Annotated[float | None, typer.Option(min=0, help="USD per instance-hour")] = None,
+    instances: Annotated[int, typer.Option(min=1)] = 1,
+    engineering_hours: Annotated[float, typer.Option(min=0, help="per month")] = 0.0,
+    engineering_rate: Annotated[float, typer.Option(min=0, help="USD per hour")] = 0.0,
+    json_out: Json = False,
+) -> None:
+    """API bill vs. self-hosted instances (always on) plus engineering time."""
+    if (instance_type is None) == (hourly_price is None):
+        raise _fail("give exactly one of --instance-type or --hourly-price")
+    if instance_type is not None:
+        if instance_type not in INSTANCE_TYPES:
+            raise _fail(
+                f"--instance-type: unknown instance type {instance_type!r}; the catalog has: "
+                + ", ".join(sorted(INSTANCE_TYPES))
+            )
+        hourly = cost.hourly_price(instance_type)
+    else:
+        assert hourly_price is not None
+        hourly = hourly_price
+    b = cost.breakeven(
+        input_tokens_per_day=input_tokens_per_day,
+        output_tokens_per_day=output_tokens_per_day,
+        api_input_price=api_input_price,
+        api_output_price=api_output_price,
+        hourly_price_usd=hourly,
+        instances=instances,
+        engineering_hours=engineering_hours,
+        engineering_rate=engineering_rate,
+    )
+    if json_out:
+        print(json.dumps(b.as_dict() | {"hourly_price_usd": hourly, "instances": instances}))
+        return
+    t = Table(title="Break-even", title_justify="left", show_header=False)
+    t.add_row("API, per month", _usd(b.api_monthly_usd))
+    t.add_row(f"self-hosted, per month ({instances} x {_usd(hourly)}/h, 730 h"
+              + (f" + {engineering_hours:g} h engineering" if engineering_hours else "") + ")",
+              _usd(b.self_hosted_monthly_usd))  # fmt: skip
+    t.add_row("break-even volume", f"{b.breakeven_tokens_per_day:,.0f} tokens/day")
+    t.add_row("cheaper", f"[bold]{b.cheaper}[/]")
+    out.print(t)
+    out.print(
+        "[dim]Self-hosted capacity is not checked here: `modelfleet plan` shows tokens/s "
+        "per replica for a model.[/]"
+    )
+
+
+@app.command()
+def check(
+    stack: Annotated[str, typer.Argument(help="stack name in stacks/ or a stack file path")],
+    json_out: Json = False,
+    stacks_dir: StacksDir = Path("stacks"),
+) -> None:
+    """Run the policy pack offline on the program run under Pulumi mocks."""
+    from modelfleet.offline_check import run_check
+
+    config, p = _load(stack, stacks_dir)
+    path = resolve_stack(stack, stacks_dir)
+    verdict = run_check(path, p)
+    if json_out:
+        print(json.dumps(verdict.as_dict(), indent=2))
+    else:
+        _print_verdict(verdict)
+    if not verdict.passed:
+        raise typer.Exit(1)
+
+
+def _print_verdict(verdict: Any) -> None:
+    if verdict.passed:
+        out.print(f"[green]policy pack passed[/]: {verdict.rules} rules on "
+                  f"{verdict.resources} resources")  # fmt: skip
+        return
+    t = Table(title="Policy violations", title_justify="left")
+    for col in ("policy", "resource", "message"):
+        t.add_column(col)
+    for v in verdict.violations:
+        t.add_row(v.policy, v.urn_name, v.message)
+    out.print(t)
+
+
+def main() -> None:
+    try:
+        app()
+    except sizing.SizingError as exc:  # pragma: no cover - build_plan wraps these
+        err.print(f"error: {exc}")
+        sys.exit(EXIT_BAD_INPUT)
+
+
+if __name__ == "__main__":
+    main()

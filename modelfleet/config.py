@@ -1,0 +1,636 @@
+"""The stack file schema: what a team writes under `config:` in `stacks/Pulumi.<stack>.yaml`.
+
+One model, two loaders: `load_stack_file` reads the YAML file (offline CLI, tests) and
+`load_config_mapping` takes the `namespace:key -> value` mapping that the Pulumi engine hands the
+program. Both end in `StackConfig`, so what `modelfleet plan` shows is what `pulumi up` builds.
+Every error is a `ConfigError` whose lines name the stack file and the key path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from modelfleet import catalog
+from fetcher.errors import SourceError
+from fetcher.source import HfSource, parse_source
+from modelfleet.cron import CronError, parse_cron
+
+NAMESPACE = "modelfleet"
+
+
+class ConfigError(Exception):
+    """A stack that cannot be planned. `str()` is the whole message a user sees."""
+
+    def __init__(self, origin: str, problems: list[str]) -> None:
+        self.origin = origin
+        self.problems = problems
+        super().__init__("\n".join(f"{origin}: {p}" for p in problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        str_strip_whitespace=True,
+    )
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class Platform(StrEnum):
+    ECS = "ecs"
+    EKS = "eks"
+
+
+class Dtype(StrEnum):
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"
+    FP8 = "fp8"
+    AWQ = "awq"
+    GPTQ = "gptq"
+
+
+class Capacity(StrEnum):
+    ON_DEMAND = "on-demand"
+    SPOT = "spot"
+    MIXED = "mixed"
+
+
+def _cron(value: str) -> str:
+    try:
+        parse_cron(value)
+    except CronError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _instance_type(value: str) -> str:
+    if value not in catalog.INSTANCE_TYPES:
+        known = ", ".join(sorted(catalog.INSTANCE_TYPES))
+        raise ValueError(f"unknown instance type {value!r}; the catalog has: {known}")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r} (e.g. America/New_York)") from None
+    return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not a CIDR block: {exc}") from None
+    if net.version != 4:
+        raise ValueError("an IPv4 CIDR block is required")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+InstanceTypeName = Annotated[str, AfterValidator(_instance_type)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")]
+
+# Secrets live in the stack file only as ciphertext (`pulumi config set --secret`). The engine
+# decrypts them before the program runs; offline, the CLI sees `{secure: v1:...}` and keeps it
+# opaque. Either way the value is a SecretStr and never reaches a log, an error or a plan.
+ENCRYPTED = "<encrypted>"
+
+
+Secret = SecretStr
+
+
+def is_encrypted(secret: SecretStr) -> bool:
+    """True offline, where the CLI holds only the ciphertext's placeholder."""
+    return secret.get_secret_value() == ENCRYPTED
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------------------------
+
+
+class NetworkConfig(_Model):
+    vpc_cidr: Cidr | None = None
+    availability_zones: int = Field(2, ge=2, le=6)
+    vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")] | None = None
+    private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
+    public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
+    certificate_arn: (
+        Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")]
+        | None
+    ) = None
+    # One NAT gateway per AZ survives an AZ outage; one in total is a third of the cost.
+    nat_gateways: Literal["single", "per-az"] | None = None
+    ingress_cidrs: list[Cidr] = ["0.0.0.0/0"]
+    # ALB idle timeout: None derives it from the slowest model's longest non-streamed answer.
+    idle_timeout_seconds: int | None = Field(None, ge=120, le=4000)
+
+    @model_validator(mode="after")
+    def _new_or_existing(self) -> Self:
+        if self.vpc_id is None:
+            if self.private_subnet_ids or self.public_subnet_ids:
+                raise ValueError("privateSubnetIds/publicSubnetIds need vpcId")
+            return self
+        if self.vpc_cidr is not None:
+            raise ValueError("give either vpcCidr (a new VPC) or vpcId (an existing one), not both")
+        for key, ids in (
+            ("privateSubnetIds", self.private_subnet_ids),
+            ("publicSubnetIds", self.public_subnet_ids),
+        ):
+            # An ALB needs subnets in at least two AZs.
+            if len(ids) < 2:
+                raise ValueError(f"{key} needs at least two subnets (two AZs) with vpcId")
+        return self
+
+    @property
+    def cidr(self) -> str:
+        return self.vpc_cidr or "10.40.0.0/16"
+
+
+class Replicas(_Model):
+    min: int = Field(1, ge=0, le=100)
+    max: int = Field(1, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class ModelParameters(_Model):
+    """Architecture of a model that is not in the catalog, from its config.json."""
+
+    parameters_b: float = Field(gt=0, le=2000, description="total parameters, billions")
+    active_parameters_b: float | None = Field(None, gt=0)
+    layers: int = Field(gt=0)
+    attention_heads: int = Field(gt=0)
+    kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    max_context: int = Field(gt=0)
+    vocab_size: int = Field(128256, gt=0)
+    tied_embeddings: bool = False
+
+    @model_validator(mode="after")
+    def _heads(self) -> Self:
+        if self.attention_heads % self.kv_heads:
+            raise ValueError("attentionHeads must be a multiple of kvHeads")
+        return self
+
+    def to_arch(self) -> catalog.ModelArch:
+        return catalog.ModelArch(
+            parameters_b=self.parameters_b,
+            layers=self.layers,
+            attention_heads=self.attention_heads,
+            kv_heads=self.kv_heads,
+            head_dim=self.head_dim,
+            max_context=self.max_context,
+            vocab_size=self.vocab_size,
+            tied_embeddings=self.tied_embeddings,
+            active_parameters_b=self.active_parameters_b,
+            source=catalog.Source("stack file (modelfleet:models[].parameters)", "n/a"),
+        )
+
+
+
+
+def _source(value: str) -> str:
+    # The fetcher owns the grammar, so a source the stack accepts is one the fetcher can fetch.
+    try:
+        parse_source(value)
+    except SourceError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+Source = Annotated[str, AfterValidator(_source)]
+
+
+class LoraAdapter(_Model):
+    name: Name
+    source: Source
+
+
+# vLLM flags the plan sets itself; a second copy in vllmArgs would silently win or clash.
+RESERVED_VLLM_FLAGS = frozenset(
+    {
+        "--model",
+        "--served-model-name",
+        "--max-model-len",
+        "--tensor-parallel-size",
+        "--gpu-memory-utilization",
+        "--quantization",
+        "--dtype",
+        "--kv-cache-dtype",
+        "--host",
+        "--port",
+        "--enable-lora",
+        "--lora-modules",
+        "--max-num-seqs",
+        "--download-dir",
+    }
+)
+
+
+class ModelConfig(_Model):
+    name: Name = Field(description="route prefix /<name>/v1 and the served model name")
+    source: Source
+    model: str | None = Field(None, description="catalog key; default: the repo id in source")
+    parameters: ModelParameters | None = None
+    dtype: Dtype = Dtype.BFLOAT16
+    kv_cache_dtype: Literal["auto", "fp8"] = "auto"
+    max_model_len: int = Field(ge=256, le=1_048_576)
+    instance_type: InstanceTypeName
+    tensor_parallel: int | None = Field(None, ge=1, le=8)
+    gpu_memory_utilization: float = Field(0.90, ge=0.5, le=0.98)
+    max_num_seqs: int | None = Field(None, ge=1, le=1024)
+    replicas: Replicas = Replicas()
+    capacity: Capacity = Capacity.ON_DEMAND
+    vllm_args: list[str] = []
+    lora_adapters: list[LoraAdapter] = []
+
+    @field_validator("vllm_args")
+    @classmethod
+    def _no_reserved(cls, args: list[str]) -> list[str]:
+        for arg in args:
+            flag = arg.split("=", 1)[0]
+            if flag in RESERVED_VLLM_FLAGS:
+                raise ValueError(
+                    f"{flag} is set by modelfleet from the plan; use the matching stack key "
+                    "(maxModelLen, tensorParallel, gpuMemoryUtilization, dtype, maxNumSeqs, "
+                    "loraAdapters)"
+                )
+        return args
+
+    @model_validator(mode="after")
+    def _catalog(self) -> Self:
+        if self.parameters is not None:
+            return self
+        key = self.catalog_key
+        if catalog.lookup_model(key) is None:
+            known = ", ".join(sorted(catalog.MODEL_ALIASES))
+            raise ValueError(
+                f"model {key!r} is not in the catalog; name one ({known}) in `model`, "
+                "or describe it under `parameters`"
+            )
+        return self
+
+    @property
+    def catalog_key(self) -> str:
+        if self.model:
+            return catalog.canonical_model(self.model)
+        src = parse_source(self.source)
+        return src.repo_id if isinstance(src, HfSource) else self.source
+
+    @property
+    def arch(self) -> catalog.ModelArch:
+        if self.parameters is not None:
+            return self.parameters.to_arch()
+        arch = catalog.lookup_model(self.catalog_key)
+        assert arch is not None  # checked by the validator
+        return arch
+
+    @property
+    def instance(self) -> catalog.InstanceType:
+        return catalog.INSTANCE_TYPES[self.instance_type]
+
+
+class RateLimit(_Model):
+    requests_per_minute: int = Field(0, ge=0)
+    tokens_per_minute: int = Field(0, ge=0)
+
+
+class Fallback(_Model):
+    base_url: Annotated[str, Field(pattern=r"^https://[^\s/]+(/[^\s]*)?$")]
+    model: str
+    api_key: Secret
+
+
+class GatewayConfig(_Model):
+    api_keys: Secret | None = None
+    allow_no_auth: bool = False
+    rate_limit: RateLimit = RateLimit()
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+    max_inflight: int | None = Field(None, ge=1, le=10_000)
+    fallback: Fallback | None = None
+    drain_seconds: int = Field(60, ge=5, le=600)
+
+
+class ScheduleConfig(_Model):
+    timezone: TimeZone = "UTC"
+    scale_down: Cron
+    scale_up: Cron
+
+
+class AlarmsConfig(_Model):
+    emails: list[Email] = []
+    p99_latency_seconds: float = Field(30.0, gt=0)
+    queue_depth: int = Field(16, ge=1)
+    error_rate_percent: float = Field(5.0, gt=0, le=100)
+
+
+class AutoscalingConfig(_Model):
+    # Waiting requests per task that target tracking holds; vLLM batches up to maxNumSeqs
+    # before anything waits, so any steady queue means the task is saturated.
+    queue_depth_target: float = Field(4.0, gt=0)
+    scale_out_cooldown: int = Field(60, ge=0, le=3600)
+    scale_in_cooldown: int = Field(600, ge=0, le=3600)
+
+
+class ImagesConfig(_Model):
+    # vLLM's OpenAI server image, pinned; a moving tag would change the engine under a fleet.
+    # The -cu129 build, not the default CUDA 13 one: that needs NVIDIA driver 580+, which the
+    # ECS GPU-optimized AMI may not carry yet (https://github.com/vllm-project/vllm/releases).
+    vllm: Annotated[str, Field(pattern=r"^[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")] = (
+        "vllm/vllm-openai:v0.31.0-cu129"
+    )
+    # Prebuilt sidecar/fetcher images; when absent, `pulumi up` builds them from docker/ and
+    # pushes them to ECR repositories of the stack.
+    sidecar: str | None = None
+    fetcher: str | None = None
+
+
+class PricingConfig(_Model):
+    instances: dict[InstanceTypeName, float] = {}
+    # Spot savings vary by pool and hour; 0.6 off on-demand is an assumption for g/p families,
+    # overridable here per stack (https://aws.amazon.com/ec2/spot/instance-advisor/).
+    spot_discount: float = Field(0.6, ge=0, lt=1)
+
+
+class GuardrailsConfig(_Model):
+    """Cost guardrails the policy pack enforces (see policies/)."""
+
+    allowed_instance_families: list[str] | None = None
+    max_hourly_usd: float | None = Field(None, gt=0)
+    require_spot: bool | None = None
+
+
+RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
+
+
+class StackConfig(_Model):
+    stack: str = Field("dev", exclude=True)
+    region: str = "us-east-1"
+    environment: Environment = Environment.DEV
+    team: Name
+    platform: Platform = Platform.ECS
+    ephemeral: bool = False
+    network: NetworkConfig = NetworkConfig()
+    models: list[ModelConfig] = Field(min_length=1, max_length=20)
+    gateway: GatewayConfig = GatewayConfig()
+    schedule: ScheduleConfig | None = None
+    alarms: AlarmsConfig = AlarmsConfig()
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
+    images: ImagesConfig = ImagesConfig()
+    pricing: PricingConfig = PricingConfig()
+    guardrails: GuardrailsConfig = GuardrailsConfig()
+    log_retention_days: int | None = None
+    hf_token: Secret | None = None
+    tags: dict[str, str] = {}
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int | None) -> int | None:
+        if v is not None and v not in RETENTION_DAYS:
+            raise ValueError(f"CloudWatch Logs accepts one of {RETENTION_DAYS}")
+        return v
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"models: duplicate name(s) {dupes}")
+        if self.platform is Platform.EKS:
+            raise ValueError(
+                "platform: eks is not available yet; this release deploys platform: ecs"
+            )
+        if self.environment is Environment.PROD and self.ephemeral:
+            raise ValueError("ephemeral: a prod stack cannot be ephemeral")
+        if not self.ephemeral and self.network.certificate_arn is None:
+            raise ValueError(
+                "network.certificateArn is required: the ALB serves HTTPS; plain HTTP is only "
+                "allowed when ephemeral: true"
+            )
+        if self.gateway.api_keys is None and not self.gateway.allow_no_auth:
+            raise ValueError(
+                "gateway.apiKeys is required (pulumi config set --secret --path "
+                "'modelfleet:gateway.apiKeys' 'team:key,...'), or gateway.allowNoAuth: true"
+            )
+        if self.gateway.allow_no_auth and not self.ephemeral:
+            raise ValueError("gateway.allowNoAuth is only allowed when ephemeral: true")
+        if (
+            self.network.nat_gateways == "single"
+            and self.environment is Environment.PROD
+            and self.network.vpc_id is None
+        ):
+            raise ValueError("network.natGateways: a prod VPC keeps one NAT gateway per AZ")
+        return self
+
+    @property
+    def retention_days(self) -> int:
+        if self.log_retention_days is not None:
+            return self.log_retention_days
+        return 7 if self.ephemeral else (90 if self.environment is Environment.PROD else 30)
+
+    @property
+    def nat_gateway_count(self) -> int:
+        if self.network.vpc_id is not None:
+            return 0
+        mode = self.network.nat_gateways or (
+            "per-az" if self.environment is Environment.PROD else "single"
+        )
+        return self.network.availability_zones if mode == "per-az" else 1
+
+    @property
+    def prefix(self) -> str:
+        """Resource name prefix: short, unique per team and stack."""
+        # 20 characters leave room for a role and Pulumi's 8-character suffix within the
+        # 32 characters AWS allows for load balancer names.
+        return f"mf-{self.team}-{self.stack}"[:20].rstrip("-")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loaders
+# ---------------------------------------------------------------------------------------------
+
+# Top-level keys whose whole value is a secret when it arrives from the engine.
+SECRET_PATHS = {
+    ("gateway", "apiKeys"),
+    ("gateway", "fallback", "apiKey"),
+    ("hfToken",),
+}
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = f"{NAMESPACE}:"
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if i else "") + part
+    return out
+
+
+def _describe(err: Any) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    # Tagged unions and Annotated validators add their own loc parts; keep the user's path.
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    if err["type"] not in ("missing", "extra_forbidden") and "input" in err:
+        value = err["input"]
+        if isinstance(value, str | int | float | bool) and not _secretish(loc):
+            msg += f" (got {value!r})"
+    return f"{_loc(loc)}: {msg}"
+
+
+def _secretish(loc: tuple[int | str, ...]) -> bool:
+    return any(str(p) in {"apiKeys", "apiKey", "hfToken"} for p in loc)
+
+
+def _unwrap_secure(value: Any, path: tuple[str, ...], problems: list[str]) -> Any:
+    """Turn `{secure: ciphertext}` into an opaque placeholder, and reject plain secrets."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return ENCRYPTED
+        return {k: _unwrap_secure(v, (*path, str(k)), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secure(v, path, problems) for v in value]
+    if path in SECRET_PATHS and isinstance(value, str):
+        key = ".".join(path)
+        problems.append(
+            f"{_loc(path)}: a secret in plain text; set it with "
+            f"`pulumi config set --secret --path '{NAMESPACE}:{key}' ...`"
+        )
+    return value
+
+
+def _build(raw: dict[str, Any], origin: str, stack: str, region: str | None) -> StackConfig:
+    data = dict(raw)
+    data["stack"] = stack
+    if region:
+        data["region"] = region
+    try:
+        return StackConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(origin, [_describe(e) for e in exc.errors()]) from None
+
+
+def load_stack_file(path: str | Path) -> StackConfig:
+    """Load `stacks/Pulumi.<stack>.yaml`; secrets stay encrypted placeholders."""
+    p = Path(path)
+    origin = str(p)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(origin, ["no such stack file"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(origin, [f"not valid YAML: {exc}"]) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise ConfigError(origin, ["expected a mapping with a `config:` section"])
+    stack = p.name.removeprefix("Pulumi.").removesuffix(".yaml").removesuffix(".yml")
+    raw: dict[str, Any] = {}
+    region = None
+    problems: list[str] = []
+    for key, value in doc["config"].items():
+        ns, _, name = str(key).partition(":")
+        if ns == "aws" and name == "region":
+            region = str(value)
+        elif ns == NAMESPACE:
+            raw[name] = _unwrap_secure(value, (name,), problems)
+    if problems:
+        raise ConfigError(origin, problems)
+    return _build(raw, origin, stack, region)
+
+
+def load_config_mapping(
+    values: Mapping[str, Any],
+    stack: str,
+    secret_keys: set[str] | frozenset[str] = frozenset(),
+    origin: str | None = None,
+) -> StackConfig:
+    """Load from the engine's config: `{"modelfleet:models": "<json>", "aws:region": ...}`.
+
+    Structured values arrive JSON-encoded; keys holding a secret are listed in `secret_keys`.
+    """
+    origin = origin or f"stacks/Pulumi.{stack}.yaml"
+    raw: dict[str, Any] = {}
+    region = None
+    problems: list[str] = []
+    for key, value in values.items():
+        ns, _, name = key.partition(":")
+        if key == "aws:region":
+            region = str(value)
+        if ns != NAMESPACE:
+            continue
+        decoded = value
+        if isinstance(value, str) and value[:1] in "[{":
+            try:
+                decoded = json.loads(value)
+            except json.JSONDecodeError:
+                problems.append(f"{key}: not valid JSON")
+                continue
+        elif isinstance(value, str) and value in ("true", "false"):
+            decoded = value == "true"
+        raw[name] = decoded
+        _check_secret_origin(name, decoded, key in secret_keys, problems)
+    if problems:
+        raise ConfigError(origin, problems)
+    return _build(raw, origin, stack, region)
+
+
+def _check_secret_origin(name: str, value: Any, is_secret: bool, problems: list[str]) -> None:
+    """A secret path present in a key that the engine did not mark secret was typed in plain."""
+    if is_secret:
+        return
+    for path in SECRET_PATHS:
+        if path[0] != name:
+            continue
+        node: Any = value
+        for part in path[1:]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None and (len(path) > 1 or isinstance(node, str)):
+            _unwrap_secure(node, path, problems)
+
+
+def resolve_stack(stack: str, stacks_dir: str | Path = "stacks") -> Path:
+    """A stack name (`dev`) or a path to a stack file."""
+    p = Path(stack)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    return Path(stacks_dir) / f"Pulumi.{stack}.yaml"

@@ -10,6 +10,7 @@ an operator whose mirror forwards Xet headers it cannot honour sets ``HF_HUB_DIS
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
@@ -24,7 +25,6 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import logging as hf_logging
 
 from fetcher import __version__
 from fetcher.backend import ByteSink, Chooser, Plan, RemoteFile
@@ -96,7 +96,7 @@ class HfBackend:
         self.has_token = get_token() is not None
         self.commit: str | None = None
         # huggingface_hub warns through logging; the fetcher reports failures itself, once.
-        hf_logging.set_verbosity_error()
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
     def plan(self, choose: Chooser) -> Plan:
         api = HfApi(endpoint=self.endpoint, library_name=_LIBRARY, library_version=__version__)
@@ -159,7 +159,8 @@ class HfBackend:
         if isinstance(exc, RepositoryNotFoundError):
             if status == 401 and not self.has_token:
                 return FetchError(
-                    f"{src}: repository {src.repo_id} not found, or private and HF_TOKEN is not set",
+                    f"{src}: repository {src.repo_id} not found, or private and HF_TOKEN "
+                    "is not set",
                     ExitCode.AUTH,
                 )
             return FetchError(
@@ -174,7 +175,9 @@ class HfBackend:
             )
         if isinstance(exc, HfHubHTTPError) and status in (401, 403):
             reason = "HF_TOKEN was rejected" if self.has_token else "HF_TOKEN is not set"
-            return FetchError(f"{src}: access denied by the Hub ({status}): {reason}", ExitCode.AUTH)
+            return FetchError(
+                f"{src}: access denied by the Hub ({status}): {reason}", ExitCode.AUTH
+            )
         if isinstance(exc, HfHubHTTPError):
             return FetchError(f"{src}: the Hub answered HTTP {status}")
         if isinstance(exc, httpx2.TransportError):

@@ -36,7 +36,9 @@ class Expected:
         return next((value for k, value in self.digests if k == kind), None)
 
 
-def compute(path: str, kinds: tuple[str, ...], on_bytes: Callable[[int], None] | None = None) -> dict[str, str]:
+def compute(
+    path: str, kinds: tuple[str, ...], on_bytes: Callable[[int], None] | None = None
+) -> dict[str, str]:
     """sha256 of ``path`` plus the other requested digests, in one read.
 
     hashlib and zlib release the GIL on large buffers, so files hash in parallel threads.

@@ -71,7 +71,9 @@ class Reporter:
 
     # Byte accounting ------------------------------------------------------------------------
 
-    def start(self, *, total_bytes: int, done_bytes: int, files_total: int, files_done: int) -> None:
+    def start(
+        self, *, total_bytes: int, done_bytes: int, files_total: int, files_done: int
+    ) -> None:
         with self._lock:
             self._total = total_bytes
             self._done = done_bytes
@@ -82,10 +84,11 @@ class Reporter:
         self._thread = threading.Thread(target=self._tick, name="fetcher-progress", daemon=True)
         self._thread.start()
 
-    def add_bytes(self, count: int) -> None:
+    def add_bytes(self, count: int, *, downloaded: bool = True) -> None:
         with self._lock:
             self._done += count
-            self._downloaded += count
+            if downloaded:
+                self._downloaded += count
 
     def file_done(self) -> None:
         with self._lock:

@@ -35,7 +35,14 @@ _SAFETENSORS = ("*.safetensors", "*.safetensors.index.json")
 _PICKLED = ("*.bin", "*.pt", "*.pth", "*.bin.index.json", "*.pt.index.json")
 # Training leftovers that share the weights' extensions; vLLM skips them too.
 _NOT_WEIGHTS = frozenset(
-    {"training_args.bin", "optimizer.bin", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth"}
+    {
+        "training_args.bin",
+        "optimizer.bin",
+        "optimizer.pt",
+        "scheduler.pt",
+        "scaler.pt",
+        "rng_state.pth",
+    }
 )
 
 

@@ -1,0 +1,3 @@
+from fetcher.cli import main
+
+raise SystemExit(main())

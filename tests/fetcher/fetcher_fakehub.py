@@ -71,7 +71,9 @@ class FakeHub:
             server.daemon_threads = True
             server.hub = self  # type: ignore[attr-defined]
             server.role = role  # type: ignore[attr-defined]
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            ).start()
             self._servers.append(server)
         return self
 

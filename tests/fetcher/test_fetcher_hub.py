@@ -45,3 +45,120 @@ def test_complete_fetch_pins_verifies_and_reports(
     assert hub.unknown_requests() == []
     # Every file at the pinned commit, never at the branch that could move meanwhile.
     assert all("/resolve/main/" not in r.path for r in hub.log)
+
+
+def test_rerun_on_complete_model_is_a_fast_no_op(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    first = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    requests_before = len(hub.log)
+
+    again = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+
+    assert again.returncode == 0, again.stderr
+    assert again.last_line == first.last_line
+    assert len(hub.log) == requests_before  # no network at all
+    assert again.seconds < 1.0, f"no-op took {again.seconds:.2f}s"
+    assert [e["event"] for e in again.events()] == ["present"]
+
+
+def test_checksum_mismatch_fails_and_leaves_no_model(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    hub.repos[REPO].corrupt.add("model-00002-of-00002.safetensors")
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+
+    run = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+
+    assert run.returncode == 5
+    assert run.stdout == ""
+    assert "Traceback" not in run.stderr
+    error = run.events()[-1]
+    assert error["event"] == "error" and error["exit_code"] == 5
+    assert "model-00002-of-00002.safetensors: sha256 mismatch" in error["message"]
+    folder = Path(model_dir(f"hf://{REPO}@main", str(tmp_path)))
+    assert not folder.exists()
+    staging = tmp_path / ".modelfleet" / (folder.name + ".partial")
+    assert not (staging / "model-00002-of-00002.safetensors").exists()
+
+
+def test_missing_repository_and_revision_fail_with_one_line(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    dest = tmp_path / "models"
+    missing_repo = run_fetcher(env, "hf://acme/nope@main", str(dest))
+    # Anonymous callers cannot tell a missing repository from a private one (the Hub answers 401).
+    assert missing_repo.returncode == 4
+    assert "not found, or private and HF_TOKEN is not set" in missing_repo.stderr
+
+    env_token = {**env, "HF_TOKEN": "hf_valid"}
+    hub.valid_tokens.add("hf_valid")
+    missing_with_token = run_fetcher(env_token, "hf://acme/nope@main", str(dest))
+    assert missing_with_token.returncode == 3
+    missing_rev = run_fetcher(env, f"hf://{REPO}@no-such-branch", str(dest))
+    assert missing_rev.returncode == 3
+    assert "revision 'no-such-branch' not found" in missing_rev.stderr
+
+    for run in (missing_repo, missing_with_token, missing_rev):
+        assert run.stdout == ""
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert "Traceback" not in run.stderr
+    assert [p.name for p in dest.iterdir()] == [".modelfleet"]
+
+
+def test_private_repository_needs_a_valid_token_that_is_never_logged(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    secret = "hf_s3cr3tT0kenValue"
+    hub.valid_tokens.add(secret)
+    hub.repos[REPO].token = secret
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+
+    anonymous = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+    rejected = run_fetcher({**env, "HF_TOKEN": "hf_wrong"}, f"hf://{REPO}@main", str(tmp_path))
+    accepted = run_fetcher({**env, "HF_TOKEN": secret}, f"hf://{REPO}@main", str(tmp_path))
+
+    assert anonymous.returncode == 4
+    assert rejected.returncode == 4 and "HF_TOKEN was rejected" in rejected.stderr
+    assert accepted.returncode == 0, accepted.stderr
+    for run in (anonymous, rejected, accepted):
+        assert secret not in run.stdout + run.stderr
+        assert "hf_wrong" not in run.stdout + run.stderr
+    manifest = (Path(accepted.last_line) / MANIFEST_NAME).read_text()
+    assert secret not in manifest
+    # The token goes to the Hub only, never to the CDN that LFS files are redirected to.
+    cdn_auth = [r.authorization for r in hub.log if r.path.startswith("/blobs/")]
+    assert cdn_auth and all(a is None for a in cdn_auth)
+
+
+def test_commit_and_tag_sources_land_in_their_own_folders(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    by_commit = run_fetcher(env, f"hf://{REPO}@{COMMIT}", str(tmp_path))
+    by_tag = run_fetcher(env, f"hf://{REPO}@v1", str(tmp_path))
+
+    assert by_commit.returncode == 0 and by_tag.returncode == 0
+    assert by_commit.last_line.endswith(f"hf--acme--tiny-llm--{COMMIT}")
+    assert by_tag.last_line.endswith("hf--acme--tiny-llm--v1")
+    assert not [e for e in by_commit.events() if e["event"] == "resolved"]
+
+
+def test_folder_with_a_file_deleted_by_hand_is_repaired(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    first = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+    folder = Path(first.last_line)
+    (folder / "tokenizer.json").unlink()
+
+    repaired = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+
+    assert repaired.returncode == 0, repaired.stderr
+    assert (folder / "tokenizer.json").read_bytes() == hub.repos[REPO].files["tokenizer.json"]
+    # The other files were re-verified in place, not downloaded again.
+    assert hub.downloads(REPO, "model-00002-of-00002.safetensors") == 1
+    assert hub.downloads(REPO, "tokenizer.json") == 2

@@ -1,0 +1,124 @@
+"""Killed fetchers and fetchers started together: real processes, a deliberately slow Hub."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+from fetcher_fakehub import FakeHub
+from fetcher_helpers import EXPECTED_FILES, REPO, finish, run_fetcher, start_fetcher, wait_for
+
+from fetcher.manifest import RECORD_NAME
+from fetcher.paths import MANIFEST_NAME, model_dir
+
+SOURCE = f"hf://{REPO}@main"
+BIG = "model-00002-of-00002.safetensors"
+SMALL = "model-00001-of-00002.safetensors"
+
+
+def _verified(staging: Path) -> set[str]:
+    try:
+        return set(json.loads((staging / RECORD_NAME).read_text())["files"])
+    except (OSError, ValueError, KeyError):
+        return set()
+
+
+def test_kill_mid_download_then_rerun_reuses_verified_files(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    folder = Path(model_dir(SOURCE, str(tmp_path)))
+    staging = tmp_path / ".modelfleet" / (folder.name + ".partial")
+    hub.delays[BIG] = 0.2  # ~10 s for the big shard: the kill lands mid-file
+    started = time.monotonic()
+    proc = start_fetcher(env, SOURCE, str(tmp_path))
+    wait_for(
+        lambda: hub.served_bytes(REPO, BIG) >= 256 * 1024 and SMALL in _verified(staging),
+        what="the small shard verified while the big one streams",
+    )
+    proc.send_signal(signal.SIGKILL)
+    killed = finish(proc, started)
+    assert killed.returncode == -signal.SIGKILL
+    assert not folder.exists()  # nothing half-written where vLLM looks
+
+    hub.delays.clear()
+    rerun = run_fetcher(env, SOURCE, str(tmp_path))
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.last_line == str(folder)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*EXPECTED_FILES, MANIFEST_NAME])
+    assert (folder / BIG).read_bytes() == hub.repos[REPO].files[BIG]
+    assert hub.downloads(REPO, SMALL) == 1  # verified before the kill, reused after it
+    assert hub.downloads(REPO, BIG) == 2
+    plan = next(e for e in rerun.events() if e["event"] == "plan")
+    assert plan["files_reused"] >= 1
+    assert not staging.exists()
+
+
+def test_three_concurrent_fetchers_download_once(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    hub.delays[BIG] = 0.02  # about a second, so that the three overlap
+    started = time.monotonic()
+    procs = [
+        start_fetcher(env, SOURCE, str(tmp_path), "--poll-interval", "0.1") for _ in range(3)
+    ]
+    runs = [finish(p, started) for p in procs]
+
+    assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr for r in runs]
+    assert {r.last_line for r in runs} == {model_dir(SOURCE, str(tmp_path))}
+    for path in EXPECTED_FILES:
+        assert hub.downloads(REPO, path) == 1, path
+    fetched = [r for r in runs if any(e["event"] == "done" for e in r.events())]
+    assert len(fetched) == 1
+    waited = [r for r in runs if any(e["event"] == "waiting" for e in r.events())]
+    assert len(waited) >= 1
+
+
+def test_waiter_takes_over_from_a_killed_holder(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    folder = Path(model_dir(SOURCE, str(tmp_path)))
+    staging = tmp_path / ".modelfleet" / (folder.name + ".partial")
+    hub.delays[BIG] = 0.2
+    started = time.monotonic()
+    holder = start_fetcher(env, SOURCE, str(tmp_path))
+    wait_for(lambda: SMALL in _verified(staging), what="the holder to verify a file")
+    waiter = start_fetcher(env, SOURCE, str(tmp_path), "--poll-interval", "0.1")
+    wait_for(lambda: hub.served_bytes(REPO, BIG) >= 128 * 1024, what="the big shard to stream")
+    time.sleep(0.5)  # the waiter is polling by now
+    holder.send_signal(signal.SIGKILL)
+    finish(holder, started)
+    hub.delays.clear()
+
+    took_over = finish(waiter, started)
+
+    assert took_over.returncode == 0, took_over.stderr
+    events = [e["event"] for e in took_over.events()]
+    assert "waiting" in events and "lock" in events and events[-1] == "done"
+    assert (folder / BIG).read_bytes() == hub.repos[REPO].files[BIG]
+    assert hub.downloads(REPO, SMALL) == 1
+
+
+def test_waiter_gives_up_after_the_wait_timeout(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    hub.delays[BIG] = 0.2
+    started = time.monotonic()
+    holder = start_fetcher(env, SOURCE, str(tmp_path))
+    wait_for(lambda: hub.served_bytes(REPO, BIG) > 0, what="the holder to start")
+
+    waiter = run_fetcher(
+        env, SOURCE, str(tmp_path), "--wait-timeout", "0.5", "--poll-interval", "0.1"
+    )
+
+    holder.send_signal(signal.SIGKILL)
+    finish(holder, started)
+    assert waiter.returncode == 7
+    assert "timed out after" in waiter.events()[-1]["message"]
+    assert waiter.stdout == ""

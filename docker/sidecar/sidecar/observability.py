@@ -166,7 +166,7 @@ class Metrics:
         path = os.environ.get(_MULTIPROC_ENV)
         if path:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=path)
+            MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
 
@@ -278,7 +278,8 @@ class EmfPublisher:
             return
         try:
             text = await self._fetch()
-        except Exception:  # noqa: BLE001 - an absent engine means no sample, not a crash
+        except Exception:
+            # An absent engine means no sample, not a crashed publisher.
             return
         depth = parse_queue_depth(text) if isinstance(text, str) else None
         if depth is None:

@@ -30,10 +30,14 @@ class RequestInfo:
 
 
 def _bad(message: str, param: str | None) -> ApiError:
-    return ApiError(400, message, "invalid_request_error" if param is None else "invalid_value", param=param)
+    return ApiError(
+        400, message, "invalid_request_error" if param is None else "invalid_value", param=param
+    )
 
 
-def _number(body: dict[str, Any], name: str, low: float, high: float, *, low_open: bool = False) -> None:
+def _number(
+    body: dict[str, Any], name: str, low: float, high: float, *, low_open: bool = False
+) -> None:
     value = body.get(name)
     if value is None:
         return
@@ -64,7 +68,9 @@ def _boolean(body: dict[str, Any], name: str) -> bool:
     return value
 
 
-def _optional_type(body: dict[str, Any], name: str, kinds: type | tuple[type, ...], what: str) -> None:
+def _optional_type(
+    body: dict[str, Any], name: str, kinds: type | tuple[type, ...], what: str
+) -> None:
     value = body.get(name)
     if value is not None and not isinstance(value, kinds):
         raise _bad(f"'{name}' must be {what}", name)
@@ -99,13 +105,16 @@ def _common(body: dict[str, Any]) -> RequestInfo:
     _optional_type(body, "user", str, "a string")
     _optional_type(body, "logit_bias", dict, "an object")
     stop = body.get("stop")
-    if stop is not None and not isinstance(stop, str):
-        if (
+    if (
+        stop is not None
+        and not isinstance(stop, str)
+        and (
             not isinstance(stop, list)
             or len(stop) > 64
             or not all(isinstance(item, str) for item in stop)
-        ):
-            raise _bad("'stop' must be a string or an array of at most 64 strings", "stop")
+        )
+    ):
+        raise _bad("'stop' must be a string or an array of at most 64 strings", "stop")
     return RequestInfo(
         model=model,
         stream=stream,
@@ -169,9 +178,7 @@ def _completions(body: dict[str, Any]) -> RequestInfo:
     if "prompt" not in body:
         raise _bad("'prompt' is required", "prompt")
     if not _token_lists(body["prompt"]):
-        raise _bad(
-            "'prompt' must be a string, an array of strings, or token arrays", "prompt"
-        )
+        raise _bad("'prompt' must be a string, an array of strings, or token arrays", "prompt")
     _boolean(body, "echo")
     _integer(body, "logprobs", 0, 20)
     _optional_type(body, "suffix", str, "a string")

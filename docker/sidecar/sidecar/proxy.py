@@ -1,0 +1,881 @@
+"""The hot path: a pure ASGI app that proxies ``/v1/*`` to vLLM and hands the rest to FastAPI.
+
+Request bodies are parsed once (to validate them and read ``stream``/``model``) and the
+original bytes are forwarded; responses pass through as received, chunk by chunk for
+streams. Per request there is one extra task (the disconnect watcher) and at most one
+timer handle, which is re-armed lazily rather than per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from .errors import ApiError, error_body, sse_error_event
+from .limits import Authenticator, KeyLimits
+from .observability import EmfPublisher, LineWriter, Metrics
+from .settings import Settings
+from .usage import SseUsageScanner, usage_from_json
+from .validation import RequestInfo, validate
+
+__all__ = ["ROUTES", "Gateway", "Route"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    method: str
+    path: str
+    kind: str | None
+    fallback: bool
+
+
+ROUTES: Final[dict[str, Route]] = {
+    route.path: route
+    for route in (
+        Route("chat", "POST", "/v1/chat/completions", "chat", True),
+        Route("completions", "POST", "/v1/completions", "completions", True),
+        # Vectors from another model are not comparable, so embeddings never fall back.
+        Route("embeddings", "POST", "/v1/embeddings", "embeddings", False),
+        Route("models", "GET", "/v1/models", None, False),
+    )
+}
+
+MAX_RETRIES: Final = 2
+_RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+_FALLBACK_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+# Response headers that describe one hop, or that this proxy sets itself.
+_DROP_RESPONSE_HEADERS: Final = frozenset(
+    {
+        b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+        b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"content-length",
+        b"date", b"server", b"x-request-id", b"set-cookie",
+    }
+)  # fmt: skip
+_REQUEST_ID_RE: Final = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+_JSON: Final = (b"content-type", b"application/json")
+_KEEPALIVE_COMMENT: Final = b": keep-alive\n\n"
+_SSE_HEADERS: Final = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_MAX_ERROR_BODY: Final = 64 * 1024
+
+
+class ClientGone(Exception):
+    """The client disconnected; nothing more can be sent."""
+
+
+class UpstreamFailure(Exception):
+    """The engine could not answer; may be retried on the fallback if nothing was sent."""
+
+    def __init__(
+        self, kind: str, status: int, message: str, code: str, body: bytes | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.message = message
+        self.code = code
+        self.body = body
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What one request did, for its metrics and its log line."""
+
+    route: Route
+    request_id: bytes
+    start: float
+    t0: float
+    team: str = "-"
+    status: int = 0
+    model: str | None = None
+    stream: bool = False
+    ttft: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage: str | None = None
+    fallback: bool = False
+    forwarded: bool = False
+    retries: int = 0
+    error: str | None = None
+
+
+class _Guard:
+    """Deadlines, SSE keep-alives and the client-disconnect signal for one request.
+
+    A single timer handle is armed for the earliest deadline. Moving a deadline later
+    (every chunk does) costs an attribute write: when the timer fires early it simply
+    re-arms. Expiry cancels the request task; the handler converts that into an error.
+    """
+
+    __slots__ = (
+        "_due", "_handle", "_idle", "_keepalive", "_loop", "_send", "_task", "awaiting_first",
+        "committed", "done", "headers", "keepalive_at", "last", "pending", "phase", "phase_at",
+        "reading", "reason", "streaming", "total_at",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        task: asyncio.Task[Any],
+        now: float,
+        settings: Settings,
+        *,
+        streaming: bool,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        self._loop = loop
+        self._task = task
+        self._send = send
+        self.headers = headers
+        self._idle = settings.idle_timeout
+        self._keepalive = settings.keepalive_seconds
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = math.inf
+        self.total_at = now + settings.total_timeout
+        self.phase = "first_byte"
+        self.phase_at = now + settings.first_byte_timeout
+        self.streaming = streaming
+        self.awaiting_first = streaming
+        self.keepalive_at = now + settings.keepalive_seconds
+        self.last = now
+        self.reading = False
+        self.committed = False
+        self.pending: asyncio.Task[None] | None = None
+        self.reason: str | None = None
+        self.done = False
+        self._arm()
+
+    def _deadline(self) -> float:
+        phase_at = self.last + self._idle if self.phase == "idle" else self.phase_at
+        due = min(self.total_at, phase_at)
+        if self.awaiting_first:
+            due = min(due, self.keepalive_at)
+        return due
+
+    def _arm(self) -> None:
+        due = self._deadline()
+        if self._handle is not None:
+            if due >= self._due:
+                return
+            self._handle.cancel()
+        self._due = due
+        self._handle = self._loop.call_at(due, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._due = math.inf
+        if self.done or self.reason is not None:
+            return
+        now = self._loop.time()
+        if now >= self.total_at:
+            self.trip("total")
+            return
+        if self.phase == "idle":
+            if not self.reading:
+                # Blocked on a slow client, not on the engine: not idle.
+                self.last = now
+            elif now >= self.last + self._idle:
+                self.trip("idle")
+                return
+        elif now >= self.phase_at:
+            self.trip(self.phase)
+            return
+        if self.awaiting_first and now >= self.keepalive_at:
+            self.keepalive_at = now + self._keepalive
+            start = not self.committed
+            self.committed = True
+            previous = self.pending
+            self.pending = self._loop.create_task(self._send_keepalive(start, previous))
+        self._arm()
+
+    async def _send_keepalive(self, start: bool, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await previous
+        if start:
+            await self._send(
+                {"type": "http.response.start", "status": 200, "headers": self.headers}
+            )
+        await self._send(
+            {"type": "http.response.body", "body": _KEEPALIVE_COMMENT, "more_body": True}
+        )
+
+    async def settle(self) -> None:
+        """Wait for a keep-alive write in progress, so writes never interleave."""
+        while self.pending is not None:
+            pending = self.pending
+            await pending
+            if self.pending is pending:
+                self.pending = None
+
+    def enter_first_byte(self, now: float, first_byte_timeout: float) -> None:
+        self.phase = "first_byte"
+        self.phase_at = min(now + first_byte_timeout, self.total_at)
+        self._arm()
+
+    def enter_idle(self, now: float) -> None:
+        self.phase = "idle"
+        self.last = now
+        self._arm()
+
+    def first_chunk(self) -> None:
+        self.awaiting_first = False
+
+    def trip(self, reason: str) -> None:
+        if self.reason is None and not self.done:
+            self.reason = reason
+            self._task.cancel()
+
+    def take_reason(self) -> str | None:
+        reason, self.reason = self.reason, None
+        if reason is not None:
+            self._task.uncancel()
+        return reason
+
+    def close(self) -> None:
+        self.done = True
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self.pending is not None and not self.pending.done():
+            self.pending.cancel()
+
+
+def _backoff(attempt: int) -> float:
+    # Full jitter (production-stack's retry module): spreads retries of many requests.
+    return random.uniform(0.025, 0.1 * 2**attempt)  # noqa: S311 - jitter, not security
+
+
+def _retry_after(resp: aiohttp.ClientResponse) -> float:
+    value = resp.headers.get("Retry-After")
+    if value is None:
+        return 0.0
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
+
+
+_PROMPT_DUMP_RE: Final = re.compile(r"input_value=|'input':|\"input\":")
+
+
+def _upstream_error(status: int, raw: bytes) -> bytes:
+    """Re-shape an engine error into OpenAI's nested form, dropping anything that quotes input."""
+    message: str | None = None
+    code: str = "upstream_error"
+    param: str | None = None
+    try:
+        parsed = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        # vLLM has used both {"error": {...}} and a flat {"object": "error", ...}.
+        nested = parsed.get("error")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else parsed
+        if isinstance(inner.get("message"), str):
+            message = inner["message"]
+        if isinstance(inner.get("code"), str):
+            code = inner["code"]
+        if isinstance(inner.get("param"), str):
+            param = inner["param"]
+    # Validation errors from pydantic quote the request (and so the prompt); never relay them.
+    if message is None or _PROMPT_DUMP_RE.search(message) or len(message) > 1000:
+        message = f"The model engine returned HTTP {status}"
+    return error_body(status, message, code, param)
+
+
+def _json_headers(body: bytes, request_id: bytes) -> list[tuple[bytes, bytes]]:
+    return [_JSON, (b"content-length", str(len(body)).encode()), (b"x-request-id", request_id)]
+
+
+class Gateway:
+    """ASGI entry point: proxies the OpenAI routes, delegates everything else to ``app``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        writer: LineWriter,
+        emf: EmfPublisher | None = None,
+    ) -> None:
+        self.settings = settings
+        self.app = app
+        self.metrics = metrics
+        self.writer = writer
+        self.emf = emf
+        self.draining = False
+        self.inflight = 0
+        self._idle_event: asyncio.Event | None = None
+        self.session: aiohttp.ClientSession | None = None
+        keys = settings.keys()
+        self._auth = Authenticator(keys) if keys else None
+        self._limits = KeyLimits(settings.rpm, settings.tpm)
+        self._prefix = settings.route_prefix
+        base = settings.upstream_url
+        self._urls = {path: URL(base + path, encoded=True) for path in ROUTES}
+        self.health_url = URL(base + "/health", encoded=True)
+        self.metrics_url = URL(base + "/metrics", encoded=True)
+        self._fallback_urls: dict[str, URL] = {}
+        self._fallback_auth = ""
+        if settings.fallback_enabled:
+            fb = settings.fallback_url
+            # The fallback base URL already ends in /v1, like an OpenAI SDK base_url.
+            self._fallback_urls = {
+                path: URL(fb + path.removeprefix("/v1"), encoded=True)
+                for path, route in ROUTES.items()
+                if route.fallback
+            }
+            self._fallback_auth = "Bearer " + settings.fallback_api_key.get_secret_value()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        connector = aiohttp.TCPConnector(
+            limit=s.max_inflight * 2 if s.max_inflight else 0,
+            # vLLM's uvicorn drops idle connections after 5 s; closing ours first avoids
+            # reusing a socket the engine is closing, which would fail a POST mid-flight.
+            keepalive_timeout=4.0,
+            ttl_dns_cache=300,
+        )
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            read_bufsize=2**16,
+        )
+
+    async def wait_idle(self, budget: float) -> bool:
+        """Wait until nothing is in flight (True) or ``budget`` seconds pass (False)."""
+        if self.inflight == 0:
+            return True
+        self._idle_event = asyncio.Event()
+        try:
+            async with asyncio.timeout(budget):
+                await self._idle_event.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    # -- ASGI ----------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        prefix = self._prefix
+        if prefix and path.startswith(prefix):
+            rest = path[len(prefix) :]
+            if not rest or rest[0] == "/":
+                path = rest or "/"
+                scope = dict(scope)
+                scope["path"] = path
+                scope["raw_path"] = path.encode()
+        route = ROUTES.get(path)
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        await self._proxy(route, scope, receive, send)
+
+    async def _proxy(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        authorization: bytes | None = None
+        request_id: bytes | None = None
+        length: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"x-request-id":
+                request_id = value
+            elif name == b"content-length":
+                length = value
+        if request_id is None or not _REQUEST_ID_RE.match(request_id):
+            request_id = uuid.uuid4().hex.encode()
+        ex = Exchange(route=route, request_id=request_id, start=loop.time(), t0=time.perf_counter())
+        try:
+            await self._handle(ex, scope, receive, send, authorization, length, loop)
+        except ApiError as err:
+            ex.status = err.status
+            ex.error = err.code
+            await self._send_error(send, ex, err)
+        except ClientGone:
+            ex.status = 499
+            ex.error = "client_disconnected"
+            self.metrics.disconnects.labels(route.name).inc()
+        finally:
+            self._finish(ex, loop.time())
+
+    async def _handle(
+        self,
+        ex: Exchange,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        authorization: bytes | None,
+        length: bytes | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        route = ex.route
+        s = self.settings
+        if scope["method"] != route.method:
+            raise ApiError(405, f"Use {route.method} for {route.path}", "method_not_allowed")
+        if self._auth is not None:
+            team = self._auth.team_for(authorization)
+            if team is None:
+                raise ApiError(401, "Invalid or missing API key", "invalid_api_key")
+            ex.team = team
+        else:
+            ex.team = "anonymous"
+        if s.max_inflight and self.inflight >= s.max_inflight:
+            self.metrics.rate_limited.labels(ex.team, "inflight").inc()
+            raise ApiError(
+                429, "Too many requests in flight; retry shortly", "too_many_inflight",
+                retry_after=1,
+            )  # fmt: skip
+        if self._limits.enabled:
+            refused = self._limits.admit(ex.team, ex.start)
+            if refused is not None:
+                limit, wait = refused
+                self.metrics.rate_limited.labels(ex.team, limit).inc()
+                raise ApiError(
+                    429, f"Rate limit reached for {limit} per minute", "rate_limit_exceeded",
+                    retry_after=wait,
+                )  # fmt: skip
+        self.inflight += 1
+        gauge = self.metrics.inflight_for(ex.team)
+        gauge.inc()
+        try:
+            body = b""
+            parsed: dict[str, Any] | None = None
+            info: RequestInfo | None = None
+            if route.kind is not None:
+                body = await self._read_body(ex, receive, length)
+                parsed, info = validate(route.kind, body)
+                ex.model = info.model
+                ex.stream = info.stream
+            await self._forward(ex, send, receive, body, parsed, info, loop)
+        finally:
+            self.inflight -= 1
+            gauge.dec()
+            if self.inflight == 0 and self._idle_event is not None:
+                self._idle_event.set()
+
+    async def _read_body(self, ex: Exchange, receive: Receive, length: bytes | None) -> bytes:
+        limit = self.settings.max_body_bytes
+        too_large = ApiError(413, f"The request body exceeds {limit} bytes", "request_too_large")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                raise ApiError(400, "Invalid Content-Length", "invalid_request_error") from None
+            if declared > limit:
+                raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                # Checked as it arrives, so a chunked upload without Content-Length is
+                # refused before it is buffered.
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    # -- upstream --------------------------------------------------------------------
+
+    async def _forward(
+        self,
+        ex: Exchange,
+        send: Send,
+        receive: Receive,
+        body: bytes,
+        parsed: dict[str, Any] | None,
+        info: RequestInfo | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        s = self.settings
+        route = ex.route
+        stream_headers = [*_SSE_HEADERS, (b"x-request-id", ex.request_id)]
+        guard = _Guard(
+            loop, task, ex.start, s, streaming=ex.stream, send=send, headers=stream_headers
+        )
+        watcher = loop.create_task(self._watch(receive, guard))
+        try:
+            headers = {"Content-Type": "application/json", "X-Request-Id": ex.request_id.decode()}
+            url = self._urls[route.path]
+            try:
+                await self._attempt(ex, guard, send, route.method, url, body, headers, retry=True)
+                return
+            except UpstreamFailure as failure:
+                can_fallback = (
+                    route.fallback
+                    and bool(self._fallback_urls)
+                    and not ex.forwarded
+                    and failure.kind in ("connect", "timeout", "status", "protocol")
+                    and (failure.kind != "status" or failure.status in _FALLBACK_STATUSES)
+                )
+                if not can_fallback:
+                    await self._fail(ex, guard, send, failure)
+                    return
+                if failure.kind != "status":
+                    self.metrics.upstream_errors.labels(failure.kind).inc()
+            ex.fallback = True
+            self.metrics.fallbacks.labels(route.name).inc()
+            assert parsed is not None
+            fb_body = orjson.dumps({**parsed, "model": s.fallback_model})
+            fb_headers = {
+                "Content-Type": "application/json",
+                "Authorization": self._fallback_auth,
+                "X-Request-Id": ex.request_id.decode(),
+            }
+            guard.enter_first_byte(loop.time(), s.first_byte_timeout)
+            try:
+                await self._attempt(
+                    ex, guard, send, "POST", self._fallback_urls[route.path], fb_body, fb_headers,
+                    retry=False,
+                )  # fmt: skip
+            except UpstreamFailure as failure:
+                await self._fail(ex, guard, send, failure)
+        except ClientGone:
+            ex.status = 499
+            ex.error = "client_disconnected"
+            self.metrics.disconnects.labels(route.name).inc()
+        finally:
+            guard.close()
+            watcher.cancel()
+
+    async def _watch(self, receive: Receive, guard: _Guard) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                guard.trip("client")
+                return
+
+    async def _attempt(
+        self,
+        ex: Exchange,
+        guard: _Guard,
+        send: Send,
+        method: str,
+        url: URL,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        retry: bool,
+    ) -> None:
+        resp: aiohttp.ClientResponse | None = None
+        complete = False
+        try:
+            resp = await self._open(ex, method, url, body, headers, retry=retry)
+            status = resp.status
+            if ex.stream and status == 200 and resp.content_type == "text/event-stream":
+                await self._relay_stream(ex, guard, send, resp)
+            else:
+                await self._relay_body(ex, guard, send, resp)
+            complete = True
+        except asyncio.CancelledError:
+            reason = guard.take_reason()
+            if reason is None:
+                raise
+            if reason == "client":
+                raise ClientGone from None
+            raise UpstreamFailure(
+                "timeout", 504, f"The model engine did not answer in time ({reason} timeout)",
+                f"upstream_{reason}_timeout",
+            ) from None  # fmt: skip
+        finally:
+            if resp is not None and not complete:
+                # close(), not release(): the engine must see the disconnect and abort.
+                resp.close()
+
+    async def _open(
+        self,
+        ex: Exchange,
+        method: str,
+        url: URL,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        retry: bool,
+    ) -> aiohttp.ClientResponse:
+        session = self.session
+        assert session is not None
+        attempt = 0
+        while True:
+            try:
+                resp = await session.request(
+                    method, url, data=body if method == "POST" else None, headers=headers
+                )
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+                if retry and attempt < MAX_RETRIES:
+                    ex.retries += 1
+                    await asyncio.sleep(_backoff(attempt))
+                    attempt += 1
+                    continue
+                raise UpstreamFailure(
+                    "connect", 503, "The model engine is unavailable", "upstream_unavailable"
+                ) from None
+            except aiohttp.ClientError:
+                raise UpstreamFailure(
+                    "protocol", 502, "The model engine closed the connection", "upstream_error"
+                ) from None
+            if retry and resp.status in _RETRY_STATUSES and attempt < MAX_RETRIES:
+                delay = max(_backoff(attempt), min(_retry_after(resp), 1.0))
+                resp.close()
+                ex.retries += 1
+                await asyncio.sleep(delay)
+                attempt += 1
+                continue
+            return resp
+
+    async def _relay_body(
+        self, ex: Exchange, guard: _Guard, send: Send, resp: aiohttp.ClientResponse
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        guard.enter_idle(loop.time())
+        status = resp.status
+        guard.reading = True
+        try:
+            if status >= 400:
+                raw = await resp.content.read(_MAX_ERROR_BODY)
+            else:
+                raw = await resp.read()
+        except aiohttp.ClientError:
+            raise UpstreamFailure(
+                "protocol", 502, "The model engine closed the connection", "upstream_error"
+            ) from None
+        finally:
+            guard.reading = False
+        if status >= 400:
+            if status in _FALLBACK_STATUSES:
+                self.metrics.upstream_errors.labels(f"status_{status}").inc()
+                raise UpstreamFailure(
+                    "status", status, "", "upstream_error", body=_upstream_error(status, raw)
+                )
+            body = _upstream_error(status, raw)
+            headers = [_JSON]
+        else:
+            body = raw
+            usage = usage_from_json(raw)
+            if usage is not None:
+                ex.prompt_tokens = usage.prompt_tokens
+                ex.completion_tokens = usage.completion_tokens
+                ex.usage = "reported"
+            headers = [
+                (name.lower(), value)
+                for name, value in resp.raw_headers
+                if name.lower() not in _DROP_RESPONSE_HEADERS
+            ]
+        ex.status = status
+        if guard.committed:
+            # A stream request answered without a stream, after keep-alives went out.
+            await guard.settle()
+            guard.done = True
+            if status >= 400:
+                await self._end_stream(
+                    send, sse_error_event(status, "The request failed", "upstream_error")
+                )
+            else:
+                await self._end_stream(send, raw)
+            return
+        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append((b"x-request-id", ex.request_id))
+        if ex.fallback:
+            headers.append((b"x-modelfleet-fallback", b"1"))
+        guard.done = True
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        ex.forwarded = True
+
+    async def _relay_stream(
+        self, ex: Exchange, guard: _Guard, send: Send, resp: aiohttp.ClientResponse
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        ex.status = 200
+        if not guard.committed:
+            guard.committed = True
+            headers = guard.headers
+            if ex.fallback:
+                headers = [*headers, (b"x-modelfleet-fallback", b"1")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+        content = resp.content
+        scanner = SseUsageScanner()
+        first = True
+        try:
+            while True:
+                guard.reading = True
+                chunk = await content.readany()
+                guard.reading = False
+                if not chunk:
+                    break
+                if first:
+                    first = False
+                    guard.first_chunk()
+                    await guard.settle()
+                    now = loop.time()
+                    # loop.time() has millisecond resolution under uvloop; TTFT needs better.
+                    ex.ttft = time.perf_counter() - ex.t0
+                    ex.forwarded = True
+                    guard.enter_idle(now)
+                scanner.feed(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                guard.last = loop.time()
+        except aiohttp.ClientError:
+            guard.reading = False
+            if not ex.forwarded:
+                raise UpstreamFailure(
+                    "protocol", 502, "The model engine closed the stream", "upstream_error"
+                ) from None
+            self.metrics.upstream_errors.labels("stream_broken").inc()
+            ex.error = "upstream_stream_broken"
+            guard.done = True
+            await self._end_stream(
+                send, sse_error_event(502, "The model engine closed the stream", "upstream_error")
+            )
+            self._stream_usage(ex, scanner)
+            return
+        if first:
+            await guard.settle()
+        guard.done = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        self._stream_usage(ex, scanner)
+
+    def _stream_usage(self, ex: Exchange, scanner: SseUsageScanner) -> None:
+        if scanner.usage is not None:
+            ex.prompt_tokens = scanner.usage.prompt_tokens
+            ex.completion_tokens = scanner.usage.completion_tokens
+            ex.usage = "reported"
+        elif scanner.events:
+            # Without stream_options.include_usage the stream carries no counts; an
+            # estimate (one token per content event) keeps TPM limits meaningful.
+            ex.completion_tokens = max(0, scanner.events - 1)
+            ex.usage = "estimated"
+
+    async def _end_stream(self, send: Send, tail: bytes) -> None:
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _fail(
+        self, ex: Exchange, guard: _Guard, send: Send, failure: UpstreamFailure
+    ) -> None:
+        if failure.kind != "status":
+            self.metrics.upstream_errors.labels(failure.kind).inc()
+        ex.error = failure.code
+        guard.done = True
+        await guard.settle()
+        if guard.committed:
+            ex.status = 200 if ex.forwarded else failure.status
+            message = failure.message or f"The model engine returned HTTP {failure.status}"
+            await self._end_stream(send, sse_error_event(failure.status, message, failure.code))
+            return
+        ex.status = failure.status
+        body = failure.body or error_body(failure.status, failure.message, failure.code)
+        headers = [
+            _JSON,
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", ex.request_id),
+        ]
+        if failure.status in (429, 503):
+            headers.append((b"retry-after", b"1"))
+        await send({"type": "http.response.start", "status": failure.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    # -- responses and bookkeeping ---------------------------------------------------
+
+    async def _send_error(self, send: Send, ex: Exchange, err: ApiError) -> None:
+        body = err.body()
+        headers = [
+            _JSON,
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", ex.request_id),
+        ]
+        if err.retry_after is not None:
+            headers.append((b"retry-after", str(err.retry_after).encode()))
+        if err.status == 413:
+            # The rest of an oversized upload is not worth reading; drop the connection.
+            headers.append((b"connection", b"close"))
+        if err.status == 405:
+            headers.append((b"allow", ex.route.method.encode()))
+        await send({"type": "http.response.start", "status": err.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    def _finish(self, ex: Exchange, now: float) -> None:
+        elapsed = time.perf_counter() - ex.t0
+        route = ex.route.name
+        team = ex.team
+        metrics = self.metrics
+        metrics.observe_request(route, team, ex.status, elapsed)
+        if ex.ttft is not None:
+            metrics.observe_ttft(route, team, ex.ttft)
+            if self.emf is not None:
+                self.emf.record_ttft(ex.ttft)
+        tokens = ex.prompt_tokens + ex.completion_tokens
+        if tokens:
+            metrics.tokens.labels(team, "prompt").inc(ex.prompt_tokens)
+            metrics.tokens.labels(team, "completion").inc(ex.completion_tokens)
+            self._limits.spend_tokens(team, tokens, now)
+        record: dict[str, Any] = {
+            "ts": round(time.time(), 3),
+            "level": "info",
+            "msg": "request",
+            "request_id": ex.request_id.decode(),
+            "team": team,
+            "route": route,
+            "status": ex.status,
+            "latency_ms": round(elapsed * 1000.0, 2),
+        }
+        if ex.model is not None:
+            record["model"] = ex.model
+            record["stream"] = ex.stream
+        if ex.ttft is not None:
+            record["ttft_ms"] = round(ex.ttft * 1000.0, 2)
+        if ex.usage is not None:
+            record["prompt_tokens"] = ex.prompt_tokens
+            record["completion_tokens"] = ex.completion_tokens
+            record["usage"] = ex.usage
+        if ex.retries:
+            record["retries"] = ex.retries
+        if ex.fallback:
+            record["fallback"] = True
+        if ex.error is not None:
+            record["error"] = ex.error
+        self.writer.write(record)

@@ -7,11 +7,10 @@ import signal
 import time
 from pathlib import Path
 
-from fetcher_fakehub import FakeHub
-from fetcher_helpers import EXPECTED_FILES, REPO, finish, run_fetcher, start_fetcher, wait_for
-
 from fetcher.manifest import RECORD_NAME
 from fetcher.paths import MANIFEST_NAME, model_dir
+from fetcher_fakehub import FakeHub
+from fetcher_helpers import EXPECTED_FILES, REPO, finish, run_fetcher, start_fetcher, wait_for
 
 SOURCE = f"hf://{REPO}@main"
 BIG = "model-00002-of-00002.safetensors"
@@ -63,9 +62,7 @@ def test_three_concurrent_fetchers_download_once(
     env = {**fetcher_env, "HF_ENDPOINT": hub.url}
     hub.delays[BIG] = 0.02  # about a second, so that the three overlap
     started = time.monotonic()
-    procs = [
-        start_fetcher(env, SOURCE, str(tmp_path), "--poll-interval", "0.1") for _ in range(3)
-    ]
+    procs = [start_fetcher(env, SOURCE, str(tmp_path), "--poll-interval", "0.1") for _ in range(3)]
     runs = [finish(p, started) for p in procs]
 
     assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr for r in runs]

@@ -7,10 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from fetcher_helpers import COMMIT, EXPECTED_FILES, REPO, run_fetcher
-from fetcher_fakehub import FakeHub
-
 from fetcher.paths import MANIFEST_NAME, model_dir
+from fetcher_fakehub import FakeHub
+from fetcher_helpers import COMMIT, EXPECTED_FILES, REPO, run_fetcher
 
 
 def test_complete_fetch_pins_verifies_and_reports(

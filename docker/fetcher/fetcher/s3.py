@@ -22,13 +22,14 @@ from botocore.exceptions import (
     ClientError,
     ConnectionError,
     EndpointConnectionError,
+    FlexibleChecksumError,
     NoCredentialsError,
     PartialCredentialsError,
 )
 from s3transfer.exceptions import RetriesExceededError
 
 from fetcher.backend import ByteSink, Chooser, Plan, RemoteFile
-from fetcher.errors import Cancelled, ExitCode, FetchError
+from fetcher.errors import Cancelled, ChecksumError, ExitCode, FetchError
 from fetcher.integrity import CRC32, MD5, SHA256, Expected
 from fetcher.source import S3Source
 
@@ -152,13 +153,17 @@ class S3Backend:
             on_bytes(count)
 
         # s3transfer writes to a temporary name beside the target and renames when complete.
-        self.client.download_file(
-            self.source.bucket,
-            self._key(file.path),
-            target,
-            Callback=callback,
-            Config=self.transfer,
-        )
+        try:
+            self.client.download_file(
+                self.source.bucket,
+                self._key(file.path),
+                target,
+                Callback=callback,
+                Config=self.transfer,
+            )
+        except FlexibleChecksumError as exc:
+            # botocore checks an object's stored checksum itself on single-request GETs.
+            raise ChecksumError(f"{file.path}: {exc}") from exc
 
     def is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, ConnectionError | RetriesExceededError):

@@ -119,3 +119,24 @@ def test_waiter_gives_up_after_the_wait_timeout(
     assert waiter.returncode == 7
     assert "timed out after" in waiter.events()[-1]["message"]
     assert waiter.stdout == ""
+
+
+def test_sigterm_stops_the_downloads_with_one_line(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    hub.delays[BIG] = 0.2
+    started = time.monotonic()
+    proc = start_fetcher(env, SOURCE, str(tmp_path))
+    wait_for(lambda: hub.served_bytes(REPO, BIG) > 0, what="the download to start")
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+
+    run = finish(proc, started)
+
+    assert run.returncode == 130
+    assert time.monotonic() - signalled < 5
+    assert run.events()[-1]["event"] == "error"
+    assert "interrupted" in run.events()[-1]["message"]
+    assert "Traceback" not in run.stderr
+    assert not Path(model_dir(SOURCE, str(tmp_path))).exists()

@@ -16,7 +16,7 @@ from fetcher.source import parse_source
 EPILOG = """\
 exit codes: 0 complete (already or now), 1 other error, 2 bad usage or source,
 3 source not found, 4 missing or rejected credentials, 5 checksum or size mismatch,
-6 disk full, 7 timed out waiting for another fetcher, 130 interrupted.
+6 disk full, 7 timed out waiting for another fetcher, 130 interrupted (SIGINT or SIGTERM).
 The model folder is printed on stdout (its only line); logs go to stderr."""
 
 

@@ -313,20 +313,21 @@ class _Fetch:
             return hashes
         # Largest first, so that the long downloads overlap with everything else.
         ordered = sorted(todo, key=lambda f: f.expected.size, reverse=True)
-        with ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
-            futures: dict[Future[str], RemoteFile] = {
-                pool.submit(self._fetch_one, f, record): f for f in ordered
-            }
-            try:
-                for future in as_completed(futures):
-                    hashes[futures[future].path] = future.result()
-            except BaseException:
-                # Stop the siblings (their progress callbacks raise Cancelled) and report the
-                # first failure, not the cancellations it caused.
-                self.cancel.set()
-                for future in futures:
-                    future.cancel()
-                raise
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.workers))
+        futures: dict[Future[str], RemoteFile] = {
+            pool.submit(self._fetch_one, f, record): f for f in ordered
+        }
+        try:
+            for future in as_completed(futures):
+                hashes[futures[future].path] = future.result()
+        except BaseException:
+            # Report the first failure now rather than after the siblings: they stop at their
+            # next progress callback (Cancelled), and whatever they leave behind is what a
+            # killed fetcher leaves, which the next run cleans up.
+            self.cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         return hashes
 
     def _finish(

@@ -21,6 +21,8 @@ _SUPPORT_FILES = frozenset(
         "chat_template.jinja",
         "preprocessor_config.json",
         "processor_config.json",
+        # LoRA adapters (vLLM --lora-modules) next to adapter_model.safetensors.
+        "adapter_config.json",
         # Mistral-format checkpoints (--tokenizer-mode mistral / --config-format mistral).
         "params.json",
         "tekken.json",

@@ -206,12 +206,15 @@ class _Fetch:
         self._check_space(todo)
         self.reporter.event(
             "plan",
-            f"{len(plan.files)} files, {human_bytes(total)}; {len(reused)} already verified "
+            f"fetching {self.source} into {self.final}: {len(plan.files)} files, "
+            f"{human_bytes(total)}; {len(reused)} already verified "
             f"({human_bytes(reused_bytes)}), {len(todo)} to fetch",
             files=len(plan.files),
             bytes_total=total,
             files_reused=len(reused),
             bytes_reused=reused_bytes,
+            source=str(self.source),
+            folder=self.final,
         )
         self.reporter.start(
             total_bytes=total,
@@ -297,7 +300,8 @@ class _Fetch:
         self.reporter.file_done()
         self.reporter.event(
             "verified",
-            f"{file.path} ({human_bytes(file.expected.size)}, {file.expected.verified_by})",
+            f"verified {file.path} ({human_bytes(file.expected.size)}, "
+            f"{file.expected.verified_by})",
             path=file.path,
             size=file.expected.size,
             verified_by=file.expected.verified_by,

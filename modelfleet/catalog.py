@@ -67,37 +67,72 @@ _NV = "2026-11-23"
 # nvidia-smi totals: https://github.com/modal-labs/modal-client/pull/2797 (read 2026-11-23).
 GPUS: dict[str, Gpu] = {
     "T4": Gpu(
-        "NVIDIA T4", Arch.TURING, 15360, 320, 65, None,
+        "NVIDIA T4",
+        Arch.TURING,
+        15360,
+        320,
+        65,
+        None,
         Source("https://www.nvidia.com/en-us/data-center/tesla-t4/", _NV),
     ),
     "A10G": Gpu(
         # NVIDIA publishes no A10G tensor figure (the A10's 125 does not apply: lower clocks);
         # ~70 dense BF16 is Baseten's figure and matches a measured 69.5 TFLOPS BF16 GEMM.
-        "NVIDIA A10G", Arch.AMPERE, 23028, 600, 70, None,
+        "NVIDIA A10G",
+        Arch.AMPERE,
+        23028,
+        600,
+        70,
+        None,
         Source("https://www.baseten.co/blog/nvidia-a10-vs-a10g-for-ml-model-inference/", _NV),
     ),
     "L4": Gpu(
-        "NVIDIA L4", Arch.ADA, 23034, 300, 121, 242,
+        "NVIDIA L4",
+        Arch.ADA,
+        23034,
+        300,
+        121,
+        242,
         Source("https://www.nvidia.com/en-us/data-center/l4/", _NV),
     ),
     "L40S": Gpu(
-        "NVIDIA L40S", Arch.ADA, 46068, 864, 362, 733,
+        "NVIDIA L40S",
+        Arch.ADA,
+        46068,
+        864,
+        362,
+        733,
         Source("https://www.nvidia.com/en-us/data-center/l40s/", _NV),
     ),
     "A100-40GB": Gpu(
         # 40960 MiB on current drivers (older drivers report 40536).
-        "NVIDIA A100-SXM4-40GB", Arch.AMPERE, 40960, 1555, 312, None,
+        "NVIDIA A100-SXM4-40GB",
+        Arch.AMPERE,
+        40960,
+        1555,
+        312,
+        None,
         Source("https://www.nvidia.com/en-us/data-center/a100/", _NV),
     ),
     "A100-80GB": Gpu(
-        "NVIDIA A100-SXM4-80GB", Arch.AMPERE, 81920, 2039, 312, None,
+        "NVIDIA A100-SXM4-80GB",
+        Arch.AMPERE,
+        81920,
+        2039,
+        312,
+        None,
         Source("https://www.nvidia.com/en-us/data-center/a100/", _NV),
     ),
     "H100": Gpu(
-        "NVIDIA H100 80GB HBM3", Arch.HOPPER, 81559, 3350, 989, 1979,
+        "NVIDIA H100 80GB HBM3",
+        Arch.HOPPER,
+        81559,
+        3350,
+        989,
+        1979,
         Source("https://www.nvidia.com/en-us/data-center/h100/", _NV),
     ),
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -146,7 +181,9 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
         InstanceType("g6.12xlarge", GPUS["L4"], 4, 48, 192, 4.6016, _specs("g6"), _PRICE),
         InstanceType("g6e.xlarge", GPUS["L40S"], 1, 4, 32, 1.861, _specs("g6e"), _PRICE),
         InstanceType("g6e.12xlarge", GPUS["L40S"], 4, 48, 384, 10.49264, _specs("g6e"), _PRICE),
-        InstanceType("p4d.24xlarge", GPUS["A100-40GB"], 8, 96, 1152, 21.957642, _specs("p4"), _PRICE_P),
+        InstanceType(
+            "p4d.24xlarge", GPUS["A100-40GB"], 8, 96, 1152, 21.957642, _specs("p4"), _PRICE_P
+        ),
         InstanceType(
             "p4de.24xlarge", GPUS["A100-80GB"], 8, 96, 1152, 27.44705, _specs("p4"), _PRICE_P
         ),
@@ -188,8 +225,14 @@ def _hf(repo: str) -> Source:
     return Source(f"https://huggingface.co/{repo}/blob/main/config.json", "2026-11-23")
 
 
-_LLAMA_70B = {"parameters_b": 70.55, "layers": 80, "attention_heads": 64, "kv_heads": 8,
-              "head_dim": 128, "max_context": 131072}  # fmt: skip
+_LLAMA_70B = {
+    "parameters_b": 70.55,
+    "layers": 80,
+    "attention_heads": 64,
+    "kv_heads": 8,
+    "head_dim": 128,
+    "max_context": 131072,
+}
 
 MODELS: dict[str, ModelArch] = {
     "meta-llama/Llama-3.1-8B-Instruct": ModelArch(
@@ -202,23 +245,51 @@ MODELS: dict[str, ModelArch] = {
         **_LLAMA_70B, source=_hf("meta-llama/Llama-3.3-70B-Instruct")
     ),
     "meta-llama/Llama-3.2-3B-Instruct": ModelArch(
-        3.21, 28, 24, 8, 128, 131072, tied_embeddings=True, source=_hf("meta-llama/Llama-3.2-3B-Instruct")
+        3.21,
+        28,
+        24,
+        8,
+        128,
+        131072,
+        tied_embeddings=True,
+        source=_hf("meta-llama/Llama-3.2-3B-Instruct"),
     ),
     "mistralai/Mistral-7B-Instruct-v0.3": ModelArch(
-        7.25, 32, 32, 8, 128, 32768, vocab_size=32768, source=_hf("mistralai/Mistral-7B-Instruct-v0.3")
+        7.25,
+        32,
+        32,
+        8,
+        128,
+        32768,
+        vocab_size=32768,
+        source=_hf("mistralai/Mistral-7B-Instruct-v0.3"),
     ),
     "mistralai/Mixtral-8x7B-Instruct-v0.1": ModelArch(
-        46.7, 32, 32, 8, 128, 32768, vocab_size=32000, active_parameters_b=12.9,
+        46.7,
+        32,
+        32,
+        8,
+        128,
+        32768,
+        vocab_size=32000,
+        active_parameters_b=12.9,
         source=_hf("mistralai/Mixtral-8x7B-Instruct-v0.1"),
     ),
     "Qwen/Qwen2.5-7B-Instruct": ModelArch(
         # 32768 native; 131072 only with YaRN rope scaling, which vLLM does not enable by default.
-        7.62, 28, 28, 4, 128, 32768, vocab_size=152064, source=_hf("Qwen/Qwen2.5-7B-Instruct")
+        7.62,
+        28,
+        28,
+        4,
+        128,
+        32768,
+        vocab_size=152064,
+        source=_hf("Qwen/Qwen2.5-7B-Instruct"),
     ),
     "Qwen/Qwen2.5-72B-Instruct": ModelArch(
         72.7, 80, 64, 8, 128, 32768, vocab_size=152064, source=_hf("Qwen/Qwen2.5-72B-Instruct")
     ),
-}  # fmt: skip
+}
 
 # Short names a stack file may use for `model:`; the catalog key is the Hugging Face repo id.
 MODEL_ALIASES: dict[str, str] = {

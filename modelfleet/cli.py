@@ -54,7 +54,7 @@ def _usd(x: float) -> str:
 
 
 def _duration(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(round(seconds), 60)
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
@@ -77,8 +77,7 @@ def plan(
     c = config
     out.print(
         f"[bold]{c.stack}[/] · team [bold]{c.team}[/] · {c.environment.value} · {c.region} · "
-        f"{'HTTPS' if p.https else 'HTTP (ephemeral)'}"
-        + (" · ephemeral" if c.ephemeral else "")
+        f"{'HTTPS' if p.https else 'HTTP (ephemeral)'}" + (" · ephemeral" if c.ephemeral else "")
     )
     for m in p.models:
         _model_table(m)
@@ -110,26 +109,46 @@ def _model_table(m: ModelPlan) -> None:
         ("source", m.source),
         ("instance", f"{m.instance_type}: {m.gpus_per_instance} x {m.gpu}"),
         ("dtype / maxModelLen", f"{m.dtype} (KV {m.kv_cache_dtype}) / {m.max_model_len:,}"),
-        ("tensor parallel", f"{m.tensor_parallel} ({m.tasks_per_instance} replica(s) per instance)"),
-        ("memory per GPU", f"need {m.need_per_gpu_gib:.1f} GiB <= budget "
-                           f"{m.budget_per_gpu_gib:.1f} GiB: {'fits' if m.fits else 'DOES NOT FIT'}"),
+        (
+            "tensor parallel",
+            f"{m.tensor_parallel} ({m.tasks_per_instance} replica(s) per instance)",
+        ),
+        (
+            "memory per GPU",
+            f"need {m.need_per_gpu_gib:.1f} GiB <= budget "
+            f"{m.budget_per_gpu_gib:.1f} GiB: {'fits' if m.fits else 'DOES NOT FIT'}",
+        ),
         ("weights", f"{m.weights_gib:.1f} GiB"),
-        ("KV cache", f"{m.kv_cache_gib:.1f} GiB per replica = {m.kv_cache_tokens:,} tokens "
-                     f"({m.kv_per_sequence_gib:.2f} GiB per full sequence)"),
+        (
+            "KV cache",
+            f"{m.kv_cache_gib:.1f} GiB per replica = {m.kv_cache_tokens:,} tokens "
+            f"({m.kv_per_sequence_gib:.2f} GiB per full sequence)",
+        ),
         ("max-num-seqs", str(m.max_num_seqs)),
-        ("decode tokens/s", f"{m.single_stream_tokens_per_s:.0f} single stream, "
-                            f"{m.batched_tokens_per_s:,.0f} at batch {m.batch}"),
-        ("cold start", f"{_duration(m.cold_start_s)} from zero instances, "
-                       f"{_duration(m.task_start_s)} on a running one"),
-        ("health check", f"start {hc.start_period}s + {hc.retries} x {hc.interval}s; "
-                         f"service grace {m.grace_period_s}s"),
-        ("task", f"{m.task_cpu} CPU units, {m.task_memory_mib:,} MiB, /dev/shm "
-                 f"{m.shared_memory_mib} MiB"),
+        (
+            "decode tokens/s",
+            f"{m.single_stream_tokens_per_s:.0f} single stream, "
+            f"{m.batched_tokens_per_s:,.0f} at batch {m.batch}",
+        ),
+        (
+            "cold start",
+            f"{_duration(m.cold_start_s)} from zero instances, "
+            f"{_duration(m.task_start_s)} on a running one",
+        ),
+        (
+            "health check",
+            f"start {hc.start_period}s + {hc.retries} x {hc.interval}s; "
+            f"service grace {m.grace_period_s}s",
+        ),
+        (
+            "task",
+            f"{m.task_cpu} CPU units, {m.task_memory_mib:,} MiB, /dev/shm "
+            f"{m.shared_memory_mib} MiB",
+        ),
         ("replicas", f"{m.replicas_min}-{m.replicas_max}, {m.capacity}"),
         ("$ per 1M output tokens", f"{_usd(m.cost.usd_per_million_tokens)} at 50 % busy"),
-        ("monthly", f"{_usd(m.cost.monthly_usd)} (at max replicas "
-                    f"{_usd(m.cost.monthly_max_usd)})"),
-    ]  # fmt: skip
+        ("monthly", f"{_usd(m.cost.monthly_usd)} (at max replicas {_usd(m.cost.monthly_max_usd)})"),
+    ]
     for k, v in rows:
         t.add_row(k, v)
     for note in m.notes:
@@ -197,10 +216,21 @@ def cost_cmd(
     _, p = _load(stack, stacks_dir)
     if json_out:
         d = p.to_dict()
-        print(json.dumps({k: d[k] for k in ("stack", "running_fraction", "shared_monthly_usd",
-                                            "monthly_usd")} | {
-            "models": [{"name": m["name"], "monthly_usd": m["monthly_usd"], "cost": m["cost"]}
-                       for m in d["models"]]}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    k: d[k]
+                    for k in ("stack", "running_fraction", "shared_monthly_usd", "monthly_usd")
+                }
+                | {
+                    "models": [
+                        {"name": m["name"], "monthly_usd": m["monthly_usd"], "cost": m["cost"]}
+                        for m in d["models"]
+                    ]
+                },
+                indent=2,
+            )
+        )
         return
     _cost_table(p)
 
@@ -246,9 +276,12 @@ def breakeven(
         return
     t = Table(title="Break-even", title_justify="left", show_header=False)
     t.add_row("API, per month", _usd(b.api_monthly_usd))
-    t.add_row(f"self-hosted, per month ({instances} x {_usd(hourly)}/h, 730 h"
-              + (f" + {engineering_hours:g} h engineering" if engineering_hours else "") + ")",
-              _usd(b.self_hosted_monthly_usd))  # fmt: skip
+    t.add_row(
+        f"self-hosted, per month ({instances} x {_usd(hourly)}/h, 730 h"
+        + (f" + {engineering_hours:g} h engineering" if engineering_hours else "")
+        + ")",
+        _usd(b.self_hosted_monthly_usd),
+    )
     t.add_row("break-even volume", f"{b.breakeven_tokens_per_day:,.0f} tokens/day")
     t.add_row("cheaper", f"[bold]{b.cheaper}[/]")
     out.print(t)
@@ -265,9 +298,9 @@ def check(
     stacks_dir: StacksDir = Path("stacks"),
 ) -> None:
     """Run the policy pack offline on the program run under Pulumi mocks."""
-    from modelfleet.offline_check import run_check
+    from policies.offline import run_check
 
-    config, p = _load(stack, stacks_dir)
+    _, p = _load(stack, stacks_dir)
     path = resolve_stack(stack, stacks_dir)
     verdict = run_check(path, p)
     if json_out:
@@ -280,8 +313,9 @@ def check(
 
 def _print_verdict(verdict: Any) -> None:
     if verdict.passed:
-        out.print(f"[green]policy pack passed[/]: {verdict.rules} rules on "
-                  f"{verdict.resources} resources")  # fmt: skip
+        out.print(
+            f"[green]policy pack passed[/]: {verdict.rules} rules on {verdict.resources} resources"
+        )
         return
     t = Table(title="Policy violations", title_justify="left")
     for col in ("policy", "resource", "message"):

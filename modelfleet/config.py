@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from fetcher.errors import SourceError
+from fetcher.source import HfSource, parse_source
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,8 +32,6 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from modelfleet import catalog
-from fetcher.errors import SourceError
-from fetcher.source import HfSource, parse_source
 from modelfleet.cron import CronError, parse_cron
 
 NAMESPACE = "modelfleet"
@@ -222,8 +221,6 @@ class ModelParameters(_Model):
             active_parameters_b=self.active_parameters_b,
             source=catalog.Source("stack file (modelfleet:models[].parameters)", "n/a"),
         )
-
-
 
 
 def _source(value: str) -> str:
@@ -441,16 +438,16 @@ class StackConfig(_Model):
             raise ValueError("ephemeral: a prod stack cannot be ephemeral")
         if not self.ephemeral and self.network.certificate_arn is None:
             raise ValueError(
-                "network.certificateArn is required: the ALB serves HTTPS; plain HTTP is only "
+                "network.certificateArn: required, the ALB serves HTTPS; plain HTTP is only "
                 "allowed when ephemeral: true"
             )
         if self.gateway.api_keys is None and not self.gateway.allow_no_auth:
             raise ValueError(
-                "gateway.apiKeys is required (pulumi config set --secret --path "
+                "gateway.apiKeys: required (pulumi config set --secret --path "
                 "'modelfleet:gateway.apiKeys' 'team:key,...'), or gateway.allowNoAuth: true"
             )
         if self.gateway.allow_no_auth and not self.ephemeral:
-            raise ValueError("gateway.allowNoAuth is only allowed when ephemeral: true")
+            raise ValueError("gateway.allowNoAuth: only allowed when ephemeral: true")
         if (
             self.network.nat_gateways == "single"
             and self.environment is Environment.PROD
@@ -499,7 +496,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
+        elif part != "[key]":  # pydantic's marker for a bad dict key; the key itself is named
             out += ("." if i else "") + part
     return out
 
@@ -516,6 +513,9 @@ def _describe(err: Any) -> str:
         value = err["input"]
         if isinstance(value, str | int | float | bool) and not _secretish(loc):
             msg += f" (got {value!r})"
+    if not loc:
+        # Stack-wide rules start their message with the key path they are about.
+        return f"{NAMESPACE}:{msg}"
     return f"{_loc(loc)}: {msg}"
 
 
@@ -556,9 +556,12 @@ def load_stack_file(path: str | Path) -> StackConfig:
     p = Path(path)
     origin = str(p)
     try:
-        doc = yaml.safe_load(p.read_text())
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(origin, ["no such stack file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        # A directory, an unreadable file or a binary one: still one line, no traceback.
+        raise ConfigError(origin, [f"cannot read the stack file: {exc}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(origin, [f"not valid YAML: {exc}"]) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):

@@ -7,6 +7,7 @@ instance figures and the spot discount.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from modelfleet.catalog import INSTANCE_TYPES, Source
@@ -24,28 +25,45 @@ class Price:
 
 _READ = "2026-11-23"
 PRICES: dict[str, Price] = {
-    "efs_storage_gb_month": Price(0.30, "GB-month, EFS Standard",
-                                  Source("https://aws.amazon.com/efs/pricing/", _READ)),
-    "efs_elastic_read_gb": Price(0.03, "GB read, Elastic throughput",
-                                 Source("https://aws.amazon.com/efs/pricing/", _READ)),
-    "alb_hour": Price(0.0225, "ALB-hour",
-                      Source("https://aws.amazon.com/elasticloadbalancing/pricing/", _READ)),
-    "alb_lcu_hour": Price(0.008, "LCU-hour",
-                          Source("https://aws.amazon.com/elasticloadbalancing/pricing/", _READ)),
-    "nat_hour": Price(0.045, "NAT gateway-hour", Source("https://aws.amazon.com/vpc/pricing/", _READ)),
-    "nat_gb": Price(0.045, "GB processed by NAT", Source("https://aws.amazon.com/vpc/pricing/", _READ)),
-    "endpoint_az_hour": Price(0.01, "interface endpoint-hour per AZ",
-                              Source("https://aws.amazon.com/privatelink/pricing/", _READ)),
-    "alarm_month": Price(0.10, "standard alarm-month",
-                         Source("https://aws.amazon.com/cloudwatch/pricing/", _READ)),
-    "dashboard_month": Price(3.00, "dashboard-month",
-                             Source("https://aws.amazon.com/cloudwatch/pricing/", _READ)),
-    "metric_month": Price(0.30, "custom metric-month",
-                          Source("https://aws.amazon.com/cloudwatch/pricing/", _READ)),
-    "kms_key_month": Price(1.00, "KMS key-month", Source("https://aws.amazon.com/kms/pricing/", _READ)),
-    "secret_month": Price(0.40, "secret-month",
-                          Source("https://aws.amazon.com/secrets-manager/pricing/", _READ)),
-}  # fmt: skip
+    "efs_storage_gb_month": Price(
+        0.30, "GB-month, EFS Standard", Source("https://aws.amazon.com/efs/pricing/", _READ)
+    ),
+    "efs_elastic_read_gb": Price(
+        0.03, "GB read, Elastic throughput", Source("https://aws.amazon.com/efs/pricing/", _READ)
+    ),
+    "alb_hour": Price(
+        0.0225, "ALB-hour", Source("https://aws.amazon.com/elasticloadbalancing/pricing/", _READ)
+    ),
+    "alb_lcu_hour": Price(
+        0.008, "LCU-hour", Source("https://aws.amazon.com/elasticloadbalancing/pricing/", _READ)
+    ),
+    "nat_hour": Price(
+        0.045, "NAT gateway-hour", Source("https://aws.amazon.com/vpc/pricing/", _READ)
+    ),
+    "nat_gb": Price(
+        0.045, "GB processed by NAT", Source("https://aws.amazon.com/vpc/pricing/", _READ)
+    ),
+    "endpoint_az_hour": Price(
+        0.01,
+        "interface endpoint-hour per AZ",
+        Source("https://aws.amazon.com/privatelink/pricing/", _READ),
+    ),
+    "alarm_month": Price(
+        0.10, "standard alarm-month", Source("https://aws.amazon.com/cloudwatch/pricing/", _READ)
+    ),
+    "dashboard_month": Price(
+        3.00, "dashboard-month", Source("https://aws.amazon.com/cloudwatch/pricing/", _READ)
+    ),
+    "metric_month": Price(
+        0.30, "custom metric-month", Source("https://aws.amazon.com/cloudwatch/pricing/", _READ)
+    ),
+    "kms_key_month": Price(
+        1.00, "KMS key-month", Source("https://aws.amazon.com/kms/pricing/", _READ)
+    ),
+    "secret_month": Price(
+        0.40, "secret-month", Source("https://aws.amazon.com/secrets-manager/pricing/", _READ)
+    ),
+}
 
 # One LCU on average: a serving ALB carries few, long requests; LCUs are billed on the largest
 # of new connections, active connections, bytes and rule evaluations.
@@ -88,11 +106,13 @@ class Breakeven:
     cheaper: str  # "api" or "self-hosted"
     tokens_per_day: float
 
-    def as_dict(self) -> dict[str, float | str]:
+    def as_dict(self) -> dict[str, float | str | None]:
+        even = self.breakeven_tokens_per_day
         return {
             "api_monthly_usd": round(self.api_monthly_usd, 2),
             "self_hosted_monthly_usd": round(self.self_hosted_monthly_usd, 2),
-            "breakeven_tokens_per_day": round(self.breakeven_tokens_per_day),
+            # A free API never breaks even: null, not a JSON-invalid Infinity (or a crash).
+            "breakeven_tokens_per_day": round(even) if math.isfinite(even) else None,
             "cheaper": self.cheaper,
             "tokens_per_day": self.tokens_per_day,
         }
@@ -114,16 +134,21 @@ def breakeven(
     The break-even volume keeps the given input/output mix: it is the daily token count at
     which the API bill equals the self-hosted one.
     """
-    api_monthly = DAYS_PER_MONTH * (
-        input_tokens_per_day * api_input_price + output_tokens_per_day * api_output_price
-    ) / 1e6
+    api_monthly = (
+        DAYS_PER_MONTH
+        * (input_tokens_per_day * api_input_price + output_tokens_per_day * api_output_price)
+        / 1e6
+    )
     self_monthly = (
         hourly_price_usd * instances * HOURS_PER_MONTH + engineering_hours * engineering_rate
     )
     tokens = input_tokens_per_day + output_tokens_per_day
     if tokens > 0:
-        blended = (input_tokens_per_day * api_input_price
-                   + output_tokens_per_day * api_output_price) / tokens / 1e6  # fmt: skip
+        blended = (
+            (input_tokens_per_day * api_input_price + output_tokens_per_day * api_output_price)
+            / tokens
+            / 1e6
+        )
     else:
         blended = (api_input_price + api_output_price) / 2 / 1e6
     even = self_monthly / (DAYS_PER_MONTH * blended) if blended > 0 else float("inf")

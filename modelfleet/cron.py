@@ -90,8 +90,6 @@ def _value(text: str, lo: int, hi: int, names: tuple[str, ...] | None, what: str
     if not text.isdigit():
         raise CronError(f"{what}: {text!r} is not a number" + (" or a name" if names else ""))
     v = int(text)
-    if what == "day-of-week" and v == 7:
-        return 0  # both 0 and 7 mean Sunday in standard cron
     if not lo <= v <= hi:
         raise CronError(f"{what}: {v} is outside {lo}-{hi}")
     return v
@@ -106,7 +104,13 @@ def parse_cron(expression: str) -> Cron:
         )
     minute, hour, dom, month, dow = fields
     days = None if dom in ("*", "?") else frozenset(_field(dom, 1, 31, None, "day-of-month"))
-    weekdays = None if dow in ("*", "?") else frozenset(_field(dow, 0, 7, DAY_NAMES, "day-of-week"))
+    # Both 0 and 7 mean Sunday in standard cron; keep 7 through range parsing so that "5-7"
+    # (Friday to Sunday) is a forward range, then fold it onto 0.
+    weekdays = (
+        None
+        if dow in ("*", "?")
+        else frozenset(d % 7 for d in _field(dow, 0, 7, DAY_NAMES, "day-of-week"))
+    )
     if days is not None and weekdays is not None:
         raise CronError(
             f"cron {expression!r} restricts both day-of-month and day-of-week; AWS accepts "

@@ -51,24 +51,32 @@ TARGET_GROUP_HEALTHCHECK: dict[str, Limit] = {
     "unhealthyThreshold": Limit(2, 10, _TG),
 }
 TARGET_GROUP_DEREGISTRATION_DELAY = Limit(
-    0, 3600,
+    0,
+    3600,
     "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#deregistration-delay",
-)  # fmt: skip
+)
 ALB_IDLE_TIMEOUT = Limit(
-    1, 4000,
+    1,
+    4000,
     "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout",
-)  # fmt: skip
+)
 ECS_GRACE_PERIOD = Limit(
-    0, 2_147_483_647,
+    0,
+    2_147_483_647,
     "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html",
-)  # fmt: skip
+)
 # Names that AWS caps at 32 characters; Pulumi's auto-naming appends 8 ("-" + 7 random).
-NAME_32 = Limit(1, 32, "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateLoadBalancer.html")
+NAME_32 = Limit(
+    1,
+    32,
+    "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateLoadBalancer.html",
+)
 PULUMI_AUTONAME_SUFFIX = 8
 ALB_RULES_PER_LISTENER = Limit(
-    0, 100,
+    0,
+    100,
     "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-limits.html",
-)  # fmt: skip
+)
 # Alarm period: 10, 20, 30 (high resolution) or a multiple of 60; period x evaluation periods
 # at most one day for periods under an hour.
 _ALARM = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html"
@@ -76,19 +84,22 @@ ALARM_EVALUATION_SECONDS = Limit(10, 86_400, _ALARM)
 ALARM_SHORT_PERIODS = (10, 20, 30)
 # Shared memory of an EC2-hosted ECS container, MiB (not supported on Fargate).
 ECS_SHARED_MEMORY = Limit(
-    0, 1_048_576,
+    0,
+    1_048_576,
     "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_LinuxParameters.html",
-)  # fmt: skip
+)
 # Fargate task sizes for the one-shot pre-warm fetcher: 1 vCPU allows 2-8 GiB.
 FARGATE_1VCPU_MEMORY = Limit(
-    2048, 8192,
+    2048,
+    8192,
     "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size",
-)  # fmt: skip
+)
 # Fargate ephemeral storage, GiB: the pre-warm task writes to EFS, not to it.
 FARGATE_EPHEMERAL_GIB = Limit(
-    21, 200,
+    21,
+    200,
     "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-task-storage.html",
-)  # fmt: skip
+)
 
 
 def alarm_period_ok(period: int, evaluation_periods: int) -> str | None:
@@ -113,16 +124,31 @@ def check_limits(plan: FleetPlan) -> list[str]:
     add(ALB_RULES_PER_LISTENER.check("listener rules (one per model)", len(plan.models)))
     for m in plan.models:
         hc = m.vllm_health_check
-        for key, value in (("interval", hc.interval), ("timeout", hc.timeout),
-                           ("retries", hc.retries), ("startPeriod", hc.start_period)):  # fmt: skip
+        for key, value in (
+            ("interval", hc.interval),
+            ("timeout", hc.timeout),
+            ("retries", hc.retries),
+            ("startPeriod", hc.start_period),
+        ):
             add(ECS_HEALTHCHECK[key].check(f"models {m.name}: vLLM healthCheck.{key}", value))
         if hc.timeout >= hc.interval:
             problems.append(f"models {m.name}: vLLM health-check timeout must be below interval")
-        add(ECS_GRACE_PERIOD.check(f"models {m.name}: healthCheckGracePeriodSeconds",
-                                   m.grace_period_s))  # fmt: skip
+        add(
+            ECS_GRACE_PERIOD.check(
+                f"models {m.name}: healthCheckGracePeriodSeconds", m.grace_period_s
+            )
+        )
         add(ECS_SHARED_MEMORY.check(f"models {m.name}: sharedMemorySize", m.shared_memory_mib))
-        add(NAME_32.check(f"models {m.name}: target group name length",
-                          len(target_group_name(m.short)) + PULUMI_AUTONAME_SUFFIX))
-    add(NAME_32.check("load balancer name length",
-                      len(load_balancer_name(plan.config.prefix)) + PULUMI_AUTONAME_SUFFIX))
+        add(
+            NAME_32.check(
+                f"models {m.name}: target group name length",
+                len(target_group_name(m.short)) + PULUMI_AUTONAME_SUFFIX,
+            )
+        )
+    add(
+        NAME_32.check(
+            "load balancer name length",
+            len(load_balancer_name(plan.config.prefix)) + PULUMI_AUTONAME_SUFFIX,
+        )
+    )
     return problems

@@ -128,8 +128,14 @@ class SharedCost:
 
     @property
     def total(self) -> float:
-        return (self.efs_usd + self.alb_usd + self.nat_usd + self.endpoints_usd
-                + self.monitoring_usd + self.keys_and_secrets_usd)  # fmt: skip
+        return (
+            self.efs_usd
+            + self.alb_usd
+            + self.nat_usd
+            + self.endpoints_usd
+            + self.monitoring_usd
+            + self.keys_and_secrets_usd
+        )
 
 
 @dataclass(frozen=True)
@@ -174,9 +180,17 @@ class FleetPlan:
 
 def _model_dict(m: ModelPlan) -> dict[str, Any]:
     d = asdict(m)
-    for key in ("weights_gib", "kv_cache_gib", "kv_per_sequence_gib", "budget_per_gpu_gib",
-                "need_per_gpu_gib", "single_stream_tokens_per_s", "batched_tokens_per_s",
-                "cold_start_s", "task_start_s"):  # fmt: skip
+    for key in (
+        "weights_gib",
+        "kv_cache_gib",
+        "kv_per_sequence_gib",
+        "budget_per_gpu_gib",
+        "need_per_gpu_gib",
+        "single_stream_tokens_per_s",
+        "batched_tokens_per_s",
+        "cold_start_s",
+        "task_start_s",
+    ):
         d[key] = round(d[key], 2)
     d["monthly_usd"] = round(m.cost.monthly_usd, 2)
     d["cost"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d["cost"].items()}
@@ -204,21 +218,33 @@ def vllm_health_check(task_start_s: float) -> HealthCheck:
             f"can wait ({lim['startPeriod'].maximum} + {lim['interval'].maximum} x {retries} s);"
             " use a faster cache or a smaller model"
         )
-    return HealthCheck(start_period=int(lim["startPeriod"].maximum), interval=interval,
-                       timeout=min(10, interval - 1), retries=retries)  # fmt: skip
+    return HealthCheck(
+        start_period=int(lim["startPeriod"].maximum),
+        interval=interval,
+        timeout=min(10, interval - 1),
+        retries=retries,
+    )
 
 
 def _vllm_command(m: ModelConfig, tp: int, seqs: int, path: str) -> list[str]:
     cmd = [
-        "--model", path,
-        "--served-model-name", m.name,
-        "--host", "127.0.0.1",
-        "--port", str(VLLM_PORT),
-        "--max-model-len", str(m.max_model_len),
-        "--tensor-parallel-size", str(tp),
-        "--gpu-memory-utilization", f"{m.gpu_memory_utilization:g}",
-        "--max-num-seqs", str(seqs),
-    ]  # fmt: skip
+        "--model",
+        path,
+        "--served-model-name",
+        m.name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(VLLM_PORT),
+        "--max-model-len",
+        str(m.max_model_len),
+        "--tensor-parallel-size",
+        str(tp),
+        "--gpu-memory-utilization",
+        f"{m.gpu_memory_utilization:g}",
+        "--max-num-seqs",
+        str(seqs),
+    ]
     if m.dtype in (Dtype.BFLOAT16, Dtype.FLOAT16):
         cmd += ["--dtype", m.dtype.value]
     else:
@@ -242,11 +268,15 @@ def _task_resources(inst: InstanceType, tasks_per_instance: int, tp: int) -> tup
 def plan_model(m: ModelConfig, stack: StackConfig, fraction: float) -> ModelPlan:
     inst = m.instance
     s = sizing.size(
-        m.arch, inst,
-        dtype=m.dtype.value, kv_cache_dtype=m.kv_cache_dtype, max_model_len=m.max_model_len,
-        tensor_parallel=m.tensor_parallel, gpu_memory_utilization=m.gpu_memory_utilization,
+        m.arch,
+        inst,
+        dtype=m.dtype.value,
+        kv_cache_dtype=m.kv_cache_dtype,
+        max_model_len=m.max_model_len,
+        tensor_parallel=m.tensor_parallel,
+        gpu_memory_utilization=m.gpu_memory_utilization,
         max_num_seqs=m.max_num_seqs,
-    )  # fmt: skip
+    )
     fit, tps = s.fit, s.throughput
     path = model_dir(m.source, MODELS_MOUNT)
     hc = vllm_health_check(s.cold_start.task_start_s)
@@ -353,8 +383,9 @@ def _scheduled_actions(stack: StackConfig, models: list[ModelPlan]) -> list[Sche
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "monitoring")
 
 
-def _shared_cost(stack: StackConfig, models: list[ModelPlan], endpoints: list[str],
-                 fraction: float) -> SharedCost:  # fmt: skip
+def _shared_cost(
+    stack: StackConfig, models: list[ModelPlan], endpoints: list[str], fraction: float
+) -> SharedCost:
     p = cost.PRICES
     h = cost.HOURS_PER_MONTH
     gb = sum(m.weights_gib * 1024**3 / 1e9 for m in models)
@@ -372,13 +403,15 @@ def _shared_cost(stack: StackConfig, models: list[ModelPlan], endpoints: list[st
     nat = stack.nat_gateway_count * h * p["nat_hour"].usd + (
         nat_gb * p["nat_gb"].usd if stack.nat_gateway_count else 0.0
     )
-    azs = stack.network.availability_zones if stack.network.vpc_id is None else len(
-        stack.network.private_subnet_ids)  # fmt: skip
+    azs = (
+        stack.network.availability_zones
+        if stack.network.vpc_id is None
+        else len(stack.network.private_subnet_ids)
+    )
     ep = len(endpoints) * azs * h * p["endpoint_az_hour"].usd
     alarms = 5 + 5 * len(models)
     metrics = 2 * len(models)
-    mon = (alarms * p["alarm_month"].usd + p["dashboard_month"].usd
-           + metrics * p["metric_month"].usd)  # fmt: skip
+    mon = alarms * p["alarm_month"].usd + p["dashboard_month"].usd + metrics * p["metric_month"].usd
     secrets = 1 + (1 if stack.hf_token else 0) + (1 if stack.gateway.fallback else 0)
     keys = 2 * p["kms_key_month"].usd + secrets * p["secret_month"].usd
     del fraction  # shared infrastructure runs all month, schedule or not
@@ -406,8 +439,11 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
             problems.append(f"modelfleet:models[{i}] ({m.name}): {exc}")
     if problems:
         raise ConfigError(origin or f"stacks/Pulumi.{stack.stack}.yaml", problems)
-    endpoints = list(INTERFACE_ENDPOINTS) if (
-        stack.environment is Environment.PROD and stack.network.vpc_id is None) else []  # fmt: skip
+    endpoints = (
+        list(INTERFACE_ENDPOINTS)
+        if (stack.environment is Environment.PROD and stack.network.vpc_id is None)
+        else []
+    )
     shared = _shared_cost(stack, models, endpoints, fraction)
     plan = FleetPlan(
         config=stack,

@@ -60,17 +60,23 @@ EFS_READ_MIBPS = 300.0
 ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption("gpu memory", "as nvidia-smi reports it (MiB)", "what vLLM can allocate"),
     Assumption("body bytes/weight", str(BODY_BYTES), "embedding and LM head stay 16-bit"),
-    Assumption("runtime overhead", f"{RUNTIME_OVERHEAD_GIB} GiB/GPU (+{TP_OVERHEAD_GIB} with TP)",
-               "CUDA context, workspaces, CUDA graphs, activation peak"),
+    Assumption(
+        "runtime overhead",
+        f"{RUNTIME_OVERHEAD_GIB} GiB/GPU (+{TP_OVERHEAD_GIB} with TP)",
+        "CUDA context, workspaces, CUDA graphs, activation peak",
+    ),
     Assumption("bandwidth efficiency", f"{BANDWIDTH_EFFICIENCY:.0%}", "decode reaches 60-80 %"),
     Assumption("compute efficiency", f"{COMPUTE_EFFICIENCY:.0%}", "batched decode MFU"),
-    Assumption("typical request", f"{TYPICAL_PROMPT_TOKENS} in / {TYPICAL_OUTPUT_TOKENS} out",
-               "sets batch size and KV read per token"),
+    Assumption(
+        "typical request",
+        f"{TYPICAL_PROMPT_TOKENS} in / {TYPICAL_OUTPUT_TOKENS} out",
+        "sets batch size and KV read per token",
+    ),
     Assumption("instance boot", f"{INSTANCE_BOOT_SECONDS} s", "ECS GPU AMI boot + agent"),
     Assumption("image pull", f"{VLLM_IMAGE_GB} GB at {IMAGE_PULL_MBPS} MB/s", "pull + extract"),
     Assumption("weight load", f"{EFS_READ_MIBPS} MiB/s", "one NFS connection to EFS Elastic"),
     Assumption("engine init", f"{ENGINE_INIT_SECONDS} s", "torch.compile + CUDA graphs"),
-)  # fmt: skip
+)
 
 
 class SizingError(ValueError):
@@ -93,7 +99,9 @@ class Fit:
 
     @property
     def need_per_gpu_gib(self) -> float:
-        return self.weights_per_gpu_gib + self.overhead_per_gpu_gib + self.kv_per_gpu_for_sequence_gib
+        return (
+            self.weights_per_gpu_gib + self.overhead_per_gpu_gib + self.kv_per_gpu_for_sequence_gib
+        )
 
 
 @dataclass(frozen=True)
@@ -182,11 +190,18 @@ def evaluate_fit(
 
 
 def valid_tensor_parallel(arch: ModelArch, instance: InstanceType) -> list[int]:
-    """TP degrees vLLM accepts here: powers of two dividing the GPU count and the heads."""
+    """TP degrees vLLM accepts here: powers of two dividing the GPU count and the heads.
+
+    vLLM also splits the KV heads (QKVParallelLinear): TP must divide them, or be a multiple
+    of them when it replicates them.
+    """
     return [
         tp
         for tp in (1, 2, 4, 8)
-        if tp <= instance.gpus and instance.gpus % tp == 0 and arch.attention_heads % tp == 0
+        if tp <= instance.gpus
+        and instance.gpus % tp == 0
+        and arch.attention_heads % tp == 0
+        and (arch.kv_heads % tp == 0 or tp % arch.kv_heads == 0)
     ]
 
 
@@ -200,7 +215,8 @@ def _explain(fit: Fit, max_model_len: int, instance: InstanceType) -> str:
         f"per GPU: weights {_fmt(fit.weights_gib)} GiB / TP {tp} = {_fmt(fit.weights_per_gpu_gib)} "
         f"+ runtime {_fmt(fit.overhead_per_gpu_gib)} + KV for one {max_model_len}-token "
         f"sequence {_fmt(fit.kv_per_gpu_for_sequence_gib)} = {_fmt(fit.need_per_gpu_gib)} GiB "
-        f"> budget {_fmt(instance.gpu.memory_gib)} GiB x utilization = {_fmt(fit.budget_gib)} GiB"
+        f"> budget {_fmt(instance.gpu.memory_gib)} GiB x utilization "
+        f"{round(fit.budget_gib / instance.gpu.memory_gib, 3):g} = {_fmt(fit.budget_gib)} GiB"
     )
 
 
@@ -257,7 +273,8 @@ def choose_fit(
             raise SizingError(
                 f"tensorParallel {tensor_parallel} cannot work on {instance.name}: it must divide "
                 f"the instance's {instance.gpus} GPU(s) and the model's {arch.attention_heads} "
-                f"attention heads; valid here: {valid}"
+                f"attention heads (and divide or be a multiple of its {arch.kv_heads} KV heads); "
+                f"valid here: {valid}"
             )
         candidates = [tensor_parallel]
     else:
@@ -275,14 +292,30 @@ def choose_fit(
     if longest >= 256:
         hints.append(f"maxModelLen <= {longest} at TP {last.tensor_parallel}")
     if kv_cache_dtype != "fp8" and "fp8" in instance.gpu.dtypes:
-        hints.append("kvCacheDtype: fp8")
+        # Suggest it only when it is enough on its own: halving the KV cache may not be.
+        kf = evaluate_fit(
+            arch,
+            instance,
+            dtype,
+            "fp8",
+            max_model_len,
+            last.tensor_parallel,
+            gpu_memory_utilization,
+        )
+        if kf.fits:
+            hints.append("kvCacheDtype: fp8")
     if dtype in ("bfloat16", "float16"):
         for q in ("fp8", "awq"):
             if q in instance.gpu.dtypes:
                 qf = evaluate_fit(
-                    arch, instance, q, kv_cache_dtype, max_model_len,
-                    last.tensor_parallel, gpu_memory_utilization,
-                )  # fmt: skip
+                    arch,
+                    instance,
+                    q,
+                    kv_cache_dtype,
+                    max_model_len,
+                    last.tensor_parallel,
+                    gpu_memory_utilization,
+                )
                 if qf.fits:
                     hints.append(f"dtype: {q} (a {q} checkpoint)")
                     break
@@ -297,8 +330,14 @@ def choose_fit(
     )
 
 
-def throughput(arch: ModelArch, instance: InstanceType, fit: Fit, dtype: str,
-               max_num_seqs: int, max_model_len: int) -> Throughput:  # fmt: skip
+def throughput(
+    arch: ModelArch,
+    instance: InstanceType,
+    fit: Fit,
+    dtype: str,
+    max_num_seqs: int,
+    max_model_len: int,
+) -> Throughput:
     """Decode tokens/s for one replica: memory-bandwidth bound until compute-bound."""
     tp = fit.tensor_parallel
     bandwidth = tp * instance.gpu.bandwidth_gbps * 1e9 * BANDWIDTH_EFFICIENCY
@@ -311,8 +350,11 @@ def throughput(arch: ModelArch, instance: InstanceType, fit: Fit, dtype: str,
     # A batch of MoE tokens touches more experts; beyond ~8 tokens all are read per step.
     weights_per_step = min(total_w, active_w * batch)
     t_mem = (weights_per_step + batch * kv_read) / bandwidth
-    tflops = instance.gpu.dense_tflops_fp8 if dtype == "fp8" and instance.gpu.dense_tflops_fp8 \
-        else instance.gpu.dense_tflops_16bit  # fmt: skip
+    tflops = (
+        instance.gpu.dense_tflops_fp8
+        if dtype == "fp8" and instance.gpu.dense_tflops_fp8
+        else instance.gpu.dense_tflops_16bit
+    )
     flops = tp * tflops * 1e12 * COMPUTE_EFFICIENCY
     t_compute = batch * 2 * arch.parameters_read_per_token_b * 1e9 / flops
     step = max(t_mem, t_compute)
@@ -352,9 +394,14 @@ def size(
     max_num_seqs: int | None,
 ) -> Sizing:
     fit = choose_fit(
-        arch, instance, dtype, kv_cache_dtype, max_model_len, tensor_parallel,
+        arch,
+        instance,
+        dtype,
+        kv_cache_dtype,
+        max_model_len,
+        tensor_parallel,
         gpu_memory_utilization,
-    )  # fmt: skip
+    )
     seqs = derive_max_num_seqs(fit, max_model_len, max_num_seqs)
     notes = []
     tasks = instance.gpus // fit.tensor_parallel

@@ -1,0 +1,55 @@
+"""Small helpers shared by the components: tags and child resource options.
+
+Not a component itself; every AWS concern lives in its own file beside this one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+
+from modelfleet.config import StackConfig
+
+
+def stack_tags(config: StackConfig, **extra: str) -> dict[str, str]:
+    """Tags on every taggable resource: who owns it, and whether it may be thrown away.
+
+    The policy pack reads `modelfleet:ephemeral` from a resource's own tags, so these are set
+    explicitly rather than through provider default tags (which preview does not show).
+    """
+    tags = {
+        "modelfleet:stack": config.stack,
+        "modelfleet:team": config.team,
+        "modelfleet:environment": config.environment.value,
+        "modelfleet:ephemeral": "true" if config.ephemeral else "false",
+        "ManagedBy": "pulumi",
+    }
+    tags.update(config.tags)
+    tags.update(extra)
+    return tags
+
+
+def child(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(parent=parent, **kwargs)
+
+
+def policy_json(statements: list[dict[str, Any]]) -> pulumi.Output[str]:
+    """An IAM policy document; ARNs may be Outputs."""
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def assume_role_policy(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )

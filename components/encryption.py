@@ -1,0 +1,69 @@
+"""One customer-managed KMS key per stack: EFS, SNS and Secrets Manager encrypt with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components._common import child, policy_json, stack_tags
+from modelfleet.config import StackConfig
+
+
+@dataclass(frozen=True)
+class EncryptionArgs:
+    config: StackConfig
+    account_id: str
+    partition: str
+
+
+class Encryption(pulumi.ComponentResource):
+    key_arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: EncryptionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("modelfleet:encryption:Encryption", name, None, opts)
+        c = args.config
+        root = f"arn:{args.partition}:iam::{args.account_id}:root"
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"modelfleet {c.team}/{c.stack}: model cache, alarms topic, secrets",
+            enable_key_rotation=True,
+            # An ephemeral stack's key goes as soon as AWS allows; a real one can be recovered.
+            deletion_window_in_days=7 if c.ephemeral else 30,
+            policy=policy_json(
+                [
+                    {
+                        # Delegate to IAM so roles get only what their own policies grant.
+                        "Sid": "AccountAdministersViaIam",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": root},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    },
+                    {
+                        # CloudWatch alarms publish to the encrypted SNS topic.
+                        "Sid": "CloudWatchAlarmsPublish",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+                    },
+                ]
+            ),
+            tags=stack_tags(c),
+            opts=child(self),
+        )
+        aws.kms.Alias(
+            f"{name}-alias",
+            name=f"alias/modelfleet/{c.team}-{c.stack}",
+            target_key_id=key.key_id,
+            opts=child(self),
+        )
+        self.key_arn = key.arn
+        self.key_id = key.key_id
+        self.register_outputs({"key_arn": key.arn})

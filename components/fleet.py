@@ -1,0 +1,179 @@
+"""The whole serving slice of one stack, composed from one component per AWS concern."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.autoscaling import Autoscaling, AutoscalingArgs
+from components.encryption import Encryption, EncryptionArgs
+from components.gpu_capacity import GpuCapacity, GpuCapacityArgs, capacity_groups, group_key
+from components.images import Images, ImagesArgs
+from components.inference_service import (
+    InferenceService,
+    InferenceServiceArgs,
+    service_name,
+)
+from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.model_cache import ModelCache, ModelCacheArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from components.network import Network, NetworkArgs
+from components.prewarm import Prewarm, PrewarmArgs
+from components.secrets import Secrets, SecretsArgs
+from components.security import Security, SecurityArgs
+from components.task_roles import TaskRoles, TaskRolesArgs
+from modelfleet.plan import FleetPlan
+
+
+@dataclass(frozen=True)
+class FleetArgs:
+    plan: FleetPlan
+
+
+class Fleet(pulumi.ComponentResource):
+    endpoints: dict[str, pulumi.Output[str]]
+    dashboard_url: pulumi.Output[str]
+    alarm_topic_arn: pulumi.Output[str]
+    fetcher_task_definitions: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: FleetArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("modelfleet:fleet:Fleet", name, None, opts)
+        plan = args.plan
+        c = plan.config
+        mine = pulumi.ResourceOptions(parent=self)
+        # Account facts are known at preview time; the components only wire resources.
+        identity = aws.get_caller_identity()
+        partition = aws.get_partition().partition
+        zones = aws.get_availability_zones(state="available").names
+
+        keys = Encryption(
+            f"{name}-encryption",
+            EncryptionArgs(c, identity.account_id, partition),
+            mine,
+        )
+        net = Network(f"{name}-network", NetworkArgs(plan, list(zones), c.region), mine)
+        sec = Security(f"{name}-security", SecurityArgs(plan, net.vpc_id), mine)
+        cache = ModelCache(
+            f"{name}-cache",
+            ModelCacheArgs(plan, keys.key_arn, net.private_subnet_ids, sec.efs_sg_id),
+            mine,
+        )
+        secrets = Secrets(f"{name}-secrets", SecretsArgs(plan, keys.key_arn), mine)
+        images = Images(f"{name}-images", ImagesArgs(plan, keys.key_arn), mine)
+        gpus = GpuCapacity(
+            f"{name}-gpu",
+            GpuCapacityArgs(plan, net.private_subnet_ids, sec.hosts_sg_id, partition),
+            mine,
+        )
+        roles = TaskRoles(
+            f"{name}-roles",
+            TaskRolesArgs(
+                plan,
+                partition,
+                cache.file_system_arn,
+                {n: ap.arn for n, ap in cache.access_points.items()},
+                keys.key_arn,
+                dict(secrets.arns),
+            ),
+            mine,
+        )
+        lb = LoadBalancer(
+            f"{name}-lb",
+            LoadBalancerArgs(plan, net.vpc_id, net.public_subnet_ids, sec.alb_sg_id),
+            mine,
+        )
+        prewarm = Prewarm(
+            f"{name}-prewarm",
+            PrewarmArgs(
+                plan=plan,
+                region=c.region,
+                cluster_arn=gpus.cluster_arn,
+                subnet_ids=net.private_subnet_ids,
+                security_group_id=sec.fetcher_sg_id,
+                file_system_id=cache.file_system_id,
+                access_point_ids={n: ap.id for n, ap in cache.access_points.items()},
+                execution_role_arn=dict(roles.execution_role_arn),
+                task_role_arn=dict(roles.task_role_arn),
+                fetcher_image=images.fetcher,
+                hf_token_arn=secrets.arns.get("hf_token"),
+            ),
+            mine,
+        )
+        scheme = "https" if plan.https else "http"
+        self.endpoints = {}
+        service_names: dict[str, str] = {}
+        for m in plan.models:
+            svc = InferenceService(
+                f"{name}-{m.short}",
+                InferenceServiceArgs(
+                    plan=plan,
+                    model=m,
+                    region=c.region,
+                    cluster_arn=gpus.cluster_arn,
+                    capacity_provider=gpus.capacity_provider[m.name],
+                    subnet_ids=net.private_subnet_ids,
+                    tasks_sg_id=sec.tasks_sg_id,
+                    target_group_arn=lb.target_groups[m.name].arn,
+                    file_system_id=cache.file_system_id,
+                    access_point_id=cache.access_points[m.name].id,
+                    execution_role_arn=roles.execution_role_arn[m.name],
+                    task_role_arn=roles.task_role_arn[m.name],
+                    sidecar_image=images.sidecar,
+                    fetcher_image=images.fetcher,
+                    secret_arns=dict(secrets.arns),
+                    # Weights on EFS first; the target group attached to a listener first.
+                    depends_on=[prewarm.runs[m.name], lb.listener_rules[m.name]],
+                ),
+                mine,
+            )
+            service_names[m.name] = service_name(plan, m)
+            Autoscaling(
+                f"{name}-{m.short}-scaling",
+                AutoscalingArgs(
+                    plan=plan,
+                    model=m,
+                    cluster_name=gpus.cluster_name,
+                    service_name=svc.service_name,
+                    load_balancer=lb.arn_suffix,
+                    target_group=lb.target_groups[m.name].arn_suffix,
+                ),
+                mine,
+            )
+            self.endpoints[m.name] = pulumi.Output.concat(
+                f"{scheme}://", lb.dns_name, f"/{m.name}/v1"
+            )
+        asgs = {
+            group_key(itype, cap): gpus.asg_names[models[0].name]
+            for (itype, cap), models in capacity_groups(plan).items()
+        }
+        monitoring = Monitoring(
+            f"{name}-monitoring",
+            MonitoringArgs(
+                plan=plan,
+                region=c.region,
+                account_id=identity.account_id,
+                kms_key_arn=keys.key_arn,
+                load_balancer=lb.arn_suffix,
+                file_system_id=cache.file_system_id,
+                cluster_name=gpus.cluster_name,
+                target_groups={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
+                service_names=service_names,
+                asg_names=asgs,
+            ),
+            mine,
+        )
+        self.dashboard_url = monitoring.dashboard_url
+        self.alarm_topic_arn = monitoring.topic_arn
+        self.fetcher_task_definitions = dict(prewarm.task_definition_arn)
+        self.register_outputs(
+            {
+                "endpoints": self.endpoints,
+                "dashboard_url": self.dashboard_url,
+                "alarm_topic_arn": self.alarm_topic_arn,
+                "fetcher_task_definitions": self.fetcher_task_definitions,
+            }
+        )

@@ -1,0 +1,219 @@
+"""GPU capacity: the ECS cluster and, per (instance type, capacity mode), a launch template,
+an Auto Scaling group and a capacity provider with managed scaling.
+
+Managed scaling sizes each group to the tasks that need it, so zero tasks means zero GPU
+instances; managed termination protection keeps scale-in from killing a host with a task.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from components._common import assume_role_policy, child, stack_tags
+from modelfleet import sizing
+from modelfleet.plan import FleetPlan, ModelPlan
+
+# The ECS GPU-optimized AL2023 AMI, resolved at deploy time so a new AMI shows in preview.
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html
+GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+# Root volume: the vLLM image unpacks to ~25 GB and a deploy briefly holds two versions.
+ROOT_VOLUME_GIB = 200
+USER_DATA = Path(__file__).resolve().parent / "scripts" / "gpu-host-userdata.sh"
+
+
+def user_data(cluster_name: str) -> str:
+    script = USER_DATA.read_text().replace("__ECS_CLUSTER__", cluster_name)
+    return base64.b64encode(script.encode()).decode()
+
+
+def capacity_groups(plan: FleetPlan) -> dict[tuple[str, str], list[ModelPlan]]:
+    groups: dict[tuple[str, str], list[ModelPlan]] = defaultdict(list)
+    for m in plan.models:
+        groups[(m.instance_type, m.capacity)].append(m)
+    return dict(groups)
+
+
+def group_key(instance_type: str, capacity: str) -> str:
+    return f"{instance_type.replace('.', '-')}-{capacity}"
+
+
+@dataclass(frozen=True)
+class GpuCapacityArgs:
+    plan: FleetPlan
+    private_subnet_ids: list[pulumi.Input[str]]
+    hosts_sg_id: pulumi.Input[str]
+    partition: str
+
+
+class GpuCapacity(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    cluster_arn: pulumi.Output[str]
+    # capacity provider name for each model
+    capacity_provider: dict[str, pulumi.Output[str]]
+    asg_names: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: GpuCapacityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("modelfleet:gpu-capacity:GpuCapacity", name, None, opts)
+        plan = args.plan
+        c = plan.config
+        tags = stack_tags(c)
+        cluster = aws.ecs.Cluster(
+            f"{name}-cluster",
+            settings=[{"name": "containerInsights", "value": "enabled"}],
+            tags=tags,
+            opts=child(self),
+        )
+        role = aws.iam.Role(
+            f"{name}-host-role",
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            tags=tags,
+            opts=child(self),
+        )
+        for i, managed in enumerate(
+            (
+                # What the ECS agent needs to register and pull images.
+                "service-role/AmazonEC2ContainerServiceforEC2Role",
+                # Session Manager instead of SSH: no key pairs, no port 22.
+                "AmazonSSMManagedInstanceCore",
+            )
+        ):
+            aws.iam.RolePolicyAttachment(
+                f"{name}-host-policy-{i}",
+                role=role.name,
+                policy_arn=f"arn:{args.partition}:iam::aws:policy/{managed}",
+                opts=child(self),
+            )
+        profile = aws.iam.InstanceProfile(
+            f"{name}-host-profile", role=role.name, tags=tags, opts=child(self)
+        )
+        ami = aws.ssm.get_parameter(name=GPU_AMI_PARAMETER)
+
+        self.capacity_provider = {}
+        self.asg_names = {}
+        providers: list[pulumi.Output[str]] = []
+        for (itype, capacity), models in capacity_groups(plan).items():
+            key = group_key(itype, capacity)
+            lt = aws.ec2.LaunchTemplate(
+                f"{name}-{key}-lt",
+                image_id=ami.value,
+                instance_type=itype,
+                iam_instance_profile={"arn": profile.arn},
+                user_data=cluster.name.apply(user_data),
+                update_default_version=True,
+                ebs_optimized="true",
+                metadata_options={
+                    "http_endpoint": "enabled",
+                    "http_tokens": "required",  # IMDSv2 only
+                    # Hop limit 1: containers (one hop further) cannot reach the host's
+                    # credentials even in bridge mode.
+                    "http_put_response_hop_limit": 1,
+                    "instance_metadata_tags": "disabled",
+                },
+                block_device_mappings=[
+                    {
+                        "device_name": "/dev/xvda",
+                        "ebs": {
+                            "volume_size": ROOT_VOLUME_GIB,
+                            "volume_type": "gp3",
+                            "encrypted": "true",
+                            "delete_on_termination": "true",
+                        },
+                    }
+                ],
+                network_interfaces=[
+                    {
+                        "associate_public_ip_address": "false",
+                        "security_groups": [args.hosts_sg_id],
+                        "delete_on_termination": "true",
+                    }
+                ],
+                tag_specifications=[
+                    {"resource_type": "instance", "tags": {**tags, "Name": f"{c.prefix}-{key}"}},
+                    {"resource_type": "volume", "tags": tags},
+                ],
+                tags=tags,
+                opts=child(self),
+            )
+            n_max = sum(m.cost.instances_max for m in models)
+            # Rolling deploys start new tasks before stopping old ones (maximumPercent 200),
+            # which needs room for a second copy of the largest fleet.
+            max_size = 2 * n_max
+            lt_spec = {"id": lt.id, "version": lt.latest_version.apply(str)}
+            spot = capacity in ("spot", "mixed")
+            base = sum(m.cost.instances_min for m in models) if capacity == "mixed" else 0
+            asg = aws.autoscaling.Group(
+                f"{name}-{key}-asg",
+                min_size=0,
+                max_size=max_size,
+                vpc_zone_identifiers=args.private_subnet_ids,
+                protect_from_scale_in=True,  # managed termination protection requires it
+                capacity_rebalance=spot,
+                health_check_type="EC2",
+                default_instance_warmup=sizing.INSTANCE_BOOT_SECONDS,
+                launch_template=None if spot else lt_spec,
+                mixed_instances_policy=(
+                    {
+                        "instances_distribution": {
+                            "on_demand_base_capacity": base,
+                            "on_demand_percentage_above_base_capacity": 0,
+                            # Fewer interruptions than lowest-price, at nearly its price.
+                            "spot_allocation_strategy": "price-capacity-optimized",
+                        },
+                        "launch_template": {
+                            "launch_template_specification": {
+                                "launch_template_id": lt.id,
+                                "version": lt.latest_version.apply(str),
+                            },
+                            "overrides": [{"instance_type": itype}],
+                        },
+                    }
+                    if spot
+                    else None
+                ),
+                tags=[
+                    {"key": k, "value": v, "propagate_at_launch": True}
+                    for k, v in {**tags, "AmazonECSManaged": "true"}.items()
+                ],
+                # ECS managed scaling owns desired capacity from here on.
+                opts=child(self, ignore_changes=["desiredCapacity"]),
+            )
+            cp = aws.ecs.CapacityProvider(
+                f"{name}-{key}-cp",
+                auto_scaling_group_provider={
+                    "auto_scaling_group_arn": asg.arn,
+                    "managed_termination_protection": "ENABLED",
+                    "managed_draining": "ENABLED",
+                    "managed_scaling": {
+                        "status": "ENABLED",
+                        "target_capacity": 100,
+                        "minimum_scaling_step_size": 1,
+                        "maximum_scaling_step_size": max(1, n_max),
+                        "instance_warmup_period": sizing.INSTANCE_BOOT_SECONDS,
+                    },
+                },
+                tags=tags,
+                opts=child(self),
+            )
+            providers.append(cp.name)
+            for m in models:
+                self.capacity_provider[m.name] = cp.name
+                self.asg_names[m.name] = asg.name
+
+        aws.ecs.ClusterCapacityProviders(
+            f"{name}-providers",
+            cluster_name=cluster.name,
+            # FARGATE runs the one-shot pre-warm fetcher: no GPU host needed for a download.
+            capacity_providers=[*providers, "FARGATE"],
+            opts=child(self),
+        )
+        self.cluster_name = cluster.name
+        self.cluster_arn = cluster.arn
+        self.register_outputs({"cluster_name": cluster.name})

@@ -1,0 +1,184 @@
+"""Run the Pulumi program offline under `pulumi.runtime.set_mocks`, recording every resource.
+
+The program (`__main__.py`) runs unmodified, with the stack file's config handed over as the
+engine hands it during `pulumi preview`: structured values JSON-encoded, secrets decrypted
+(here: to stand-in values) and their keys marked secret. Invokes that would ask AWS (account,
+zones, the GPU AMI parameter) answer with fixed, realistic values.
+
+Used by the infra tests and by `modelfleet check`, which runs the policy pack on the result.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = ROOT / "__main__.py"
+ACCOUNT = "123456789012"
+AMI = "ami-0a1b2c3d4e5f67890"
+# Stand-ins for decrypted secrets, shaped as the program expects them.
+SECRET_STAND_INS = {
+    "apiKeys": "ci:mock-api-key",
+    "apiKey": "mock-fallback-key",
+    "hfToken": "hf_mock_token",
+}
+
+
+@dataclass
+class Recorded:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def _service(type_token: str) -> str:
+    return type_token.split(":")[1].split("/")[0]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.resources: list[Recorded] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        rid = f"{args.name}-id"
+        physical = inputs.get("name") or f"{args.name}-a1b2c3d"
+        out: dict[str, Any] = {
+            **inputs,
+            "name": physical,
+            "arn": f"arn:aws:{_service(args.typ)}:{self.region}:{ACCOUNT}:{args.name}",
+            "id": rid,
+        }
+        t = args.typ
+        if t == "aws:lb/loadBalancer:LoadBalancer":
+            out["dnsName"] = f"{physical}-1234567890.{self.region}.elb.amazonaws.com"
+            out["arnSuffix"] = f"app/{physical}/0123456789abcdef"
+        elif t == "aws:lb/targetGroup:TargetGroup":
+            out["arnSuffix"] = f"targetgroup/{physical}/0123456789abcdef"
+        elif t == "aws:ecr/repository:Repository":
+            out["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{physical}"
+            out["registryId"] = ACCOUNT
+        elif t == "docker-build:index:Image":
+            out["digest"] = "sha256:" + "0" * 64
+        elif t == "aws:ec2/launchTemplate:LaunchTemplate":
+            out["latestVersion"] = 1
+        elif t == "aws:kms/key:Key":
+            out["keyId"] = "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+        elif t == "aws:ec2/vpc:Vpc":
+            out["cidrBlock"] = inputs.get("cidrBlock")
+        elif t == "aws:cloudwatch/dashboard:Dashboard":
+            out["dashboardName"] = inputs.get("dashboardName")
+        self.resources.append(Recorded(t, args.name, inputs, out))
+        return rid, out
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
+        token = args.token
+        r = self.region
+        answers: dict[str, dict[str, Any]] = {
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
+                "userId": "AIDAEXAMPLE",
+                "id": ACCOUNT,
+            },
+            "aws:index/getPartition:getPartition": {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "id": "aws",
+                "reverseDnsPrefix": "com.amazonaws",
+            },
+            "aws:index/getAvailabilityZones:getAvailabilityZones": {
+                "names": [f"{r}a", f"{r}b", f"{r}c", f"{r}d"],
+                "zoneIds": ["use1-az1", "use1-az2", "use1-az4", "use1-az6"],
+                "id": r,
+            },
+            "aws:ssm/getParameter:getParameter": {
+                "name": args.args.get("name"),
+                "value": AMI,
+                "type": "String",
+                "id": args.args.get("name"),
+                "arn": "",
+                "version": 1,
+                "insecureValue": AMI,
+            },
+            "aws:ec2/getVpc:getVpc": {"id": args.args.get("id"), "cidrBlock": "10.60.0.0/16"},
+            "aws:elb/getServiceAccount:getServiceAccount": {
+                "id": "127311923021",
+                "arn": "arn:aws:iam::127311923021:root",
+            },
+            "aws:ecr/getAuthorizationToken:getAuthorizationToken": {
+                "userName": "AWS",
+                "password": "mock-ecr-password",
+                "id": ACCOUNT,
+                "authorizationToken": "",
+                "expiresAt": "",
+                "proxyEndpoint": "",
+            },
+        }
+        if token not in answers:
+            raise NotImplementedError(f"no mock for invoke {token}")
+        return answers[token], []
+
+
+def _engine_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _decrypt(value: Any, key: str = "") -> tuple[Any, bool]:
+    """Replace `{secure: ...}` with a stand-in plaintext; report whether any was found."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_STAND_INS.get(key, "mock-secret"), True
+        found = False
+        out = {}
+        for k, v in value.items():
+            out[k], f = _decrypt(v, str(k))
+            found |= f
+        return out, found
+    if isinstance(value, list):
+        items = [_decrypt(v, key) for v in value]
+        return [v for v, _ in items], any(f for _, f in items)
+    return value, False
+
+
+def engine_config_from_file(stack_file: Path) -> tuple[str, dict[str, str], list[str]]:
+    """(stack name, engine config map, secret keys) as `pulumi preview` would pass them."""
+    doc = yaml.safe_load(stack_file.read_text())
+    stack = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (doc.get("config") or {}).items():
+        name = str(key).partition(":")[2]
+        plain, is_secret = _decrypt(value, name)
+        config[str(key)] = _engine_value(plain)
+        if is_secret:
+            secret_keys.append(str(key))
+    return stack, config, secret_keys
+
+
+def run_program(stack_file: Path, preview: bool = True) -> list[Recorded]:
+    """Run `__main__.py` for one stack file under mocks; return every registered resource."""
+    stack, config, secret_keys = engine_config_from_file(Path(stack_file))
+    region = config.get("aws:region", "us-east-1")
+    mocks = RecordingMocks(region)
+    pulumi.runtime.set_mocks(mocks, project="modelfleet", stack=stack, preview=preview)
+    pulumi.runtime.set_all_config(config, secret_keys)
+    pulumi_mocks.SETTINGS.outputs.clear()
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__") and None))
+    return mocks.resources

@@ -1,0 +1,168 @@
+"""One model's serving: its log group, task definition (fetcher -> vLLM -> sidecar) and ECS
+service on its GPU capacity provider, registered with its target group."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components._common import child, stack_tags
+from components.model_cache import efs_volume
+from modelfleet.containers import TaskRefs, container_definitions
+from modelfleet.plan import SIDECAR_PORT, FleetPlan, ModelPlan
+
+
+def service_tags(plan: FleetPlan, m: ModelPlan) -> dict[str, str]:
+    """Facts the policy pack's cost guardrails read at preview time, when ids are unknown."""
+    c = plan.config
+    g = c.guardrails
+    tags = stack_tags(
+        c,
+        **{
+            "modelfleet:model": m.name,
+            "modelfleet:instance-type": m.instance_type,
+            "modelfleet:capacity": m.capacity,
+            "modelfleet:max-replicas": str(m.replicas_max),
+            "modelfleet:tasks-per-instance": str(m.tasks_per_instance),
+            "modelfleet:instance-hourly-usd": f"{m.cost.on_demand_hourly:g}",
+        },
+    )
+    if g.allowed_instance_families is not None:
+        tags["modelfleet:guardrail-allowed-families"] = ",".join(g.allowed_instance_families)
+    if g.max_hourly_usd is not None:
+        tags["modelfleet:guardrail-max-hourly-usd"] = f"{g.max_hourly_usd:g}"
+    if g.require_spot is not None:
+        tags["modelfleet:guardrail-require-spot"] = "true" if g.require_spot else "false"
+    return tags
+
+
+def service_name(plan: FleetPlan, m: ModelPlan) -> str:
+    """Fixed, so the sidecar's metric dimension and the alarms agree before anything exists."""
+    return f"{plan.config.prefix}-{m.short}"
+
+
+@dataclass(frozen=True)
+class InferenceServiceArgs:
+    plan: FleetPlan
+    model: ModelPlan
+    region: str
+    cluster_arn: pulumi.Input[str]
+    capacity_provider: pulumi.Input[str]
+    subnet_ids: list[pulumi.Input[str]]
+    tasks_sg_id: pulumi.Input[str]
+    target_group_arn: pulumi.Input[str]
+    file_system_id: pulumi.Input[str]
+    access_point_id: pulumi.Input[str]
+    execution_role_arn: pulumi.Input[str]
+    task_role_arn: pulumi.Input[str]
+    sidecar_image: pulumi.Input[str]
+    fetcher_image: pulumi.Input[str]
+    secret_arns: dict[str, pulumi.Output[str]]
+    depends_on: list[pulumi.Resource]
+
+
+class InferenceService(pulumi.ComponentResource):
+    service_name: pulumi.Output[str]
+    task_definition_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("modelfleet:inference:InferenceService", name, None, opts)
+        plan, m = args.plan, args.model
+        c = plan.config
+        tags = stack_tags(c, **{"modelfleet:model": m.name})
+        svc_name = service_name(plan, m)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs", retention_in_days=c.retention_days, tags=tags, opts=child(self)
+        )
+        s = args.secret_arns
+        containers = pulumi.Output.all(
+            log_group.name,
+            args.sidecar_image,
+            args.fetcher_image,
+            s.get("api_keys"),
+            s.get("fallback_api_key"),
+            s.get("hf_token"),
+        ).apply(
+            lambda v: json.dumps(
+                container_definitions(
+                    m,
+                    plan,
+                    TaskRefs(
+                        region=args.region,
+                        log_group=v[0],
+                        vllm_image=c.images.vllm,
+                        sidecar_image=v[1],
+                        fetcher_image=v[2],
+                        service_name=svc_name,
+                        api_keys_arn=v[3],
+                        fallback_key_arn=v[4],
+                        hf_token_arn=v[5],
+                    ),
+                )
+            )
+        )
+        task_def = aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=svc_name,
+            requires_compatibilities=["EC2"],
+            network_mode="awsvpc",
+            cpu=str(m.task_cpu),
+            memory=str(m.task_memory_mib),
+            execution_role_arn=args.execution_role_arn,
+            task_role_arn=args.task_role_arn,
+            container_definitions=containers,
+            volumes=[efs_volume(args.file_system_id, args.access_point_id)],
+            placement_constraints=[
+                {
+                    "type": "memberOf",
+                    "expression": f"attribute:ecs.instance-type == {m.instance_type}",
+                }
+            ],
+            tags=tags,
+            opts=child(self),
+        )
+        service = aws.ecs.Service(
+            f"{name}-service",
+            name=svc_name,
+            cluster=args.cluster_arn,
+            task_definition=task_def.arn,
+            desired_count=m.replicas_min,
+            capacity_provider_strategies=[
+                {"capacity_provider": args.capacity_provider, "weight": 1, "base": 0}
+            ],
+            network_configuration={
+                "subnets": args.subnet_ids,
+                "security_groups": [args.tasks_sg_id],
+                "assign_public_ip": False,
+            },
+            load_balancers=[
+                {
+                    "target_group_arn": args.target_group_arn,
+                    "container_name": "sidecar",
+                    "container_port": SIDECAR_PORT,
+                }
+            ],
+            # From the plan's cold-start estimate: image pull + weight load + engine start.
+            health_check_grace_period_seconds=m.grace_period_s,
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            ordered_placement_strategies=[
+                {"type": "spread", "field": "attribute:ecs.availability-zone"},
+                {"type": "binpack", "field": "memory"},
+            ],
+            enable_ecs_managed_tags=True,
+            propagate_tags="SERVICE",
+            enable_execute_command=False,
+            tags=service_tags(plan, m),
+            # Application Auto Scaling owns the desired count once the service exists.
+            opts=child(self, depends_on=args.depends_on, ignore_changes=["desiredCount"]),
+        )
+        self.service_name = service.name
+        self.task_definition_arn = task_def.arn
+        self.register_outputs({"service_name": service.name})

@@ -1,0 +1,126 @@
+"""The model cache: EFS, encrypted with the stack's key, one access point per model.
+
+Weights are written once (pre-warm at `pulumi up`, guarded again at each task start) and read
+by every replica, so a scale-out loads from inside the VPC instead of the internet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components._common import child, policy_json, stack_tags
+from modelfleet.containers import MODELS_VOLUME
+from modelfleet.plan import FleetPlan
+
+# The fetcher image and the access points agree on this POSIX identity (docker/fetcher).
+MODEL_UID = 1000
+MODEL_GID = 1000
+
+
+@dataclass(frozen=True)
+class ModelCacheArgs:
+    plan: FleetPlan
+    kms_key_arn: pulumi.Input[str]
+    subnet_ids: list[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+
+
+class ModelCache(pulumi.ComponentResource):
+    file_system_id: pulumi.Output[str]
+    file_system_arn: pulumi.Output[str]
+    access_points: dict[str, aws.efs.AccessPoint]
+
+    def __init__(
+        self, name: str, args: ModelCacheArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("modelfleet:model-cache:ModelCache", name, None, opts)
+        c = args.plan.config
+        tags = stack_tags(c)
+        fs = aws.efs.FileSystem(
+            f"{name}-efs",
+            encrypted=True,
+            kms_key_id=args.kms_key_arn,
+            performance_mode="generalPurpose",
+            # Elastic: a cold start reads tens of GiB at once; bursting credits would run out
+            # on the first scale-out and provisioned throughput is paid for while idle.
+            throughput_mode="elastic",
+            tags={**tags, "Name": f"{c.prefix}-models"},
+            opts=child(self),
+        )
+        # Weights are a cache of pinned, re-downloadable artifacts: backups would only cost.
+        aws.efs.BackupPolicy(
+            f"{name}-backup",
+            file_system_id=fs.id,
+            backup_policy={"status": "DISABLED"},
+            opts=child(self),
+        )
+        aws.efs.FileSystemPolicy(
+            f"{name}-policy",
+            file_system_id=fs.id,
+            policy=policy_json(
+                [
+                    {
+                        "Sid": "DenyUnencryptedTransport",
+                        "Effect": "Deny",
+                        "Principal": {"AWS": "*"},
+                        "Action": "*",
+                        "Resource": fs.arn,
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
+                    {
+                        # Access goes through the access points' POSIX identity, never as root.
+                        "Sid": "DenyRootAccess",
+                        "Effect": "Deny",
+                        "Principal": {"AWS": "*"},
+                        "Action": "elasticfilesystem:ClientRootAccess",
+                        "Resource": fs.arn,
+                    },
+                ]
+            ),
+            opts=child(self),
+        )
+        for i, subnet in enumerate(args.subnet_ids):
+            aws.efs.MountTarget(
+                f"{name}-mount-{i}",
+                file_system_id=fs.id,
+                subnet_id=subnet,
+                security_groups=[args.security_group_id],
+                opts=child(self),
+            )
+        self.access_points = {}
+        for m in args.plan.models:
+            self.access_points[m.name] = aws.efs.AccessPoint(
+                f"{name}-{m.short}-ap",
+                file_system_id=fs.id,
+                posix_user={"uid": MODEL_UID, "gid": MODEL_GID},
+                root_directory={
+                    "path": f"/{m.name}",
+                    "creation_info": {
+                        "owner_uid": MODEL_UID,
+                        "owner_gid": MODEL_GID,
+                        "permissions": "0755",
+                    },
+                },
+                tags={**tags, "Name": f"{c.prefix}-{m.name}", "modelfleet:model": m.name},
+                opts=child(self),
+            )
+        self.file_system_id = fs.id
+        self.file_system_arn = fs.arn
+        self.register_outputs({"file_system_id": fs.id})
+
+
+def efs_volume(file_system_id: pulumi.Input[str], access_point_id: pulumi.Input[str]) -> Any:
+    """A task volume on one model's access point: TLS in transit, IAM-authorized mount."""
+    return {
+        "name": MODELS_VOLUME,
+        "efs_volume_configuration": {
+            "file_system_id": file_system_id,
+            "root_directory": "/",
+            "transit_encryption": "ENABLED",
+            "authorization_config": {"access_point_id": access_point_id, "iam": "ENABLED"},
+        },
+    }

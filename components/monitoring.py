@@ -1,0 +1,172 @@
+"""Alarms to an encrypted SNS topic (email subscriptions) and one dashboard per stack."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components._common import child, policy_json, stack_tags
+from modelfleet.monitoring import ModelDims, dashboard_body, model_alarms, stack_alarms
+from modelfleet.plan import FleetPlan
+
+
+def _dimensions(dims: list[dict[str, Any]]) -> dict[str, Any]:
+    return {d["Name"]: d["Value"] for d in dims}
+
+
+def alarm_args(spec: dict[str, Any]) -> dict[str, Any]:
+    """A PutMetricAlarm payload as aws.cloudwatch.MetricAlarm arguments."""
+    args: dict[str, Any] = {
+        "name": spec["AlarmName"],
+        "alarm_description": spec["AlarmDescription"],
+        "comparison_operator": spec["ComparisonOperator"],
+        "evaluation_periods": spec["EvaluationPeriods"],
+        "threshold": spec["Threshold"],
+        "treat_missing_data": spec["TreatMissingData"],
+    }
+    if "DatapointsToAlarm" in spec:
+        args["datapoints_to_alarm"] = spec["DatapointsToAlarm"]
+    if "Metrics" in spec:
+        queries = []
+        for q in spec["Metrics"]:
+            query: dict[str, Any] = {"id": q["Id"], "return_data": q["ReturnData"]}
+            if "Expression" in q:
+                query["expression"] = q["Expression"]
+                query["label"] = q["Label"]
+            else:
+                ms = q["MetricStat"]
+                query["metric"] = {
+                    "namespace": ms["Metric"]["Namespace"],
+                    "metric_name": ms["Metric"]["MetricName"],
+                    "dimensions": _dimensions(ms["Metric"]["Dimensions"]),
+                    "period": ms["Period"],
+                    "stat": ms["Stat"],
+                }
+            queries.append(query)
+        args["metric_queries"] = queries
+    else:
+        args.update(
+            namespace=spec["Namespace"],
+            metric_name=spec["MetricName"],
+            dimensions=_dimensions(spec["Dimensions"]),
+            period=spec["Period"],
+        )
+        if "ExtendedStatistic" in spec:
+            args["extended_statistic"] = spec["ExtendedStatistic"]
+        else:
+            args["statistic"] = spec["Statistic"]
+    return args
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    plan: FleetPlan
+    region: str
+    account_id: str
+    kms_key_arn: pulumi.Input[str]
+    load_balancer: pulumi.Input[str]
+    file_system_id: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    target_groups: dict[str, pulumi.Input[str]]
+    service_names: dict[str, str]
+    asg_names: dict[str, pulumi.Input[str]]
+
+
+class Monitoring(pulumi.ComponentResource):
+    topic_arn: pulumi.Output[str]
+    dashboard_url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("modelfleet:monitoring:Monitoring", name, None, opts)
+        plan = args.plan
+        c = plan.config
+        tags = stack_tags(c)
+        topic = aws.sns.Topic(
+            f"{name}-alarms", kms_master_key_id=args.kms_key_arn, tags=tags, opts=child(self)
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-alarms-policy",
+            arn=topic.arn,
+            policy=policy_json(
+                [
+                    {
+                        "Sid": "CloudWatchAlarmsOfThisAccount",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                        "Action": "sns:Publish",
+                        "Resource": topic.arn,
+                        "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+                    }
+                ]
+            ),
+            opts=child(self),
+        )
+        for i, email in enumerate(c.alarms.emails):
+            aws.sns.TopicSubscription(
+                f"{name}-email-{i}",
+                topic=topic.arn,
+                protocol="email",
+                endpoint=email,
+                opts=child(self),
+            )
+
+        dims = {
+            m.name: ModelDims(
+                load_balancer=args.load_balancer,
+                target_group=args.target_groups[m.name],
+                cluster=args.cluster_name,
+                service=args.service_names[m.name],
+            )
+            for m in plan.models
+        }
+        specs: list[dict[str, Any]] = []
+        for m in plan.models:
+            specs += model_alarms(plan, m, dims[m.name])
+        specs += stack_alarms(
+            plan, args.load_balancer, args.file_system_id, args.cluster_name, args.asg_names
+        )
+        for spec in specs:
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-{spec['AlarmName'].removeprefix(c.prefix + '-')}",
+                alarm_actions=[topic.arn],
+                ok_actions=[topic.arn],
+                tags=tags,
+                opts=child(self),
+                **alarm_args(spec),
+            )
+
+        dim_values = [
+            args.load_balancer,
+            args.file_system_id,
+            args.cluster_name,
+            *[args.target_groups[m.name] for m in plan.models],
+        ]
+
+        def body(values: list[Any]) -> str:
+            lb, fs, cluster, *tgs = values
+            resolved = {
+                m.name: ModelDims(lb, tg, cluster, args.service_names[m.name])
+                for m, tg in zip(plan.models, tgs, strict=True)
+            }
+            return json.dumps(dashboard_body(plan, args.region, resolved, lb, fs, cluster))
+
+        dashboard = aws.cloudwatch.Dashboard(
+            f"{name}-dashboard",
+            dashboard_name=c.prefix,
+            dashboard_body=pulumi.Output.all(*dim_values).apply(body),
+            opts=child(self),
+        )
+        self.topic_arn = topic.arn
+        self.dashboard_url = dashboard.dashboard_name.apply(
+            lambda n: (
+                f"https://{args.region}.console.aws.amazon.com/cloudwatch/home"
+                f"?region={args.region}#dashboards/dashboard/{n}"
+            )
+        )
+        self.register_outputs({"topic_arn": topic.arn, "dashboard_url": self.dashboard_url})

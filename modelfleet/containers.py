@@ -1,0 +1,209 @@
+"""ECS container definitions for a model's task, as plain data.
+
+Pure so that a test can validate them against botocore's RegisterTaskDefinition model and the
+limits table without Pulumi; the component only fills in ARNs and image references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelfleet.plan import (
+    FETCHER_CPU_UNITS,
+    FETCHER_MEMORY_MIB,
+    MODELS_MOUNT,
+    SIDECAR_CPU_UNITS,
+    SIDECAR_MEMORY_MIB,
+    SIDECAR_PORT,
+    VLLM_PORT,
+    FleetPlan,
+    ModelPlan,
+)
+
+MODELS_VOLUME = "models"
+# ECS stops a container with SIGTERM, then SIGKILL after stopTimeout (120 s at most on EC2
+# and Fargate: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html).
+MAX_STOP_TIMEOUT = 120
+EMF_NAMESPACE = "modelfleet"
+PREWARM_CONTAINER = "fetcher"
+
+
+@dataclass(frozen=True)
+class TaskRefs:
+    """What the container definitions need from other resources."""
+
+    region: str
+    log_group: str
+    vllm_image: str
+    sidecar_image: str
+    fetcher_image: str
+    service_name: str
+    api_keys_arn: str | None = None
+    fallback_key_arn: str | None = None
+    hf_token_arn: str | None = None
+
+
+def _logs(refs: TaskRefs, prefix: str) -> dict[str, Any]:
+    return {
+        "logDriver": "awslogs",
+        "options": {
+            "awslogs-group": refs.log_group,
+            "awslogs-region": refs.region,
+            "awslogs-stream-prefix": prefix,
+            # A blocked log pipe must never stall token streaming.
+            "mode": "non-blocking",
+            "max-buffer-size": "25m",
+        },
+    }
+
+
+def _env(values: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in sorted(values.items())]
+
+
+def fetcher_sources(m: ModelPlan, plan: FleetPlan) -> list[tuple[str, str]]:
+    """(container name, source) for the model and each LoRA adapter."""
+    cfg = next(x for x in plan.config.models if x.name == m.name)
+    out = [("fetch-model", m.source)]
+    out += [(f"fetch-{a.name}"[:255], a.source) for a in cfg.lora_adapters]
+    return out
+
+
+def fetcher_container(
+    name: str, command: list[str], refs: TaskRefs, essential: bool
+) -> dict[str, Any]:
+    c: dict[str, Any] = {
+        "name": name,
+        "image": refs.fetcher_image,
+        "essential": essential,
+        "command": command,
+        "cpu": FETCHER_CPU_UNITS,
+        "memoryReservation": FETCHER_MEMORY_MIB,
+        "mountPoints": [
+            {"sourceVolume": MODELS_VOLUME, "containerPath": MODELS_MOUNT, "readOnly": False}
+        ],
+        "environment": _env({"AWS_DEFAULT_REGION": refs.region}),
+        "readonlyRootFilesystem": False,
+        "logConfiguration": _logs(refs, "fetcher"),
+    }
+    if refs.hf_token_arn:
+        c["secrets"] = [{"name": "HF_TOKEN", "valueFrom": refs.hf_token_arn}]
+    return c
+
+
+def _http_probe(port: int, path: str) -> list[str]:
+    # python3 is in both images (vLLM's and ours); curl is not guaranteed in either.
+    return [
+        "CMD",
+        "python3",
+        "-c",
+        f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', "
+        "timeout=4)",
+    ]
+
+
+def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list[dict[str, Any]]:
+    c = plan.config
+    fetchers = [
+        fetcher_container(n, [s, MODELS_MOUNT], refs, essential=False)
+        for n, s in fetcher_sources(m, plan)
+    ]
+    hc = m.vllm_health_check
+    vllm: dict[str, Any] = {
+        "name": "vllm",
+        "image": refs.vllm_image,
+        "essential": True,
+        "command": m.vllm_command,
+        "resourceRequirements": [{"type": "GPU", "value": str(m.tensor_parallel)}],
+        "memoryReservation": m.vllm_memory_mib,
+        "linuxParameters": {"sharedMemorySize": m.shared_memory_mib, "initProcessEnabled": True},
+        "ulimits": [
+            {"name": "memlock", "softLimit": -1, "hardLimit": -1},
+            {"name": "nofile", "softLimit": 65535, "hardLimit": 65535},
+        ],
+        "mountPoints": [
+            # Read-only: serving never writes weights; only the fetcher does.
+            {"sourceVolume": MODELS_VOLUME, "containerPath": MODELS_MOUNT, "readOnly": True}
+        ],
+        "dependsOn": [{"containerName": f["name"], "condition": "SUCCESS"} for f in fetchers],
+        "environment": _env(
+            {
+                # Weights come from the cache; serving must never reach for the hub.
+                "HF_HUB_OFFLINE": "1",
+                "VLLM_NO_USAGE_STATS": "1",
+                "DO_NOT_TRACK": "1",
+            }
+        ),
+        "healthCheck": {
+            "command": _http_probe(VLLM_PORT, "/health"),
+            "interval": hc.interval,
+            "timeout": hc.timeout,
+            "retries": hc.retries,
+            "startPeriod": hc.start_period,
+        },
+        # Give up on a vLLM that has not turned healthy by the end of its health budget.
+        "startTimeout": hc.budget_s,
+        "stopTimeout": MAX_STOP_TIMEOUT,
+        "logConfiguration": _logs(refs, "vllm"),
+    }
+    g = c.gateway
+    env = {
+        "SIDECAR_HOST": "0.0.0.0",  # noqa: S104 - the task ENI; the security group admits only the ALB
+        "SIDECAR_PORT": str(SIDECAR_PORT),
+        "SIDECAR_UPSTREAM_URL": f"http://127.0.0.1:{VLLM_PORT}",
+        "SIDECAR_ROUTE_PREFIX": f"/{m.name}",
+        "SIDECAR_RPM": str(g.rate_limit.requests_per_minute),
+        "SIDECAR_TPM": str(g.rate_limit.tokens_per_minute),
+        "SIDECAR_MAX_BODY_BYTES": str(g.max_body_bytes),
+        "SIDECAR_MAX_INFLIGHT": str(m.sidecar_max_inflight),
+        "SIDECAR_DRAIN_SECONDS": str(min(g.drain_seconds, MAX_STOP_TIMEOUT - 5)),
+        "SIDECAR_SERVICE_NAME": refs.service_name,
+        "SIDECAR_MODEL_NAME": m.name,
+        "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,
+        # Below the ALB idle timeout, so a slow first token never looks like a dead connection.
+        "SIDECAR_KEEPALIVE_SECONDS": str(min(15, plan.alb_idle_timeout_s // 4)),
+    }
+    if g.allow_no_auth:
+        env["SIDECAR_ALLOW_NO_AUTH"] = "1"
+    if g.fallback is not None:
+        env["SIDECAR_FALLBACK_URL"] = g.fallback.base_url
+        env["SIDECAR_FALLBACK_MODEL"] = g.fallback.model
+    secrets = []
+    if refs.api_keys_arn:
+        secrets.append({"name": "SIDECAR_API_KEYS", "valueFrom": refs.api_keys_arn})
+    if refs.fallback_key_arn:
+        secrets.append({"name": "SIDECAR_FALLBACK_API_KEY", "valueFrom": refs.fallback_key_arn})
+    sidecar: dict[str, Any] = {
+        "name": "sidecar",
+        "image": refs.sidecar_image,
+        "essential": True,
+        "cpu": SIDECAR_CPU_UNITS,
+        "memoryReservation": SIDECAR_MEMORY_MIB,
+        "portMappings": [{"containerPort": SIDECAR_PORT, "protocol": "tcp", "name": "http"}],
+        "dependsOn": [{"containerName": "vllm", "condition": "HEALTHY"}],
+        "environment": _env(env),
+        "secrets": secrets,
+        "readonlyRootFilesystem": True,
+        "healthCheck": {
+            "command": _http_probe(SIDECAR_PORT, "/health"),
+            "interval": 10,
+            "timeout": 5,
+            "retries": 3,
+            "startPeriod": 15,
+        },
+        "stopTimeout": MAX_STOP_TIMEOUT,
+        "logConfiguration": _logs(refs, "sidecar"),
+    }
+    return [*fetchers, vllm, sidecar]
+
+
+def prewarm_container(refs: TaskRefs) -> list[dict[str, Any]]:
+    """The one-shot pre-warm task: the fetcher alone, sized by the Fargate task.
+
+    Its command (SOURCE DEST_ROOT) is given per run by the pre-warm provider, one run per
+    source, so one task definition serves a model and its adapters.
+    """
+    c = fetcher_container(PREWARM_CONTAINER, [], refs, essential=True)
+    del c["cpu"], c["memoryReservation"]
+    return [c]

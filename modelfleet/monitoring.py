@@ -1,0 +1,345 @@
+"""Alarms and the dashboard of a stack, as CloudWatch API payloads.
+
+Specs are PutMetricAlarm-shaped dicts so a test can validate them against botocore's model;
+dimension values are whatever the caller passes (strings in tests, Pulumi Outputs in the
+component). Thresholds and windows come from the stack and the plan's cold-start estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from modelfleet.containers import EMF_NAMESPACE
+from modelfleet.plan import STARTUP_MARGIN, FleetPlan, ModelPlan
+
+ALB = "AWS/ApplicationELB"
+INSIGHTS = "ECS/ContainerInsights"
+
+# Metric names the sidecar publishes in embedded metric format (docker/sidecar).
+QUEUE_DEPTH = "QueueDepth"
+TIME_TO_FIRST_TOKEN = "TimeToFirstToken"  # noqa: S105 - a metric name
+SERVICE_DIMENSION = "Service"
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    load_balancer: Any  # ALB arn suffix: app/<name>/<id>
+    target_group: Any  # target group arn suffix: targetgroup/<name>/<id>
+    cluster: Any
+    service: str
+
+
+def _dims(**kw: Any) -> list[dict[str, Any]]:
+    return [{"Name": k, "Value": v} for k, v in kw.items()]
+
+
+def _stat(
+    qid: str, namespace: str, metric: str, dims: list[dict[str, Any]], stat: str, period: int = 60
+) -> dict[str, Any]:
+    return {
+        "Id": qid,
+        "MetricStat": {
+            "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dims},
+            "Period": period,
+            "Stat": stat,
+        },
+        "ReturnData": False,
+    }
+
+
+def _expr(qid: str, expression: str, label: str) -> dict[str, Any]:
+    return {"Id": qid, "Expression": expression, "Label": label, "ReturnData": True}
+
+
+def alarm_name(plan: FleetPlan, scope: str, kind: str) -> str:
+    return f"{plan.config.prefix}-{scope}-{kind}"
+
+
+def below_desired_periods(m: ModelPlan) -> int:
+    """Running below desired is normal for one cold start; longer is an outage."""
+    return max(5, math.ceil(m.cold_start_s * STARTUP_MARGIN / 60))
+
+
+def model_alarms(plan: FleetPlan, m: ModelPlan, d: ModelDims) -> list[dict[str, Any]]:
+    a = plan.config.alarms
+    tg = _dims(TargetGroup=d.target_group, LoadBalancer=d.load_balancer)
+    svc = _dims(ClusterName=d.cluster, ServiceName=d.service)
+    name = m.name
+    return [
+        {
+            "AlarmName": alarm_name(plan, name, "5xx-rate"),
+            "AlarmDescription": f"{name}: more than {a.error_rate_percent:g} % of requests "
+            "answered 5xx by the sidecar or vLLM",
+            "Metrics": [
+                _stat("errors", ALB, "HTTPCode_Target_5XX_Count", tg, "Sum"),
+                _stat("requests", ALB, "RequestCount", tg, "Sum"),
+                _expr("rate", "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)", "5xx %"),
+            ],
+            "EvaluationPeriods": 5,
+            "DatapointsToAlarm": 3,
+            "Threshold": a.error_rate_percent,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+        {
+            "AlarmName": alarm_name(plan, name, "unhealthy-targets"),
+            "AlarmDescription": f"{name}: a registered replica fails /ready (vLLM down or stuck)",
+            "Namespace": ALB,
+            "MetricName": "UnHealthyHostCount",
+            "Dimensions": tg,
+            "Statistic": "Maximum",
+            "Period": 60,
+            "EvaluationPeriods": 5,
+            "DatapointsToAlarm": 5,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+        {
+            "AlarmName": alarm_name(plan, name, "p99-latency"),
+            "AlarmDescription": f"{name}: p99 time to response headers above "
+            f"{a.p99_latency_seconds:g} s (queueing or prefill backlog)",
+            "Namespace": ALB,
+            "MetricName": "TargetResponseTime",
+            "Dimensions": tg,
+            "ExtendedStatistic": "p99",
+            "Period": 60,
+            "EvaluationPeriods": 5,
+            "DatapointsToAlarm": 3,
+            "Threshold": a.p99_latency_seconds,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+        {
+            "AlarmName": alarm_name(plan, name, "queue-depth"),
+            "AlarmDescription": f"{name}: more than {a.queue_depth} requests waiting per "
+            "replica; autoscaling is at max or cannot get GPUs",
+            "Namespace": EMF_NAMESPACE,
+            "MetricName": QUEUE_DEPTH,
+            "Dimensions": _dims(**{SERVICE_DIMENSION: d.service}),
+            "Statistic": "Average",
+            "Period": 60,
+            "EvaluationPeriods": 10,
+            "DatapointsToAlarm": 8,
+            "Threshold": a.queue_depth,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+        {
+            # Running below desired, not below replicas.min: desired is 0 inside the
+            # scheduled scale-down window, so the alarm stays quiet there by construction.
+            "AlarmName": alarm_name(plan, name, "tasks-below-desired"),
+            "AlarmDescription": f"{name}: fewer replicas running than desired for longer "
+            f"than a cold start ({below_desired_periods(m)} min)",
+            "Metrics": [
+                _stat("running", INSIGHTS, "RunningTaskCount", svc, "Average"),
+                _stat("desired", INSIGHTS, "DesiredTaskCount", svc, "Average"),
+                _expr("missing", "desired - running", "replicas missing"),
+            ],
+            "EvaluationPeriods": below_desired_periods(m),
+            "DatapointsToAlarm": below_desired_periods(m),
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+        {
+            "AlarmName": alarm_name(plan, name, "idle-gpus"),
+            "AlarmDescription": f"{name}: replicas running for two hours with no requests "
+            "(paid GPUs idle: lower replicas.min or add a schedule)",
+            "Metrics": [
+                _stat("running", INSIGHTS, "RunningTaskCount", svc, "Average", 3600),
+                _stat("requests", ALB, "RequestCount", tg, "Sum", 3600),
+                _expr("idle", "IF(running > 0 AND FILL(requests, 0) == 0, 1, 0)", "idle"),
+            ],
+            "EvaluationPeriods": 2,
+            "DatapointsToAlarm": 2,
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+    ]
+
+
+def stack_alarms(
+    plan: FleetPlan, load_balancer: Any, file_system: Any, cluster: Any, asgs: dict[str, Any]
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {
+            "AlarmName": alarm_name(plan, "alb", "5xx"),
+            "AlarmDescription": "ALB answered 5xx itself (no healthy target, timeouts)",
+            "Namespace": ALB,
+            "MetricName": "HTTPCode_ELB_5XX_Count",
+            "Dimensions": _dims(LoadBalancer=load_balancer),
+            "Statistic": "Sum",
+            "Period": 300,
+            "EvaluationPeriods": 1,
+            "Threshold": 10,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+        {
+            "AlarmName": alarm_name(plan, "efs", "io-limit"),
+            "AlarmDescription": "Model cache at its I/O limit: cold starts will slow down",
+            "Namespace": "AWS/EFS",
+            "MetricName": "PercentIOLimit",
+            "Dimensions": _dims(FileSystemId=file_system),
+            "Statistic": "Maximum",
+            "Period": 300,
+            "EvaluationPeriods": 3,
+            "Threshold": 90,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+    ]
+    for key, asg in sorted(asgs.items()):
+        out.append(
+            {
+                # GPU hosts in service while tasks reserve under half their GPUs for an hour:
+                # instances that managed scaling failed to release, or stuck placements.
+                "AlarmName": alarm_name(plan, key, "gpu-waste"),
+                "AlarmDescription": f"{key}: GPU instances running with under half their "
+                "GPUs reserved by tasks for an hour",
+                "Metrics": [
+                    _stat(
+                        "hosts",
+                        "AWS/AutoScaling",
+                        "GroupInServiceInstances",
+                        _dims(AutoScalingGroupName=asg),
+                        "Average",
+                        300,
+                    ),
+                    _stat(
+                        "reserved",
+                        "AWS/ECS",
+                        "GPUReservation",
+                        _dims(ClusterName=cluster),
+                        "Average",
+                        300,
+                    ),
+                    _expr("waste", "IF(hosts > 0 AND FILL(reserved, 0) < 50, 1, 0)", "GPU waste"),
+                ],
+                "EvaluationPeriods": 12,
+                "DatapointsToAlarm": 12,
+                "Threshold": 1,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "TreatMissingData": "notBreaching",
+            }
+        )
+    return out
+
+
+def dashboard_body(
+    plan: FleetPlan,
+    region: str,
+    dims: dict[str, ModelDims],
+    load_balancer: str,
+    file_system: str,
+    cluster: str,
+) -> dict[str, Any]:
+    """CloudWatch dashboard JSON: one row per model, one row for shared infrastructure."""
+    widgets: list[dict[str, Any]] = []
+    y = 0
+
+    def widget(
+        title: str, metrics: list[list[Any]], x: int, stat: str = "Sum", width: int = 6
+    ) -> dict[str, Any]:
+        return {
+            "type": "metric",
+            "x": x,
+            "y": y,
+            "width": width,
+            "height": 6,
+            "properties": {
+                "title": title,
+                "region": region,
+                "metrics": metrics,
+                "stat": stat,
+                "period": 60,
+                "view": "timeSeries",
+            },
+        }
+
+    for m in plan.models:
+        d = dims[m.name]
+        tg = ["TargetGroup", d.target_group, "LoadBalancer", d.load_balancer]
+        svc = ["ClusterName", d.cluster, "ServiceName", d.service]
+        widgets += [
+            widget(
+                f"{m.name}: requests and errors",
+                [
+                    [ALB, "RequestCount", *tg],
+                    [ALB, "HTTPCode_Target_5XX_Count", *tg],
+                    [ALB, "HTTPCode_Target_4XX_Count", *tg],
+                ],
+                0,
+            ),
+            widget(
+                f"{m.name}: latency (s) and TTFT (ms)",
+                [
+                    [ALB, "TargetResponseTime", *tg, {"stat": "p50"}],
+                    [ALB, "TargetResponseTime", *tg, {"stat": "p99"}],
+                    [
+                        EMF_NAMESPACE,
+                        TIME_TO_FIRST_TOKEN,
+                        SERVICE_DIMENSION,
+                        d.service,
+                        {"stat": "p90", "yAxis": "right"},
+                    ],
+                ],
+                6,
+                "Average",
+            ),
+            widget(
+                f"{m.name}: queue depth per replica",
+                [
+                    [EMF_NAMESPACE, QUEUE_DEPTH, SERVICE_DIMENSION, d.service],
+                ],
+                12,
+                "Average",
+            ),
+            widget(
+                f"{m.name}: replicas",
+                [
+                    [INSIGHTS, "RunningTaskCount", *svc],
+                    [INSIGHTS, "DesiredTaskCount", *svc],
+                    [ALB, "HealthyHostCount", *tg, {"stat": "Minimum"}],
+                ],
+                18,
+                "Average",
+            ),
+        ]
+        y += 6
+    widgets += [
+        widget(
+            "GPU reservation (%)",
+            [["AWS/ECS", "GPUReservation", "ClusterName", cluster]],
+            0,
+            "Average",
+        ),
+        widget(
+            "ALB 5xx and connections",
+            [
+                [ALB, "HTTPCode_ELB_5XX_Count", "LoadBalancer", load_balancer],
+                [ALB, "ActiveConnectionCount", "LoadBalancer", load_balancer],
+            ],
+            6,
+        ),
+        widget(
+            "Model cache reads (bytes)",
+            [
+                ["AWS/EFS", "DataReadIOBytes", "FileSystemId", file_system],
+            ],
+            12,
+        ),
+        widget(
+            "Model cache I/O limit (%)",
+            [
+                ["AWS/EFS", "PercentIOLimit", "FileSystemId", file_system],
+            ],
+            18,
+            "Maximum",
+        ),
+    ]
+    return {"widgets": widgets}

@@ -52,6 +52,14 @@ class LoggedRequest:
     authorization: str | None
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that go away mid-answer (a killed fetcher) are part of the tests.
+        return None
+
+
 class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, FakeRepo] = {}
@@ -67,8 +75,7 @@ class FakeHub:
 
     def start(self) -> FakeHub:
         for role in ("hub", "cdn"):
-            server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-            server.daemon_threads = True
+            server = _Server(("127.0.0.1", 0), _Handler)
             server.hub = self  # type: ignore[attr-defined]
             server.role = role  # type: ignore[attr-defined]
             threading.Thread(

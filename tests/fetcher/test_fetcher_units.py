@@ -259,3 +259,45 @@ def test_not_enough_free_space_is_refused_before_downloading(
     assert err.strip().splitlines()[-1].startswith("fetcher: error: no space left on device:")
     assert "needs 3.7 MiB more" in err
     assert not any("/blobs/" in r.path for r in hub.log)
+
+
+def test_progress_bridge_speaks_huggingface_hubs_http_and_xet_reporters() -> None:
+    """The tqdm stand-in is driven by the installed huggingface_hub's own progress code."""
+    import logging
+    import threading
+    from types import SimpleNamespace
+
+    from fetcher.errors import Cancelled
+    from fetcher.hf import _progress_class
+    from huggingface_hub.utils._xet_progress_reporting import XetDownloadProgressReporter
+    from huggingface_hub.utils.tqdm import _get_progress_bar_context
+
+    counted: list[int] = []
+    cancel = threading.Event()
+    bar_class = _progress_class(counted.append, cancel)
+
+    # The plain HTTP path (http_get).
+    with _get_progress_bar_context(
+        desc="f", log_level=logging.INFO, total=10, tqdm_class=bar_class
+    ) as bar:
+        bar.update(4)
+        bar.update_transfer(4)
+    # The Xet path: bytes written count, network bytes do not (they would double-count).
+    with XetDownloadProgressReporter(
+        reconstruction_desc="f", total=100, log_level=logging.INFO, tqdm_class=bar_class
+    ) as xet:
+        for done, sent in ((30, 20), (100, 80)):
+            xet.update_progress(
+                SimpleNamespace(
+                    total_bytes=100,
+                    total_bytes_completed=done,
+                    total_transfer_bytes_completed=sent,
+                    total_bytes_completion_rate=None,
+                    total_transfer_bytes_completion_rate=None,
+                )
+            )
+    assert sum(counted) == 104
+
+    cancel.set()
+    with pytest.raises(Cancelled):
+        bar_class(total=1).update(1)

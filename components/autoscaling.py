@@ -4,6 +4,7 @@ requests arrive at a scaled-to-zero model, and the stack's schedule."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -42,7 +43,7 @@ class Autoscaling(pulumi.ComponentResource):
             tags=stack_tags(c, **{"modelfleet:model": m.name}),
             opts=child(self),
         )
-        scaling = {
+        scaling: dict[str, Any] = {
             "resource_id": target.resource_id,
             "scalable_dimension": target.scalable_dimension,
             "service_namespace": target.service_namespace,
@@ -86,7 +87,7 @@ class Autoscaling(pulumi.ComponentResource):
         self.register_outputs({"resource_id": target.resource_id})
 
     def _scale_from_zero(
-        self, name: str, m: ModelPlan, args: AutoscalingArgs, scaling: dict[str, pulumi.Output[str]]
+        self, name: str, m: ModelPlan, args: AutoscalingArgs, scaling: dict[str, Any]
     ) -> None:
         """With no task there is no queue metric; a request at the ALB is the signal."""
         step = aws.appautoscaling.Policy(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def group_key(instance_type: str, capacity: str) -> str:
 @dataclass(frozen=True)
 class GpuCapacityArgs:
     plan: FleetPlan
-    private_subnet_ids: list[pulumi.Input[str]]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
     hosts_sg_id: pulumi.Input[str]
     partition: str
 
@@ -146,7 +147,10 @@ class GpuCapacity(pulumi.ComponentResource):
             # Rolling deploys start new tasks before stopping old ones (maximumPercent 200),
             # which needs room for a second copy of the largest fleet.
             max_size = 2 * n_max
-            lt_spec = {"id": lt.id, "version": lt.latest_version.apply(str)}
+            lt_spec: aws.autoscaling.GroupLaunchTemplateArgsDict = {
+                "id": lt.id,
+                "version": lt.latest_version.apply(str),
+            }
             spot = capacity in ("spot", "mixed")
             base = sum(m.cost.instances_min for m in models) if capacity == "mixed" else 0
             asg = aws.autoscaling.Group(

@@ -18,7 +18,7 @@ from typing import Any
 
 import pulumi
 import yaml
-from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -179,6 +179,10 @@ def run_program(stack_file: Path, preview: bool = True) -> list[Recorded]:
     mocks = RecordingMocks(region)
     pulumi.runtime.set_mocks(mocks, project="modelfleet", stack=stack, preview=preview)
     pulumi.runtime.set_all_config(config, secret_keys)
-    pulumi_mocks.SETTINGS.outputs.clear()
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__") and None))
+    SETTINGS.outputs.clear()
+
+    def program() -> None:
+        runpy.run_path(str(PROGRAM), run_name="__main__")
+
+    _sync_await(run_pulumi_func(program))
     return mocks.resources

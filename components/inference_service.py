@@ -4,6 +4,7 @@ service on its GPU capacity provider, registered with its target group."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -51,7 +52,7 @@ class InferenceServiceArgs:
     region: str
     cluster_arn: pulumi.Input[str]
     capacity_provider: pulumi.Input[str]
-    subnet_ids: list[pulumi.Input[str]]
+    subnet_ids: Sequence[pulumi.Input[str]]
     tasks_sg_id: pulumi.Input[str]
     target_group_arn: pulumi.Input[str]
     file_system_id: pulumi.Input[str]

@@ -4,6 +4,7 @@ model that health-checks the sidecar's readiness, and a path rule per model."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -18,7 +19,7 @@ from modelfleet.plan import READY_PATH, SIDECAR_PORT, FleetPlan
 # (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/describe-ssl-policies.html).
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Readiness flips quickly (vLLM down, or draining): check often, act on two failures.
-TARGET_HEALTH_CHECK = {
+TARGET_HEALTH_CHECK: aws.lb.TargetGroupHealthCheckArgsDict = {
     "path": READY_PATH,
     "port": "traffic-port",
     "protocol": "HTTP",
@@ -47,7 +48,7 @@ def listener_rule_priority(index: int) -> int:
 class LoadBalancerArgs:
     plan: FleetPlan
     vpc_id: pulumi.Input[str]
-    public_subnet_ids: list[pulumi.Input[str]]
+    public_subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
 
 
@@ -104,7 +105,10 @@ class LoadBalancer(pulumi.ComponentResource):
 
         if len(plan.models) == 1:
             only = self.target_groups[plan.models[0].name]
-            default_action = {"type": "forward", "target_group_arn": only.arn}
+            default_action: aws.lb.ListenerDefaultActionArgsDict = {
+                "type": "forward",
+                "target_group_arn": only.arn,
+            }
         else:
             default_action = {
                 "type": "fixed-response",

@@ -6,6 +6,7 @@ by every replica, so a scale-out loads from inside the VPC instead of the intern
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ MODEL_GID = 1000
 class ModelCacheArgs:
     plan: FleetPlan
     kms_key_arn: pulumi.Input[str]
-    subnet_ids: list[pulumi.Input[str]]
+    subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,9 +72,9 @@ class MonitoringArgs:
     load_balancer: pulumi.Input[str]
     file_system_id: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
-    target_groups: dict[str, pulumi.Input[str]]
+    target_groups: Mapping[str, pulumi.Input[str]]
     service_names: dict[str, str]
-    asg_names: dict[str, pulumi.Input[str]]
+    asg_names: Mapping[str, pulumi.Input[str]]
 
 
 class Monitoring(pulumi.ComponentResource):

@@ -24,7 +24,7 @@ def subnet_cidrs(vpc_cidr: str, azs: int) -> tuple[list[str], list[str]]:
 
     Private subnets are larger: every ECS task in awsvpc mode takes an address.
     """
-    net = ipaddress.ip_network(vpc_cidr)
+    net = ipaddress.IPv4Network(vpc_cidr)
     halves = list(net.subnets(prefixlen_diff=1))
     public = [str(s) for s in halves[0].subnets(new_prefix=min(net.prefixlen + 4, 28))][:azs]
     private = [str(s) for s in halves[1].subnets(new_prefix=min(net.prefixlen + 3, 27))][:azs]

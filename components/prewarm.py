@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pulumi
@@ -101,7 +103,7 @@ def run_prewarm(
                 continue
             arn = task["taskArn"]
             source = pending.pop(arn)
-            container = next(
+            container: dict[str, Any] = next(
                 (c for c in task.get("containers", []) if c.get("name") == PREWARM_CONTAINER), {}
             )
             results[source] = {
@@ -190,12 +192,12 @@ class PrewarmArgs:
     plan: FleetPlan
     region: str
     cluster_arn: pulumi.Input[str]
-    subnet_ids: list[pulumi.Input[str]]
+    subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     file_system_id: pulumi.Input[str]
-    access_point_ids: dict[str, pulumi.Input[str]]
-    execution_role_arn: dict[str, pulumi.Input[str]]
-    task_role_arn: dict[str, pulumi.Input[str]]
+    access_point_ids: Mapping[str, pulumi.Input[str]]
+    execution_role_arn: Mapping[str, pulumi.Input[str]]
+    task_role_arn: Mapping[str, pulumi.Input[str]]
     fetcher_image: pulumi.Input[str]
     hf_token_arn: pulumi.Input[str] | None
 
@@ -221,7 +223,7 @@ class Prewarm(pulumi.ComponentResource):
             )
             containers = pulumi.Output.all(
                 log_group.name, args.fetcher_image, args.hf_token_arn
-            ).apply(lambda v, m=m: json.dumps(self._containers(plan, m, v[0], v[1], v[2], args)))
+            ).apply(partial(self._containers_json, plan, m, args))
             task_def = aws.ecs.TaskDefinition(
                 f"{name}-{m.short}-fetcher",
                 family=f"{plan.config.prefix}-{m.short}-prewarm",
@@ -261,14 +263,8 @@ class Prewarm(pulumi.ComponentResource):
         self.register_outputs({"task_definitions": self.task_definition_arn})
 
     @staticmethod
-    def _containers(
-        plan: FleetPlan,
-        m: ModelPlan,
-        log_group: str,
-        image: str,
-        hf_token_arn: str | None,
-        args: PrewarmArgs,
-    ) -> list[dict[str, Any]]:
+    def _containers_json(plan: FleetPlan, m: ModelPlan, args: PrewarmArgs, v: list[Any]) -> str:
+        log_group, image, hf_token_arn = v
         refs = TaskRefs(
             region=args.region,
             log_group=log_group,
@@ -278,4 +274,4 @@ class Prewarm(pulumi.ComponentResource):
             service_name=m.name,
             hf_token_arn=hf_token_arn,
         )
-        return prewarm_container(refs)
+        return json.dumps(prewarm_container(refs))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,7 @@ def _hf(repo: str) -> Source:
     return Source(f"https://huggingface.co/{repo}/blob/main/config.json", "2026-11-23")
 
 
-_LLAMA_70B = {
+_LLAMA_70B: dict[str, Any] = {
     "parameters_b": 70.55,
     "layers": 80,
     "attention_heads": 64,

@@ -8,6 +8,7 @@ component). Thresholds and windows come from the stack and the plan's cold-start
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +164,7 @@ def model_alarms(plan: FleetPlan, m: ModelPlan, d: ModelDims) -> list[dict[str, 
 
 
 def stack_alarms(
-    plan: FleetPlan, load_balancer: Any, file_system: Any, cluster: Any, asgs: dict[str, Any]
+    plan: FleetPlan, load_balancer: Any, file_system: Any, cluster: Any, asgs: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {

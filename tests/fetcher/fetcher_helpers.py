@@ -77,18 +77,28 @@ class Run:
         return lines[-1] if lines else ""
 
 
-def start_fetcher(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+def start_fetcher(
+    env: dict[str, str], *args: str, stderr_file: Path | None = None
+) -> subprocess.Popen[str]:
+    """Start ``python -m fetcher``; with ``stderr_file``, its log can be read while it runs."""
     return subprocess.Popen(
         [sys.executable, "-m", "fetcher", *args, "--log-format", "json"],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.PIPE if stderr_file is None else stderr_file.open("w"),
         text=True,
     )
 
 
-def finish(proc: subprocess.Popen[str], started: float, timeout: float = 30) -> Run:
+def finish(
+    proc: subprocess.Popen[str],
+    started: float,
+    timeout: float = 30,
+    stderr_file: Path | None = None,
+) -> Run:
     out, err = proc.communicate(timeout=timeout)
+    if stderr_file is not None:
+        err = stderr_file.read_text()
     return Run(proc.returncode, out, err, time.monotonic() - started)
 
 

@@ -60,7 +60,7 @@ def test_three_concurrent_fetchers_download_once(
     hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {**fetcher_env, "HF_ENDPOINT": hub.url}
-    hub.delays[BIG] = 0.02  # about a second, so that the three overlap
+    hub.delays[BIG] = 0.04  # about two seconds, so that the three overlap
     started = time.monotonic()
     procs = [start_fetcher(env, SOURCE, str(tmp_path), "--poll-interval", "0.1") for _ in range(3)]
     runs = [finish(p, started) for p in procs]
@@ -85,14 +85,17 @@ def test_waiter_takes_over_from_a_killed_holder(
     started = time.monotonic()
     holder = start_fetcher(env, SOURCE, str(tmp_path))
     wait_for(lambda: SMALL in _verified(staging), what="the holder to verify a file")
-    waiter = start_fetcher(env, SOURCE, str(tmp_path), "--poll-interval", "0.1")
-    wait_for(lambda: hub.served_bytes(REPO, BIG) >= 128 * 1024, what="the big shard to stream")
-    time.sleep(0.5)  # the waiter is polling by now
+    waiter_log = tmp_path / "waiter.log"
+    waiter = start_fetcher(
+        env, SOURCE, str(tmp_path), "--poll-interval", "0.1", stderr_file=waiter_log
+    )
+    wait_for(lambda: '"waiting"' in waiter_log.read_text(), what="the waiter to wait")
+    assert hub.served_bytes(REPO, BIG) < len(hub.repos[REPO].files[BIG])
     holder.send_signal(signal.SIGKILL)
     finish(holder, started)
     hub.delays.clear()
 
-    took_over = finish(waiter, started)
+    took_over = finish(waiter, started, stderr_file=waiter_log)
 
     assert took_over.returncode == 0, took_over.stderr
     events = [e["event"] for e in took_over.events()]

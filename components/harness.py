@@ -18,6 +18,8 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc as pulumi_rpc
 from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -40,6 +42,46 @@ class Recorded:
     name: str
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
+    dependencies: list[str] = field(default_factory=list)  # URNs of explicit dependencies
+    parent: str = ""
+
+
+@dataclass
+class Run:
+    resources: list[Recorded]
+    stack_outputs: dict[str, Any]
+
+    def by_type(self, type_token: str) -> list[Recorded]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name_part: str = "") -> Recorded:
+        found = [r for r in self.by_type(type_token) if name_part in r.name]
+        if len(found) != 1:
+            names = [r.name for r in found]
+            raise LookupError(f"expected one {type_token} named *{name_part}*, found {names}")
+        return found[0]
+
+    def named(self, name: str) -> Recorded:
+        return next(r for r in self.resources if r.name == name)
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Also records what `Mocks` does not see: parents, dependencies and stack outputs."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+        self.dependencies: dict[str, tuple[list[str], str]] = {}
+        self.stack_outputs: dict[str, Any] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.dependencies[request.name] = (list(request.dependencies), request.parent)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        if "pulumi:pulumi:Stack" in request.urn:
+            self.stack_outputs = pulumi_rpc.deserialize_properties(request.outputs)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
 def _service(type_token: str) -> str:
@@ -172,12 +214,15 @@ def engine_config_from_file(stack_file: Path) -> tuple[str, dict[str, str], list
     return stack, config, secret_keys
 
 
-def run_program(stack_file: Path, preview: bool = True) -> list[Recorded]:
-    """Run `__main__.py` for one stack file under mocks; return every registered resource."""
+def run_stack(stack_file: Path, preview: bool = True) -> Run:
+    """Run `__main__.py` for one stack file under mocks, as `pulumi preview` would."""
     stack, config, secret_keys = engine_config_from_file(Path(stack_file))
     region = config.get("aws:region", "us-east-1")
     mocks = RecordingMocks(region)
-    pulumi.runtime.set_mocks(mocks, project="modelfleet", stack=stack, preview=preview)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(
+        mocks, project="modelfleet", stack=stack, preview=preview, monitor=monitor
+    )
     pulumi.runtime.set_all_config(config, secret_keys)
     SETTINGS.outputs.clear()
 
@@ -185,4 +230,11 @@ def run_program(stack_file: Path, preview: bool = True) -> list[Recorded]:
         runpy.run_path(str(PROGRAM), run_name="__main__")
 
     _sync_await(run_pulumi_func(program))
-    return mocks.resources
+    for r in mocks.resources:
+        r.dependencies, r.parent = monitor.dependencies.get(r.name, ([], ""))
+    return Run(mocks.resources, monitor.stack_outputs)
+
+
+def run_program(stack_file: Path, preview: bool = True) -> list[Recorded]:
+    """Every resource the program registers for one stack file (see `run_stack`)."""
+    return run_stack(stack_file, preview).resources

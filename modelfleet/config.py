@@ -602,7 +602,7 @@ def load_config_mapping(
         if ns != NAMESPACE:
             continue
         decoded = value
-        if isinstance(value, str) and value[:1] in "[{":
+        if isinstance(value, str) and value[:1] in ("[", "{"):
             try:
                 decoded = json.loads(value)
             except json.JSONDecodeError:

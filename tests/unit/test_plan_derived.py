@@ -1,0 +1,177 @@
+"""Settings the plan derives from sizing: health checks, grace, idle timeout, schedules, JSON."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from unit_stacks import STACKS, config, write_stack
+
+from modelfleet.config import RESERVED_VLLM_FLAGS, ConfigError, load_stack_file
+from modelfleet.limits import ECS_HEALTHCHECK, check_limits
+from modelfleet.plan import FleetPlan, build_plan, vllm_health_check
+from modelfleet.sizing import SizingError
+
+
+@pytest.fixture(scope="module")
+def dev() -> FleetPlan:
+    return build_plan(load_stack_file(STACKS / "Pulumi.dev.yaml"))
+
+
+def _plan(tmp_path: Path, **model: object) -> FleetPlan:
+    cfg = config()
+    cfg["modelfleet:models"][0] |= model
+    return build_plan(load_stack_file(write_stack(tmp_path, cfg)))
+
+
+def test_short_start_fits_in_the_start_period() -> None:
+    # 100 s x 1.5 margin = 150 s <= 300 s: all of it in startPeriod, quick checks after.
+    hc = vllm_health_check(100)
+    assert (hc.start_period, hc.interval, hc.timeout, hc.retries) == (150, 15, 5, 3)
+    # never below a minute
+    assert vllm_health_check(10).start_period == 60
+
+
+def test_long_start_stretches_interval_times_retries() -> None:
+    # dev: 307.72 s x 1.5 = 461.6 -> 462 s; startPeriod 300 (ECS max) covers 300, the other
+    # 162 s come from 10 retries (ECS max) x ceil(162 / 10) = 17 s.
+    hc = vllm_health_check(307.72)
+    assert (hc.start_period, hc.retries, hc.interval, hc.timeout) == (300, 10, 17, 10)
+    assert hc.budget_s == 300 + 10 * 17 >= 462
+
+
+@pytest.mark.parametrize("start", [1.0, 150.0, 200.0, 201.0, 307.72, 1000.0, 2200.0])
+def test_health_check_within_ecs_limits_and_covers_the_start(start: float) -> None:
+    hc = vllm_health_check(start)
+    for key, value in (("interval", hc.interval), ("timeout", hc.timeout),
+                       ("retries", hc.retries), ("startPeriod", hc.start_period)):  # fmt: skip
+        assert ECS_HEALTHCHECK[key].check(key, value) is None
+    assert hc.timeout < hc.interval
+    assert hc.budget_s >= math.ceil(start * 1.5)
+
+
+def test_start_beyond_what_ecs_can_wait() -> None:
+    # ECS waits at most startPeriod 300 + interval 300 x retries 10 = 3300 s. 2200 s x 1.5
+    # = 3300 is the last start it covers; 2201 x 1.5 = 3301.5 -> 3302 s is beyond.
+    assert vllm_health_check(2200).budget_s == 3300
+    with pytest.raises(SizingError) as info:
+        vllm_health_check(2201)
+    assert "~3302 s" in str(info.value)
+    assert "(300 + 300 x 10 s)" in str(info.value)
+
+
+def test_dev_plan_derived_settings(dev: FleetPlan) -> None:
+    m = dev.model("llama-8b")
+    assert m.task_start_s == pytest.approx(307.72, abs=0.01)
+    # service grace: 307.72 x 1.5 = 461.6, rounded up to 30 s = 480
+    assert m.grace_period_s == 480
+    assert m.vllm_health_check.interval == 17
+    # ALB idle timeout: the longest blocking answer, min(8192, 4096) tokens at 12.95 tokens/s
+    # = 316.3 s x 1.5 = 474.4 -> 480 s (rounded up to 30)
+    assert dev.alb_idle_timeout_s == 480
+    assert dev.https is False
+    # task: g6.xlarge has 4 vCPU = 4096 units, 16 GiB x 0.9 registered = 14,745 MiB
+    assert (m.task_cpu, m.task_memory_mib) == (4096, 14745)
+    assert m.vllm_memory_mib == 14745 - 512 - 1024
+    assert check_limits(dev) == []
+
+
+def test_idle_timeout_given_is_kept(tmp_path: Path) -> None:
+    cfg = config()
+    cfg["modelfleet:network"] = {"idleTimeoutSeconds": 1200}
+    assert build_plan(load_stack_file(write_stack(tmp_path, cfg))).alb_idle_timeout_s == 1200
+
+
+def test_scheduled_actions_in_aws_form(dev: FleetPlan) -> None:
+    down, up = dev.scheduled_actions
+    assert (down.name, down.schedule, down.timezone) == (
+        "llama-8b-scale-down", "cron(0 20 ? * MON,TUE,WED,THU,FRI *)", "America/New_York",
+    )  # fmt: skip
+    assert (down.min_capacity, down.max_capacity) == (0, 0)
+    assert (up.name, up.schedule) == ("llama-8b-scale-up", "cron(0 7 ? * MON,TUE,WED,THU,FRI *)")
+    assert (up.min_capacity, up.max_capacity) == (1, 2)
+
+
+def test_no_schedule_runs_all_month(tmp_path: Path) -> None:
+    p = _plan(tmp_path)
+    assert (p.running_fraction, p.scheduled_actions) == (1.0, [])
+
+
+def test_vllm_command_from_the_plan(dev: FleetPlan) -> None:
+    cmd = dev.model("llama-8b").vllm_command
+    args = dict(zip(cmd[::2], cmd[1::2], strict=False))
+    assert args["--served-model-name"] == "llama-8b"
+    assert args["--max-model-len"] == "8192"
+    assert args["--tensor-parallel-size"] == "1"
+    assert args["--gpu-memory-utilization"] == "0.9"
+    assert args["--max-num-seqs"] == "24"  # 31,028 KV tokens / 1280 per typical request
+    assert args["--dtype"] == "bfloat16"
+    assert args["--model"] == dev.model("llama-8b").model_path
+    assert args["--model"].startswith("/models/hf--meta-llama--llama-3.1-8b-instruct--")
+    assert cmd[-1] == "--enable-prefix-caching"  # the stack's vllmArgs come last
+    # every flag the plan sets appears once
+    flags = [a for a in cmd if a.startswith("--")]
+    assert len(flags) == len(set(flags))
+    assert set(flags) - {"--enable-prefix-caching"} <= RESERVED_VLLM_FLAGS
+
+
+def test_vllm_command_quantized_fp8_kv_and_lora(tmp_path: Path) -> None:
+    lora = [{"name": "rerank", "source": "s3://acme-adapters/rerank/"}]
+    p = _plan(tmp_path, dtype="awq", kvCacheDtype="fp8", maxNumSeqs=32, loraAdapters=lora)
+    cmd = p.models[0].vllm_command
+    assert cmd[cmd.index("--quantization") + 1] == "awq"
+    assert "--dtype" not in cmd
+    assert cmd[cmd.index("--kv-cache-dtype") + 1] == "fp8"
+    assert cmd[cmd.index("--max-num-seqs") + 1] == "32"
+    assert "--enable-lora" in cmd
+    assert cmd[cmd.index("--lora-modules") + 1].startswith("rerank=/models/s3--acme-adapters--")
+
+
+def test_model_that_does_not_fit_names_the_model_key(tmp_path: Path) -> None:
+    path = write_stack(tmp_path, config() | {"modelfleet:models": [
+        config()["modelfleet:models"][0] | {"maxModelLen": 65536}]})  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        build_plan(load_stack_file(path), origin=str(path))
+    assert len(info.value.problems) == 1
+    assert str(info.value).startswith(
+        f"{path}: modelfleet:models[0] (llama-8b): does not fit g6.xlarge (1 x NVIDIA L4): "
+    )
+    assert "24.5 GiB > budget 22.5 GiB" in str(info.value)
+
+
+def test_every_model_problem_is_reported(tmp_path: Path) -> None:
+    cfg = config()
+    first = cfg["modelfleet:models"][0]
+    cfg["modelfleet:models"] = [
+        first | {"maxModelLen": 65536},
+        first | {"name": "on-t4", "instanceType": "g4dn.xlarge"},
+        first | {"name": "fine", "maxModelLen": 4096},
+    ]
+    with pytest.raises(ConfigError) as info:
+        build_plan(load_stack_file(write_stack(tmp_path, cfg)))
+    assert [p.split(":", 2)[1] for p in info.value.problems] == ["models[0] (llama-8b)",
+                                                                  "models[1] (on-t4)"]  # fmt: skip
+    assert "cannot run dtype bfloat16" in info.value.problems[1]
+
+
+def test_to_dict_has_the_contract_keys(dev: FleetPlan) -> None:
+    d = dev.to_dict()
+    assert d["monthly_usd"] == round(dev.monthly_usd, 2)
+    m = d["models"][0]
+    for key in ("name", "instance_type", "gpus_per_instance", "tensor_parallel", "weights_gib",
+                "kv_cache_gib", "fits", "monthly_usd"):  # fmt: skip
+        assert key in m, key
+    assert (m["name"], m["instance_type"], m["gpus_per_instance"], m["tensor_parallel"]) == (
+        "llama-8b", "g6.xlarge", 1, 1,
+    )  # fmt: skip
+    assert (m["weights_gib"], m["kv_cache_gib"], m["fits"]) == (14.96, 3.79, True)
+    assert m["monthly_usd"] == 90.92
+
+
+@pytest.mark.parametrize("path", sorted(STACKS.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
+def test_shipped_stacks_plan_within_aws_limits(path: Path) -> None:
+    p = build_plan(load_stack_file(path))
+    assert check_limits(p) == []
+    assert all(m.fits for m in p.models)
+    assert p.monthly_usd > 0

@@ -66,6 +66,8 @@ class FakeHub:
         self.valid_tokens: set[str] = set()
         # Seconds to sleep after each 64 KiB chunk of a file, by repository path.
         self.delays: dict[str, float] = {}
+        # How many more times to answer 503, by repository path or "api" for the model info.
+        self.failures: dict[str, int] = {}
         self.log: list[LoggedRequest] = []
         self._served: dict[tuple[str, str], int] = {}
         self.lock = threading.Lock()
@@ -96,6 +98,13 @@ class FakeHub:
     @property
     def cdn_url(self) -> str:
         return f"http://127.0.0.1:{self._servers[1].server_address[1]}"
+
+    def take_failure(self, key: str) -> bool:
+        with self.lock:
+            left = self.failures.get(key, 0)
+            if left:
+                self.failures[key] = left - 1
+            return left > 0
 
     # Queries for tests ---------------------------------------------------------------------
 
@@ -206,6 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
         commit = repo.resolve(rev)
         if commit is None:
             return self._error(404, "RevisionNotFound", head)
+        if self.hub.take_failure("api"):
+            return self._error(503, None, head, "Service Unavailable")
         blobs = query.get("blobs", ["false"])[0].lower() == "true"
         siblings: list[dict[str, Any]] = []
         for path, data in sorted(repo.files.items()):
@@ -262,6 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
             for path in repo.lfs:
                 data = repo.files[path]
                 if sha256(data) == digest:
+                    if self.hub.take_failure(path):
+                        return self._reply(503, b"busy")
                     if path in repo.corrupt:
                         data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
                     return self._stream(repo_id, path, data)

@@ -161,3 +161,17 @@ def test_folder_with_a_file_deleted_by_hand_is_repaired(
     # The other files were re-verified in place, not downloaded again.
     assert hub.downloads(REPO, "model-00002-of-00002.safetensors") == 1
     assert hub.downloads(REPO, "tokenizer.json") == 2
+
+
+def test_transient_hub_errors_are_retried(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    hub.failures = {"api": 1, "model-00002-of-00002.safetensors": 1}
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+
+    run = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+
+    assert run.returncode == 0, run.stderr
+    retries = [e for e in run.events() if e["event"] == "retry"]
+    assert len(retries) == 2
+    assert hub.failures == {"api": 0, "model-00002-of-00002.safetensors": 0}

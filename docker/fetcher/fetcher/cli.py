@@ -27,6 +27,13 @@ def _positive(value: str) -> float:
     return number
 
 
+def _workers(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 64, got {value}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fetcher",
@@ -59,9 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=_workers,
         default=8,
-        choices=range(1, 65),
         metavar="N",
         help="files downloaded in parallel, 1-64 (default: 8)",
     )

@@ -162,7 +162,7 @@ class _Fetch:
                         f"{what}: {type(exc).__name__}; retry {attempt} of {retries}",
                         level="warning",
                     )
-                    time.sleep(min(2.0**attempt, 10.0))
+                    time.sleep(float(attempt))
                     continue
                 translated = self.backend.translate(exc)
                 if translated is not None:

@@ -33,6 +33,7 @@ from fetcher.integrity import GIT_BLOB_SHA1, SHA256, Expected
 from fetcher.source import HfSource
 
 _LIBRARY = "modelfleet-fetcher"
+_API_TIMEOUT = 60.0
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -100,8 +101,13 @@ class HfBackend:
 
     def plan(self, choose: Chooser) -> Plan:
         api = HfApi(endpoint=self.endpoint, library_name=_LIBRARY, library_version=__version__)
+        # huggingface_hub's shared client has no timeout of its own; a stalled Hub must not
+        # hold an init container forever.
         info = api.model_info(
-            self.source.repo_id, revision=self.source.revision, files_metadata=True
+            self.source.repo_id,
+            revision=self.source.revision,
+            files_metadata=True,
+            timeout=_API_TIMEOUT,
         )
         if not info.sha:
             raise FetchError(f"{self.source}: the Hub did not return a commit for the revision")

@@ -126,28 +126,43 @@ def parse_cron(expression: str) -> Cron:
     )
 
 
-# Four whole weeks starting on a Monday: long enough for weekly schedules to repeat exactly,
-# short enough to walk minute by minute in milliseconds. Wall-clock time in the schedule's
-# zone, as AWS evaluates it; a DST change shifts an hour between weeks, not in total.
-_REFERENCE_START = datetime(2026, 1, 5)
-_REFERENCE_MINUTES = 4 * 7 * 24 * 60
+# The period a schedule repeats over, in wall-clock time of the schedule's zone (as AWS
+# evaluates it; a DST change shifts an hour between weeks, not in total). Schedules by day of
+# week repeat every week; one that names months or days of the month needs the whole year,
+# or a "June to August" scale-up never fires in the sample and the fleet looks always off.
+_WEEK_START = datetime(2026, 1, 5)  # a Monday
+_YEAR_START = datetime(2026, 1, 1)  # 2026 is not a leap year
+
+
+def _firings(cron: Cron, start: datetime, days: int) -> list[int]:
+    """Minutes from `start` at which `cron` fires, over `days` days."""
+    out = []
+    for day in range(days):
+        d = start + timedelta(days=day)
+        if cron.matches(d.replace(hour=min(cron.hours), minute=min(cron.minutes))):
+            out += [day * 1440 + h * 60 + m for h in cron.hours for m in cron.minutes]
+    return out
 
 
 def running_fraction(scale_down: str, scale_up: str) -> float:
     """Share of wall-clock time the fleet runs between scale-up and scale-down."""
     down, up = parse_cron(scale_down), parse_cron(scale_up)
-    # Walk twice: the first lap only settles the state in which the period starts.
-    running = True
-    on_minutes = 0
-    step = timedelta(minutes=1)
-    for _lap in range(2):
-        t = _REFERENCE_START
-        on_minutes = 0
-        for _ in range(_REFERENCE_MINUTES):
-            if down.matches(t):
-                running = False
-            elif up.matches(t):
-                running = True
-            on_minutes += running
-            t += step
-    return on_minutes / _REFERENCE_MINUTES
+    weekly = all(c.days is None and c.months is None for c in (down, up))
+    start, days = (_WEEK_START, 7) if weekly else (_YEAR_START, 365)
+    # At the same minute scale-down wins: sort it after scale-up so that it applies last.
+    events = sorted(
+        [(t, 1, False) for t in _firings(down, start, days)]
+        + [(t, 0, True) for t in _firings(up, start, days)]
+    )
+    period = days * 1440
+    if not events:
+        return 1.0
+    # The period repeats, so it starts in the state its last event left.
+    running, since, on = events[-1][2], 0, 0
+    for t, _, state in events:
+        if running:
+            on += t - since
+        running, since = state, t
+    if running:
+        on += period - since
+    return on / period

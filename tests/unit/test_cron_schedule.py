@@ -83,3 +83,20 @@ def test_matches_uses_sunday_zero() -> None:
 )
 def test_running_fraction(down: str, up: str, hours_on: float, hours_in_period: int) -> None:
     assert running_fraction(down, up) == pytest.approx(hours_on / hours_in_period)
+
+
+def test_running_fraction_of_a_seasonal_schedule() -> None:
+    # Up at 07:00 only from June to August, down at 20:00 every day: 13 h on 92 days of the
+    # 365-day year = 1,196 of 8,760 hours (a sample of a few January weeks would say 0).
+    assert running_fraction("0 20 * * *", "0 7 * JUN-AUG *") == pytest.approx(92 * 13 / 8760)
+
+
+def test_running_fraction_by_day_of_month() -> None:
+    # Up on the 10th at 07:00, down daily at 20:00: 13 h x 12 months of 8,760 hours.
+    assert running_fraction("0 20 * * *", "0 7 10 * *") == pytest.approx(12 * 13 / 8760)
+
+
+def test_scale_down_wins_at_the_same_minute() -> None:
+    assert running_fraction("0 20 * * *", "0 20 * * *") == 0.0
+    # Down every quarter hour, up 5 minutes later: 10 of every 15 minutes.
+    assert running_fraction("*/15 * * * *", "5/15 * * * *") == pytest.approx(10 / 15)

@@ -87,6 +87,8 @@ def plan(
             f"{p.running_fraction:.0%} of the week · "
             + " · ".join(f"{a.name} {a.schedule}" for a in p.scheduled_actions[:2])
         )
+    for note in p.notes:
+        out.print(f"[yellow]note: {note}[/]")
     _cost_table(p)
     r = Table(title=f"Resources pulumi up creates ({len(resources)})", title_justify="left")
     r.add_column("type")

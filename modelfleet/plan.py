@@ -378,6 +378,9 @@ def _scheduled_actions(stack: StackConfig, models: list[ModelPlan]) -> list[Sche
     return out
 
 
+# Hub organisations whose models need an accepted licence and a token to download.
+GATED_HUB_ORGS = frozenset({"meta-llama", "mistralai"})
+
 # Interface endpoints that keep image pulls, logs, secrets and metrics off the NAT gateway.
 # S3 is a gateway endpoint (free) and always present: ECR serves image layers from S3.
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "monitoring")
@@ -445,6 +448,17 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
         else []
     )
     shared = _shared_cost(stack, models, endpoints, fraction)
+    notes = []
+    gated = [
+        m.name
+        for m in models
+        if m.catalog_key.split("/")[0] in GATED_HUB_ORGS and m.source.startswith("hf://")
+    ]
+    if gated and stack.hf_token is None:
+        notes.append(
+            f"{', '.join(gated)}: gated on the Hugging Face Hub; set hfToken "
+            "(pulumi config set --secret hfToken hf_...) or the pre-warm fetch fails"
+        )
     plan = FleetPlan(
         config=stack,
         models=models,
@@ -455,6 +469,7 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
         interface_endpoints=endpoints,
         shared_cost=shared,
         monthly_usd=sum(m.cost.monthly_usd for m in models) + shared.total,
+        notes=notes,
     )
     limit_problems = check_limits(plan)
     if limit_problems:

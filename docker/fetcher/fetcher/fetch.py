@@ -8,7 +8,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -94,7 +94,8 @@ def fetch(
 
     os.makedirs(work_dir(dest_root), exist_ok=True)
     with ModelLock(lock_path(source, dest_root)) as lock:
-        if not lock.try_acquire():
+        waited = not lock.try_acquire()
+        if waited:
             reporter.event(
                 "waiting",
                 f"{lock.holder()} is fetching {source}; waiting up to {options.wait_timeout:.0f}s",
@@ -102,10 +103,7 @@ def fetch(
             deadline = time.monotonic() + options.wait_timeout
             while not lock.try_acquire():
                 if is_complete(source, dest_root) is not None:
-                    reporter.event(
-                        "present", f"{source} completed by another fetcher", folder=final
-                    )
-                    return Outcome(final, "waited")
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise FetchError(
@@ -114,12 +112,13 @@ def fetch(
                         ExitCode.WAIT_TIMEOUT,
                     )
                 time.sleep(min(options.poll_interval, remaining))
-            # The holder exited: either it finished (checked below) or it died and this
-            # fetcher takes over, resuming from the files it had verified.
-            reporter.event("lock", f"took over the fetch of {source}")
+        # Checked again under the lock: the holder may have finished since the first look.
         if is_complete(source, dest_root) is not None:
             reporter.event("present", f"{source} completed by another fetcher", folder=final)
             return Outcome(final, "waited")
+        if waited:
+            # The holder died before finishing; resume from the files it had verified.
+            reporter.event("lock", f"took over the fetch of {source} from a stopped fetcher")
         _Fetch(source, dest_root, final, options, reporter, backend_factory).run()
         return Outcome(final, "fetched")
 
@@ -144,9 +143,6 @@ class _Fetch:
         self.reporter = reporter
         self.backend = backend_factory(source, options)
         self.cancel = threading.Event()
-
-    def _translated(self, exc: BaseException) -> BaseException:
-        return self.backend.translate(exc) or exc
 
     def _with_retries(self, what: str, call: Callable[[], Any]) -> Any:
         for attempt in range(1, self.options.attempts + 1):
@@ -174,7 +170,7 @@ class _Fetch:
         started = time.monotonic()
         options = self.options
 
-        def choose(paths: Any) -> list[str]:
+        def choose(paths: Sequence[str]) -> list[str]:
             return select_files(paths, options.include, options.exclude)
 
         plan: Plan = self._with_retries(f"listing {self.source}", lambda: self.backend.plan(choose))

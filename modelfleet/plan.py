@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from modelfleet import cost, sizing
-from modelfleet.catalog import InstanceType
+from modelfleet.catalog import Arch, InstanceType
 from modelfleet.config import (
     Capacity,
     ConfigError,
@@ -247,6 +247,11 @@ def _vllm_command(m: ModelConfig, tp: int, seqs: int, path: str) -> list[str]:
     ]
     if m.dtype in (Dtype.BFLOAT16, Dtype.FLOAT16):
         cmd += ["--dtype", m.dtype.value]
+    elif m.dtype in (Dtype.AWQ, Dtype.GPTQ) and m.instance.gpu.arch is not Arch.TURING:
+        # An explicit `--quantization awq` (or gptq) makes vLLM force the plain kernel even
+        # where the Marlin one runs (Ampere and newer), several times slower at decode; the
+        # _marlin method still checks that the checkpoint is an AWQ (GPTQ) one.
+        cmd += ["--quantization", f"{m.dtype.value}_marlin"]
     else:
         cmd += ["--quantization", m.dtype.value]
     if m.kv_cache_dtype == "fp8":

@@ -120,7 +120,8 @@ def test_vllm_command_quantized_fp8_kv_and_lora(tmp_path: Path) -> None:
     lora = [{"name": "rerank", "source": "s3://acme-adapters/rerank/"}]
     p = _plan(tmp_path, dtype="awq", kvCacheDtype="fp8", maxNumSeqs=32, loraAdapters=lora)
     cmd = p.models[0].vllm_command
-    assert cmd[cmd.index("--quantization") + 1] == "awq"
+    # L4 (Ada) runs the Marlin kernel; a plain `awq` would force the slow one.
+    assert cmd[cmd.index("--quantization") + 1] == "awq_marlin"
     assert "--dtype" not in cmd
     assert cmd[cmd.index("--kv-cache-dtype") + 1] == "fp8"
     assert cmd[cmd.index("--max-num-seqs") + 1] == "32"
@@ -175,3 +176,20 @@ def test_shipped_stacks_plan_within_aws_limits(path: Path) -> None:
     assert check_limits(p) == []
     assert all(m.fits for m in p.models)
     assert p.monthly_usd > 0
+
+
+@pytest.mark.parametrize(
+    ("instance", "dtype", "method"),
+    [
+        ("g4dn.xlarge", "awq", "awq"),  # T4 (Turing): no Marlin kernels
+        ("g4dn.xlarge", "gptq", "gptq"),
+        ("g5.xlarge", "gptq", "gptq_marlin"),  # A10G (Ampere)
+        ("g6.xlarge", "fp8", "fp8"),
+    ],
+)
+def test_quantization_method_by_gpu(tmp_path: Path, instance: str, dtype: str, method: str) -> None:
+    cmd = (
+        _plan(tmp_path, instanceType=instance, dtype=dtype, maxModelLen=4096).models[0].vllm_command
+    )
+    assert cmd[cmd.index("--quantization") + 1] == method
+    assert "--dtype" not in cmd

@@ -175,3 +175,23 @@ def test_transient_hub_errors_are_retried(
     retries = [e for e in run.events() if e["event"] == "retry"]
     assert len(retries) == 2
     assert hub.failures == {"api": 0, "model-00002-of-00002.safetensors": 0}
+
+
+def test_verify_rehashes_a_complete_model_without_touching_it(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    folder = Path(run_fetcher(env, f"hf://{REPO}@main", str(tmp_path)).last_line)
+    assert run_fetcher(env, f"hf://{REPO}@main", str(tmp_path), "--verify").returncode == 0
+    shard = folder / "model-00001-of-00002.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[1000] ^= 0xFF  # same size: the quick check cannot see it
+    shard.write_bytes(bytes(data))
+
+    quick = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+    verified = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path), "--verify")
+
+    assert quick.returncode == 0
+    assert verified.returncode == 5 and verified.stdout == ""
+    assert "model-00001-of-00002.safetensors" in verified.events()[-1]["message"]
+    assert shard.read_bytes() == bytes(data)  # reported, not repaired under running readers

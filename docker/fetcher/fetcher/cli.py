@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the model folder and exit, without network or file-system access",
     )
     parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="when the model is already complete, re-hash its files against the manifest "
+        "(read-only; exit 5 on a mismatch)",
+    )
+    parser.add_argument(
         "--wait-timeout",
         type=_positive,
         default=3600.0,
@@ -118,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             poll_interval=args.poll_interval,
             include=tuple(args.include),
             exclude=tuple(args.exclude),
+            verify=args.verify,
         )
         outcome = fetch(source, args.dest_root, options, reporter)
     except FetchError as exc:

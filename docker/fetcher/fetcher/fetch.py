@@ -16,7 +16,7 @@ from typing import Any, Literal
 from fetcher import __version__
 from fetcher.backend import Backend, Plan, RemoteFile
 from fetcher.errors import Cancelled, ChecksumError, ExitCode, FetchError
-from fetcher.integrity import verify
+from fetcher.integrity import SHA256, compute, verify
 from fetcher.lock import ModelLock
 from fetcher.manifest import (
     MANIFEST_FORMAT,
@@ -40,6 +40,7 @@ class Options:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     attempts: int = 3
+    verify: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ def fetch(
     backend_factory: BackendFactory = default_backend,
 ) -> Outcome:
     final = os.path.join(dest_root, folder_name(source))
-    if is_complete(source, dest_root) is not None:
+    manifest = is_complete(source, dest_root)
+    if manifest is not None:
+        if options.verify:
+            verify_in_place(final, manifest, options.workers)
         reporter.event("present", f"{source} is already complete in {final}", folder=final)
         return Outcome(final, "present")
 
@@ -121,6 +125,28 @@ def fetch(
             reporter.event("lock", f"took over the fetch of {source} from a stopped fetcher")
         _Fetch(source, dest_root, final, options, reporter, backend_factory).run()
         return Outcome(final, "fetched")
+
+
+def verify_in_place(folder: str, manifest: dict[str, Any], workers: int) -> None:
+    """Hash every file of a complete folder against its manifest, changing nothing.
+
+    Read-only on purpose: other tasks may be loading this folder right now, so a bad file is
+    reported (exit code 5) for an operator to remove the folder, not repaired under them.
+    """
+
+    def matches(entry: dict[str, Any]) -> bool:
+        path = os.path.join(folder, *str(entry["path"]).split("/"))
+        return compute(path, ())[SHA256] == str(entry["sha256"])
+
+    entries = list(manifest["files"])
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(matches, entries))
+    bad = [str(e["path"]) for e, ok in zip(entries, results, strict=True) if not ok]
+    if bad:
+        raise ChecksumError(
+            f"{len(bad)} file(s) in {folder} differ from its manifest ({', '.join(bad[:5])}); "
+            "remove the folder and fetch again"
+        )
 
 
 class _Fetch:

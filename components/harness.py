@@ -116,6 +116,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             out["digest"] = "sha256:" + "0" * 64
         elif t == "aws:ec2/launchTemplate:LaunchTemplate":
             out["latestVersion"] = 1
+        elif t == "aws:s3/bucket:Bucket":
+            out["bucket"] = physical
         elif t == "aws:kms/key:Key":
             out["keyId"] = "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
         elif t == "aws:ec2/vpc:Vpc":

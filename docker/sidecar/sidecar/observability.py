@@ -136,6 +136,7 @@ class Metrics:
         self._latency_children: dict[tuple[str, str], Any] = {}
         self._ttft_children: dict[tuple[str, str], Any] = {}
         self._inflight_children: dict[str, Any] = {}
+        self._token_children: dict[str, tuple[Any, Any]] = {}
 
     def observe_request(self, route: str, team: str, status: int, seconds: float) -> None:
         key = (route, team, status)
@@ -155,6 +156,18 @@ class Metrics:
         if hist is None:
             hist = self._ttft_children[key] = self.ttft.labels(route, team)
         hist.observe(seconds)
+
+    def observe_tokens(self, team: str, prompt: int, completion: int) -> None:
+        pair = self._token_children.get(team)
+        if pair is None:
+            pair = self._token_children[team] = (
+                self.tokens.labels(team, "prompt"),
+                self.tokens.labels(team, "completion"),
+            )
+        if prompt:
+            pair[0].inc(prompt)
+        if completion:
+            pair[1].inc(completion)
 
     def inflight_for(self, team: str) -> Any:
         gauge = self._inflight_children.get(team)

@@ -9,11 +9,9 @@ timer handle, which is re-armed lazily rather than per chunk.
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -26,6 +24,7 @@ from .errors import ApiError, error_body, sse_error_event
 from .limits import Authenticator, KeyLimits
 from .observability import EmfPublisher, LineWriter, Metrics
 from .settings import Settings
+from .upstream import AiohttpResponse, ConnectFailed, EnginePool, Response, UpstreamBroken
 from .usage import SseUsageScanner, usage_from_json
 from .validation import RequestInfo, validate
 
@@ -59,6 +58,7 @@ ROUTES: Final[dict[str, Route]] = {
 }
 
 MAX_RETRIES: Final = 2
+_WATCH_AFTER: Final = 0.02
 _RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 _FALLBACK_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 # Response headers that describe one hop, or that this proxy sets itself.
@@ -120,39 +120,81 @@ class Exchange:
     error: str | None = None
 
 
+@dataclass(slots=True)
+class _Target:
+    """Where one attempt goes: the engine (raw head bytes) or the fallback API (aiohttp)."""
+
+    body: bytes
+    head: bytes = b""
+    url: URL | None = None
+    headers: dict[str, str] | None = None
+
+
+class _Clock:
+    """One periodic tick that checks every in-flight request's deadlines.
+
+    A timer per request (arm, then cancel) costs more than the rest of the bookkeeping
+    of a fast request; a shared tick costs a set insertion and removal. Deadlines are
+    seconds long, so a tick of a few tens of milliseconds is precise enough.
+    """
+
+    TICK: Final = 0.025
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.active: set[_Guard] = set()
+        self._handle: asyncio.TimerHandle | None = loop.call_later(self.TICK, self._tick)
+
+    def _tick(self) -> None:
+        if self.active:
+            now = self.loop.time()
+            for guard in list(self.active):
+                guard.check(now)
+        self._handle = self.loop.call_later(self.TICK, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class _Guard:
     """Deadlines, SSE keep-alives and the client-disconnect signal for one request.
 
-    A single timer handle is armed for the earliest deadline. Moving a deadline later
-    (every chunk does) costs an attribute write: when the timer fires early it simply
-    re-arms. Expiry cancels the request task; the handler converts that into an error.
+    Checked on every clock tick; moving a deadline later (every chunk does) costs an
+    attribute write. Expiry cancels the request task; the handler turns that into an error.
     """
 
     __slots__ = (
-        "_due", "_handle", "_idle", "_keepalive", "_loop", "_send", "_task", "awaiting_first",
-        "committed", "done", "headers", "keepalive_at", "last", "pending", "phase", "phase_at",
-        "reading", "reason", "streaming", "total_at",
+        "_clock", "_idle", "_keepalive", "_receive", "_send", "_task", "_watch_at", "_watcher",
+        "awaiting_first", "committed", "done", "headers", "keepalive_at", "last", "pending",
+        "phase", "phase_at", "reading", "reason", "streaming", "total_at",
     )  # fmt: skip
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        clock: _Clock,
         task: asyncio.Task[Any],
         now: float,
         settings: Settings,
         *,
         streaming: bool,
         send: Send,
+        receive: Receive,
         headers: list[tuple[bytes, bytes]],
     ) -> None:
-        self._loop = loop
+        self._clock = clock
         self._task = task
         self._send = send
+        self._receive = receive
+        self._watcher: asyncio.Task[None] | None = None
+        # Most requests through a busy proxy finish within milliseconds; the disconnect
+        # watcher (a task per request) is only started for those that take longer. A
+        # client that left earlier is still noticed, at that moment.
+        self._watch_at = now + _WATCH_AFTER
         self.headers = headers
         self._idle = settings.idle_timeout
         self._keepalive = settings.keepalive_seconds
-        self._handle: asyncio.TimerHandle | None = None
-        self._due = math.inf
         self.total_at = now + settings.total_timeout
         self.phase = "first_byte"
         self.phase_at = now + settings.first_byte_timeout
@@ -165,30 +207,14 @@ class _Guard:
         self.pending: asyncio.Task[None] | None = None
         self.reason: str | None = None
         self.done = False
-        self._arm()
+        clock.active.add(self)
 
-    def _deadline(self) -> float:
-        phase_at = self.last + self._idle if self.phase == "idle" else self.phase_at
-        due = min(self.total_at, phase_at)
-        if self.awaiting_first:
-            due = min(due, self.keepalive_at)
-        return due
-
-    def _arm(self) -> None:
-        due = self._deadline()
-        if self._handle is not None:
-            if due >= self._due:
-                return
-            self._handle.cancel()
-        self._due = due
-        self._handle = self._loop.call_at(due, self._fire)
-
-    def _fire(self) -> None:
-        self._handle = None
-        self._due = math.inf
+    def check(self, now: float) -> None:
         if self.done or self.reason is not None:
             return
-        now = self._loop.time()
+        loop = self._clock.loop
+        if self._watcher is None and now >= self._watch_at:
+            self._watcher = loop.create_task(self._watch())
         if now >= self.total_at:
             self.trip("total")
             return
@@ -207,8 +233,7 @@ class _Guard:
             start = not self.committed
             self.committed = True
             previous = self.pending
-            self.pending = self._loop.create_task(self._send_keepalive(start, previous))
-        self._arm()
+            self.pending = loop.create_task(self._send_keepalive(start, previous))
 
     async def _send_keepalive(self, start: bool, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
@@ -221,6 +246,13 @@ class _Guard:
             {"type": "http.response.body", "body": _KEEPALIVE_COMMENT, "more_body": True}
         )
 
+    async def _watch(self) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.trip("client")
+                return
+
     async def settle(self) -> None:
         """Wait for a keep-alive write in progress, so writes never interleave."""
         while self.pending is not None:
@@ -232,12 +264,10 @@ class _Guard:
     def enter_first_byte(self, now: float, first_byte_timeout: float) -> None:
         self.phase = "first_byte"
         self.phase_at = min(now + first_byte_timeout, self.total_at)
-        self._arm()
 
     def enter_idle(self, now: float) -> None:
         self.phase = "idle"
         self.last = now
-        self._arm()
 
     def first_chunk(self) -> None:
         self.awaiting_first = False
@@ -255,9 +285,9 @@ class _Guard:
 
     def close(self) -> None:
         self.done = True
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._clock.active.discard(self)
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self.pending is not None and not self.pending.done():
             self.pending.cancel()
 
@@ -267,14 +297,14 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0.025, 0.1 * 2**attempt)  # noqa: S311 - jitter, not security
 
 
-def _retry_after(resp: aiohttp.ClientResponse) -> float:
-    value = resp.headers.get("Retry-After")
-    if value is None:
-        return 0.0
-    try:
-        return float(value)
-    except ValueError:
-        return 0.0
+def _retry_after(headers: list[tuple[bytes, bytes]]) -> float:
+    for name, value in headers:
+        if name.lower() == b"retry-after":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 0.0
 
 
 _PROMPT_DUMP_RE: Final = re.compile(r"input_value=|'input':|\"input\":")
@@ -330,12 +360,14 @@ class Gateway:
         self.inflight = 0
         self._idle_event: asyncio.Event | None = None
         self.session: aiohttp.ClientSession | None = None
+        self.pool: EnginePool | None = None
+        self._clock: _Clock | None = None
         keys = settings.keys()
         self._auth = Authenticator(keys) if keys else None
         self._limits = KeyLimits(settings.rpm, settings.tpm)
         self._prefix = settings.route_prefix
         base = settings.upstream_url
-        self._urls = {path: URL(base + path, encoded=True) for path in ROUTES}
+        self._heads: dict[str, bytes] = {}
         self.health_url = URL(base + "/health", encoded=True)
         self.metrics_url = URL(base + "/metrics", encoded=True)
         self._fallback_urls: dict[str, URL] = {}
@@ -354,20 +386,29 @@ class Gateway:
 
     async def start(self) -> None:
         s = self.settings
+        self._clock = _Clock(asyncio.get_running_loop())
+        # For the fallback API and the engine probes; the engine hot path uses self.pool.
         connector = aiohttp.TCPConnector(
             limit=s.max_inflight * 2 if s.max_inflight else 0,
-            # vLLM's uvicorn drops idle connections after 5 s; closing ours first avoids
-            # reusing a socket the engine is closing, which would fail a POST mid-flight.
             keepalive_timeout=4.0,
             ttl_dns_cache=300,
         )
+        self.pool = EnginePool(
+            s.upstream_url,
+            connect_timeout=s.connect_timeout,
+            # vLLM's uvicorn drops idle connections after 5 s; retiring ours first avoids
+            # sending a request on a socket the engine is closing.
+            idle_timeout=4.0,
+        )
+        for path, route in ROUTES.items():
+            extra = b"Content-Type: application/json\r\n" if route.kind else b""
+            self._heads[path] = self.pool.head(route.method.encode(), path.encode(), extra)
         self.session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout),
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
-            read_bufsize=2**16,
         )
 
     async def wait_idle(self, budget: float) -> bool:
@@ -383,6 +424,11 @@ class Gateway:
         return True
 
     async def stop(self) -> None:
+        if self._clock is not None:
+            self._clock.stop()
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
         if self.session is not None:
             await self.session.close()
             self.session = None
@@ -421,7 +467,8 @@ class Gateway:
             elif name == b"content-length":
                 length = value
         if request_id is None or not _REQUEST_ID_RE.match(request_id):
-            request_id = uuid.uuid4().hex.encode()
+            # Unique, not secret: getrandbits avoids uuid4's getrandom() syscall.
+            request_id = b"%032x" % random.getrandbits(128)
         ex = Exchange(route=route, request_id=request_id, start=loop.time(), t0=time.perf_counter())
         try:
             await self._handle(ex, scope, receive, send, authorization, length, loop)
@@ -536,15 +583,16 @@ class Gateway:
         s = self.settings
         route = ex.route
         stream_headers = [*_SSE_HEADERS, (b"x-request-id", ex.request_id)]
+        clock = self._clock
+        assert clock is not None
         guard = _Guard(
-            loop, task, ex.start, s, streaming=ex.stream, send=send, headers=stream_headers
-        )
-        watcher = loop.create_task(self._watch(receive, guard))
+            clock, task, ex.start, s, streaming=ex.stream, send=send, receive=receive,
+            headers=stream_headers,
+        )  # fmt: skip
         try:
-            headers = {"Content-Type": "application/json", "X-Request-Id": ex.request_id.decode()}
-            url = self._urls[route.path]
+            head = self._heads[route.path] + b"X-Request-Id: " + ex.request_id + b"\r\n"
             try:
-                await self._attempt(ex, guard, send, route.method, url, body, headers, retry=True)
+                await self._attempt(ex, guard, send, _Target(head=head, body=body), retry=True)
                 return
             except UpstreamFailure as failure:
                 can_fallback = (
@@ -563,17 +611,18 @@ class Gateway:
             self.metrics.fallbacks.labels(route.name).inc()
             assert parsed is not None
             fb_body = orjson.dumps({**parsed, "model": s.fallback_model})
-            fb_headers = {
-                "Content-Type": "application/json",
-                "Authorization": self._fallback_auth,
-                "X-Request-Id": ex.request_id.decode(),
-            }
+            target = _Target(
+                body=fb_body,
+                url=self._fallback_urls[route.path],
+                headers={
+                    "Content-Type": "application/json",
+                    "Authorization": self._fallback_auth,
+                    "X-Request-Id": ex.request_id.decode(),
+                },
+            )
             guard.enter_first_byte(loop.time(), s.first_byte_timeout)
             try:
-                await self._attempt(
-                    ex, guard, send, "POST", self._fallback_urls[route.path], fb_body, fb_headers,
-                    retry=False,
-                )  # fmt: skip
+                await self._attempt(ex, guard, send, target, retry=False)
             except UpstreamFailure as failure:
                 await self._fail(ex, guard, send, failure)
         except ClientGone:
@@ -582,37 +631,17 @@ class Gateway:
             self.metrics.disconnects.labels(route.name).inc()
         finally:
             guard.close()
-            watcher.cancel()
-
-    async def _watch(self, receive: Receive, guard: _Guard) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                guard.trip("client")
-                return
 
     async def _attempt(
-        self,
-        ex: Exchange,
-        guard: _Guard,
-        send: Send,
-        method: str,
-        url: URL,
-        body: bytes,
-        headers: dict[str, str],
-        *,
-        retry: bool,
+        self, ex: Exchange, guard: _Guard, send: Send, target: _Target, *, retry: bool
     ) -> None:
-        resp: aiohttp.ClientResponse | None = None
-        complete = False
+        resp: Response | None = None
         try:
-            resp = await self._open(ex, method, url, body, headers, retry=retry)
-            status = resp.status
-            if ex.stream and status == 200 and resp.content_type == "text/event-stream":
+            resp = await self._open(ex, target, retry=retry)
+            if ex.stream and resp.status == 200 and resp.content_type == b"text/event-stream":
                 await self._relay_stream(ex, guard, send, resp)
             else:
                 await self._relay_body(ex, guard, send, resp)
-            complete = True
         except asyncio.CancelledError:
             reason = guard.take_reason()
             if reason is None:
@@ -624,29 +653,34 @@ class Gateway:
                 f"upstream_{reason}_timeout",
             ) from None  # fmt: skip
         finally:
-            if resp is not None and not complete:
-                # close(), not release(): the engine must see the disconnect and abort.
-                resp.close()
+            if resp is not None:
+                # Pools the connection if the response was read to its end; otherwise
+                # drops it, so the engine sees the disconnect and aborts the request.
+                resp.release()
 
-    async def _open(
-        self,
-        ex: Exchange,
-        method: str,
-        url: URL,
-        body: bytes,
-        headers: dict[str, str],
-        *,
-        retry: bool,
-    ) -> aiohttp.ClientResponse:
-        session = self.session
-        assert session is not None
+    async def _send_once(self, target: _Target) -> Response:
+        if target.url is not None:
+            session = self.session
+            assert session is not None
+            try:
+                raw = await session.request(
+                    "POST", target.url, data=target.body, headers=target.headers
+                )
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+                raise ConnectFailed from None
+            except aiohttp.ClientError:
+                raise UpstreamBroken from None
+            return AiohttpResponse(raw)
+        pool = self.pool
+        assert pool is not None
+        return await pool.request(target.head, target.body)
+
+    async def _open(self, ex: Exchange, target: _Target, *, retry: bool) -> Response:
         attempt = 0
         while True:
             try:
-                resp = await session.request(
-                    method, url, data=body if method == "POST" else None, headers=headers
-                )
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+                resp = await self._send_once(target)
+            except ConnectFailed:
                 if retry and attempt < MAX_RETRIES:
                     ex.retries += 1
                     await asyncio.sleep(_backoff(attempt))
@@ -655,32 +689,27 @@ class Gateway:
                 raise UpstreamFailure(
                     "connect", 503, "The model engine is unavailable", "upstream_unavailable"
                 ) from None
-            except aiohttp.ClientError:
+            except UpstreamBroken:
                 raise UpstreamFailure(
                     "protocol", 502, "The model engine closed the connection", "upstream_error"
                 ) from None
             if retry and resp.status in _RETRY_STATUSES and attempt < MAX_RETRIES:
-                delay = max(_backoff(attempt), min(_retry_after(resp), 1.0))
-                resp.close()
+                delay = max(_backoff(attempt), min(_retry_after(resp.headers), 1.0))
+                resp.release()
                 ex.retries += 1
                 await asyncio.sleep(delay)
                 attempt += 1
                 continue
             return resp
 
-    async def _relay_body(
-        self, ex: Exchange, guard: _Guard, send: Send, resp: aiohttp.ClientResponse
-    ) -> None:
+    async def _relay_body(self, ex: Exchange, guard: _Guard, send: Send, resp: Response) -> None:
         loop = asyncio.get_running_loop()
         guard.enter_idle(loop.time())
         status = resp.status
         guard.reading = True
         try:
-            if status >= 400:
-                raw = await resp.content.read(_MAX_ERROR_BODY)
-            else:
-                raw = await resp.read()
-        except aiohttp.ClientError:
+            raw = await resp.read_all(_MAX_ERROR_BODY if status >= 400 else None)
+        except UpstreamBroken:
             raise UpstreamFailure(
                 "protocol", 502, "The model engine closed the connection", "upstream_error"
             ) from None
@@ -703,7 +732,7 @@ class Gateway:
                 ex.usage = "reported"
             headers = [
                 (name.lower(), value)
-                for name, value in resp.raw_headers
+                for name, value in resp.headers
                 if name.lower() not in _DROP_RESPONSE_HEADERS
             ]
         ex.status = status
@@ -727,9 +756,7 @@ class Gateway:
         await send({"type": "http.response.body", "body": body, "more_body": False})
         ex.forwarded = True
 
-    async def _relay_stream(
-        self, ex: Exchange, guard: _Guard, send: Send, resp: aiohttp.ClientResponse
-    ) -> None:
+    async def _relay_stream(self, ex: Exchange, guard: _Guard, send: Send, resp: Response) -> None:
         loop = asyncio.get_running_loop()
         ex.status = 200
         if not guard.committed:
@@ -738,13 +765,13 @@ class Gateway:
             if ex.fallback:
                 headers = [*headers, (b"x-modelfleet-fallback", b"1")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-        content = resp.content
+        read = resp.read_chunk
         scanner = SseUsageScanner()
         first = True
         try:
             while True:
                 guard.reading = True
-                chunk = await content.readany()
+                chunk = await read()
                 guard.reading = False
                 if not chunk:
                     break
@@ -760,7 +787,7 @@ class Gateway:
                 scanner.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 guard.last = loop.time()
-        except aiohttp.ClientError:
+        except UpstreamBroken:
             guard.reading = False
             if not ex.forwarded:
                 raise UpstreamFailure(
@@ -850,8 +877,7 @@ class Gateway:
                 self.emf.record_ttft(ex.ttft)
         tokens = ex.prompt_tokens + ex.completion_tokens
         if tokens:
-            metrics.tokens.labels(team, "prompt").inc(ex.prompt_tokens)
-            metrics.tokens.labels(team, "completion").inc(ex.completion_tokens)
+            metrics.observe_tokens(team, ex.prompt_tokens, ex.completion_tokens)
             self._limits.spend_tokens(team, tokens, now)
         record: dict[str, Any] = {
             "ts": round(time.time(), 3),

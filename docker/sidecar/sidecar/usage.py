@@ -30,31 +30,36 @@ class Usage:
 
 
 def _parse_at(data: bytes, key_at: int) -> Usage | None:
-    start = data.find(b"{", key_at + len(_KEY))
+    after = key_at + len(_KEY)
+    start = data.find(b"{", after, after + 64)
     if start < 0:
         return None
-    between = data[key_at + len(_KEY) : start].strip()
+    between = data[after:start].strip()
     if between != b":":
         return None
-    depth = 0
-    for end in range(start, min(len(data), start + 4096)):
-        char = data[end]
-        if char == 0x7B:  # {
-            depth += 1
-        elif char == 0x7D:  # }
-            depth -= 1
-            if depth == 0:
-                try:
-                    obj = orjson.loads(data[start : end + 1])
-                except orjson.JSONDecodeError:
-                    return None
-                prompt = obj.get("prompt_tokens")
-                completion = obj.get("completion_tokens")
-                return Usage(
-                    prompt if isinstance(prompt, int) else 0,
-                    completion if isinstance(completion, int) else 0,
-                )
-    return None
+    # Find the closing brace by counting braces with bytes.find/count (C speed): usage
+    # holds only numbers and nested detail objects, never strings with braces in them.
+    end = start
+    limit = min(len(data), start + 4096)
+    while True:
+        end = data.find(b"}", end + 1, limit)
+        if end < 0:
+            return None
+        segment = data[start : end + 1]
+        if segment.count(b"{") == segment.count(b"}"):
+            break
+    try:
+        obj = orjson.loads(segment)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    prompt = obj.get("prompt_tokens")
+    completion = obj.get("completion_tokens")
+    return Usage(
+        prompt if isinstance(prompt, int) else 0,
+        completion if isinstance(completion, int) else 0,
+    )
 
 
 def usage_from_json(body: bytes) -> Usage | None:

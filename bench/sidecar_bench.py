@@ -1,0 +1,267 @@
+"""Sidecar vs nginx on loopback, against the same instant stand-in engine.
+
+    make bench-sidecar            # or: .venv/bin/python bench/sidecar_bench.py
+
+Starts the stand-in engine (bench/sidecar_engine.py), nginx as a plain pass-through
+(one worker, upstream keep-alive, no buffering) and the sidecar (one worker, auth on,
+rate limiter on with limits nobody reaches), then drives each with wrk:
+
+- requests/s for JSON chat completions and for 16-chunk SSE streams,
+- median latency at one connection, direct to the engine and through each proxy.
+
+The issue's bar: JSON >= 0.20 x nginx, streams >= 0.50 x nginx, added median latency
+< 1.5 ms, zero errors. Exits non-zero when a bar is missed or a run had errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "sk-bench-0123456789abcdef"
+BODY_JSON = (
+    '{"model":"bench-model","messages":[{"role":"user","content":"Hello!"}],"max_tokens":16}'
+)
+BODY_STREAM = (
+    '{"model":"bench-model","messages":[{"role":"user","content":"Hello!"}],'
+    '"max_tokens":16,"stream":true}'
+)
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    errors: int
+    requests: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listening on port {port} after {timeout}s")
+
+
+def ensure_tools() -> tuple[str, str]:
+    missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing {' '.join(missing)} with apt-get", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True)
+    nginx, wrk = shutil.which("nginx"), shutil.which("wrk")
+    if nginx is None or wrk is None:
+        raise SystemExit(
+            "the benchmark needs nginx and wrk on PATH: sudo apt-get install -y nginx wrk"
+        )
+    return nginx, wrk
+
+
+def nginx_config(workdir: Path, port: int, engine_port: int) -> Path:
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        textwrap.dedent(
+            f"""
+            {user}
+            worker_processes 1;
+            pid {workdir}/nginx.pid;
+            error_log {workdir}/error.log warn;
+            events {{ worker_connections 4096; }}
+            http {{
+                access_log off;
+                client_body_temp_path {workdir}/body;
+                proxy_temp_path {workdir}/proxy;
+                fastcgi_temp_path {workdir}/fastcgi;
+                uwsgi_temp_path {workdir}/uwsgi;
+                scgi_temp_path {workdir}/scgi;
+                upstream engine {{ server 127.0.0.1:{engine_port}; keepalive 128; }}
+                server {{
+                    listen 127.0.0.1:{port} backlog=4096;
+                    keepalive_requests 1000000;
+                    location / {{
+                        proxy_pass http://engine;
+                        proxy_http_version 1.1;
+                        proxy_set_header Connection "";
+                        proxy_buffering off;
+                    }}
+                }}
+            }}
+            """
+        )
+    )
+    return conf
+
+
+def wrk_script(workdir: Path, body: str, name: str) -> Path:
+    path = workdir / f"{name}.lua"
+    escaped = body.replace("\\", "\\\\").replace('"', '\\"')
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            wrk.method = "POST"
+            wrk.body = "{escaped}"
+            wrk.headers["Content-Type"] = "application/json"
+            wrk.headers["Authorization"] = "Bearer {KEY}"
+            """
+        )
+    )
+    return path
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def run_wrk(
+    wrk: str, url: str, script: Path, connections: int, seconds: int, threads: int = 1
+) -> Run:
+    out = subprocess.run(
+        [
+            wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+            "-s", str(script), url,
+        ],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s|m)\b", out)
+    assert p50 is not None, out
+    errors = 0
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if sock:
+        errors += sum(int(value) for value in sock.groups())
+    total = re.search(r"(\d+) requests in", out)
+    return Run(
+        rps=rps,
+        p50_ms=float(p50.group(1)) * _UNITS[p50.group(2)],
+        errors=errors,
+        requests=int(total.group(1)) if total else 0,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=64, help="connections for req/s")
+    args = parser.parse_args()
+    nginx, wrk = ensure_tools()
+    procs: list[subprocess.Popen[bytes]] = []
+    workdir = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
+    try:
+        engine_port, nginx_port, sidecar_port = free_port(), free_port(), free_port()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "sidecar_engine.py"), str(engine_port)],
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        conf = nginx_config(workdir, nginx_port, engine_port)
+        procs.append(
+            subprocess.Popen(
+                [nginx, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"],
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        env = dict(
+            os.environ,
+            SIDECAR_HOST="127.0.0.1",
+            SIDECAR_PORT=str(sidecar_port),
+            SIDECAR_UPSTREAM_URL=f"http://127.0.0.1:{engine_port}",
+            SIDECAR_API_KEYS=f"bench:{KEY}",
+            SIDECAR_WORKERS="1",
+            SIDECAR_RPM="1000000000",
+            SIDECAR_TPM="1000000000000",
+            SIDECAR_MAX_INFLIGHT="4096",
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "sidecar"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        for port in (engine_port, nginx_port, sidecar_port):
+            wait_port(port)
+        json_lua = wrk_script(workdir, BODY_JSON, "json")
+        stream_lua = wrk_script(workdir, BODY_STREAM, "stream")
+        path = "/v1/chat/completions"
+        urls = {
+            "engine": f"http://127.0.0.1:{engine_port}{path}",
+            "nginx": f"http://127.0.0.1:{nginx_port}{path}",
+            "sidecar": f"http://127.0.0.1:{sidecar_port}{path}",
+        }
+        for name in ("nginx", "sidecar"):
+            run_wrk(wrk, urls[name], json_lua, args.connections, 1)  # warm-up
+        results: dict[tuple[str, str], Run] = {}
+        plan = [
+            ("json", json_lua, args.connections),
+            ("stream", stream_lua, args.connections),
+            ("latency", json_lua, 1),
+        ]
+        for kind, script, connections in plan:
+            targets = ("engine", "nginx", "sidecar") if kind == "latency" else ("nginx", "sidecar")
+            for name in targets:
+                run = run_wrk(wrk, urls[name], script, connections, args.seconds)
+                results[(kind, name)] = run
+                print(
+                    f"{kind:8} {name:8} {run.rps:10.0f} req/s  p50 {run.p50_ms:7.3f} ms  "
+                    f"requests {run.requests:8d}  errors {run.errors}",
+                    flush=True,
+                )
+        json_ratio = results[("json", "sidecar")].rps / results[("json", "nginx")].rps
+        stream_ratio = results[("stream", "sidecar")].rps / results[("stream", "nginx")].rps
+        added = results[("latency", "sidecar")].p50_ms - results[("latency", "engine")].p50_ms
+        added_nginx = results[("latency", "nginx")].p50_ms - results[("latency", "engine")].p50_ms
+        errors = sum(run.errors for run in results.values())
+        checks = [
+            ("JSON req/s, sidecar / nginx", f"{json_ratio:.2f}", ">= 0.20", json_ratio >= 0.20),
+            ("SSE req/s, sidecar / nginx", f"{stream_ratio:.2f}", ">= 0.50", stream_ratio >= 0.50),
+            ("added median latency, 1 conn", f"{added:.3f} ms", "< 1.5 ms", added < 1.5),
+            ("errors in all runs", str(errors), "== 0", errors == 0),
+        ]
+        print(f"\n(nginx adds {added_nginx:.3f} ms median at one connection)")
+        for label, value, bar, ok in checks:
+            print(f"{label:32} {value:>10}   {bar:9} {'ok' if ok else 'MISSED'}")
+        return 0 if all(ok for *_, ok in checks) else 1
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(
+                    signal.SIGTERM if proc.args[0] == sys.executable else signal.SIGQUIT
+                )
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -180,3 +180,28 @@ def test_missing_bucket_prefix_and_credentials(
         assert run.stdout == ""
         assert len(run.stderr.strip().splitlines()) == 1, run.stderr
         assert "Traceback" not in run.stderr
+
+
+def test_s3_rerun_after_a_kill_keeps_downloaded_files_and_drops_temporaries(
+    moto_url: str, bucket: str, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    objects = _upload_model(moto_url, bucket, "m/")
+    source = f"s3://{bucket}/m/"
+    folder = Path(run_fetcher(s3_env, source, str(tmp_path)).last_line)
+    # What a fetcher killed mid-way leaves: finished files not yet recorded as verified, a
+    # file still missing, and an s3transfer temporary file.
+    staging = tmp_path / ".modelfleet" / f"{folder.name}.partial"
+    folder.rename(staging)
+    (staging / MANIFEST_NAME).unlink()
+    (staging / "tokenizer.json").unlink()
+    (staging / "model.safetensors.6fA1b2C3").write_bytes(b"partial")
+
+    rerun = run_fetcher(s3_env, source, str(tmp_path))
+
+    assert rerun.returncode == 0, rerun.stderr
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    assert manifest["downloaded_bytes"] == len(objects["tokenizer.json"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [*(e["path"] for e in manifest["files"]), MANIFEST_NAME]
+    )
+    assert not staging.exists()

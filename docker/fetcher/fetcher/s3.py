@@ -20,12 +20,12 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError,
     EndpointConnectionError,
     FlexibleChecksumError,
     NoCredentialsError,
     PartialCredentialsError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from s3transfer.exceptions import RetriesExceededError
 
 from fetcher.backend import ByteSink, Chooser, Plan, RemoteFile
@@ -166,7 +166,7 @@ class S3Backend:
             raise ChecksumError(f"{file.path}: {exc}") from exc
 
     def is_transient(self, exc: BaseException) -> bool:
-        if isinstance(exc, ConnectionError | RetriesExceededError):
+        if isinstance(exc, BotoConnectionError | RetriesExceededError):
             return True
         if isinstance(exc, ClientError):
             return str(exc.response.get("Error", {}).get("Code")) in _TRANSIENT_CODES

@@ -8,6 +8,7 @@ Every error is a `ConfigError` whose lines name the stack file and the key path.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -476,7 +477,13 @@ class StackConfig(_Model):
         """Resource name prefix: short, unique per team and stack."""
         # 20 characters leave room for a role and Pulumi's 8-character suffix within the
         # 32 characters AWS allows for load balancer names.
-        return f"mf-{self.team}-{self.stack}"[:20].rstrip("-")
+        full = f"mf-{self.team}-{self.stack}"
+        if len(full) <= 20:
+            return full
+        # Cut alone, "mf-platform-staging-eu" and "mf-platform-staging-us" would share a
+        # prefix, and explicitly named resources (dashboard, task families) would collide.
+        digest = hashlib.sha256(full.encode()).hexdigest()[:4]
+        return f"{full[:15].rstrip('-')}-{digest}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,9 +27,44 @@ def _without_secrets(c: StackConfig) -> StackConfig:
     return c.model_copy(update={"gateway": gateway, "hf_token": None})
 
 
-def test_dev_stack_written_as_the_engine_passes_it() -> None:
-    # What `pulumi up -s dev` hands the program for stacks/Pulumi.dev.yaml: strings, with
-    # structured values JSON-encoded and booleans as "true"/"false".
+DEV_YAML = f"""
+config:
+  aws:region: us-east-1
+  modelfleet:environment: dev
+  modelfleet:team: platform
+  modelfleet:platform: ecs
+  modelfleet:ephemeral: true
+  modelfleet:network:
+    vpcCidr: 10.40.0.0/16
+    availabilityZones: 2
+  modelfleet:models:
+    - name: llama-8b
+      source: {LLAMA_8B_SOURCE}
+      model: llama-3.1-8b
+      dtype: bfloat16
+      maxModelLen: 8192
+      instanceType: g6.xlarge
+      replicas: {{min: 1, max: 2}}
+      capacity: spot
+      vllmArgs: ["--enable-prefix-caching"]
+  modelfleet:gateway:
+    allowNoAuth: true
+    rateLimit: {{requestsPerMinute: 600, tokensPerMinute: 200000}}
+  modelfleet:hfToken:
+    secure: v1:Qm7Rt2Lx9Vb4Nc1Z:Hf3Kd8Jw1Pq6Ty9Ue2Ir5Ow8Lk1Mj4
+  modelfleet:schedule:
+    timezone: America/New_York
+    scaleDown: "0 20 * * MON-FRI"
+    scaleUp: "0 7 * * MON-FRI"
+  modelfleet:alarms:
+    emails: [platform-dev@example.com]
+  modelfleet:logRetentionDays: 14
+"""
+
+
+def test_dev_stack_written_as_the_engine_passes_it(tmp_path: Path) -> None:
+    # What `pulumi up -s dev` hands the program for DEV_YAML: strings, with structured values
+    # JSON-encoded, booleans as "true"/"false", secrets decrypted and listed as secret keys.
     engine = {
         "aws:region": "us-east-1",
         "modelfleet:environment": "dev",
@@ -47,16 +82,28 @@ def test_dev_stack_written_as_the_engine_passes_it() -> None:
             "allowNoAuth": True,
             "rateLimit": {"requestsPerMinute": 600, "tokensPerMinute": 200000},
         }),
+        "modelfleet:hfToken": "hf_dev_token",
         "modelfleet:schedule": json.dumps({"timezone": "America/New_York",
                                            "scaleDown": "0 20 * * MON-FRI",
                                            "scaleUp": "0 7 * * MON-FRI"}),
         "modelfleet:alarms": json.dumps({"emails": ["platform-dev@example.com"]}),
+        "modelfleet:logRetentionDays": "14",
         "pulumi:tags": json.dumps({"ignored": "other namespaces are not ours"}),
     }  # fmt: skip
-    from_engine = load_config_mapping(engine, "dev")
-    from_file = load_stack_file(STACKS / "Pulumi.dev.yaml")
-    assert from_engine == from_file
-    assert from_engine.ephemeral is True and from_engine.models[0].replicas.max == 2
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text(DEV_YAML)
+    from_file = load_stack_file(path)
+    from_engine = load_config_mapping(engine, "dev", {"modelfleet:hfToken"})
+    # Equal but for the secret: the file holds ciphertext, the engine decrypted it.
+    assert from_engine.model_copy(update={"hf_token": from_file.hf_token}) == from_file
+    assert from_file.hf_token is not None and is_encrypted(from_file.hf_token)
+    assert from_engine.hf_token is not None
+    assert from_engine.hf_token.get_secret_value() == "hf_dev_token"
+    # and with no secret at all, the two objects are equal as they are
+    engine.pop("modelfleet:hfToken")
+    path.write_text(DEV_YAML.replace("  modelfleet:hfToken:\n    secure: v1:", "  # "))
+    assert load_config_mapping(engine, "dev") == load_stack_file(path)
+    assert from_engine.ephemeral is True and from_engine.log_retention_days == 14
 
 
 @pytest.mark.parametrize("path", sorted(STACKS.glob("Pulumi.*.yaml")), ids=lambda p: p.name)

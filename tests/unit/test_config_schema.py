@@ -257,3 +257,15 @@ def test_shipped_stacks_load(path: Path) -> None:
     c = load_stack_file(path)
     assert c.stack == path.name.removeprefix("Pulumi.").removesuffix(".yaml")
     assert c.models
+
+
+def test_prefix_is_short_and_unique_per_team_and_stack(tmp_path: Path) -> None:
+    cfg = config()
+    cfg["modelfleet:team"] = "platform"
+    eu = load_stack_file(write_stack(tmp_path, cfg, "staging-eu")).prefix
+    us = load_stack_file(write_stack(tmp_path, cfg, "staging-us")).prefix
+    # "mf-platform-staging-eu" is 22 characters: cut to 15 plus a 4-digit hash of the whole.
+    assert eu != us
+    assert len(eu) == len(us) == 20
+    assert eu.startswith("mf-platform-sta")
+    assert load_stack_file(write_stack(tmp_path, cfg, "dev")).prefix == "mf-platform-dev"

@@ -259,9 +259,11 @@ def choose_fit(
     """The smallest valid TP that fits, or the given one checked. Raises SizingError."""
     if dtype not in instance.gpu.dtypes:
         ok = ", ".join(sorted(instance.gpu.dtypes))
+        alts = _alternatives(arch, dtype, kv_cache_dtype, max_model_len, gpu_memory_utilization)
         raise SizingError(
             f"{instance.name} has {instance.gpu.name} ({instance.gpu.arch.value}), which cannot "
             f"run dtype {dtype}; it runs: {ok} (bfloat16 needs Ampere or newer, fp8 Ada or Hopper)"
+            + (f"; would fit: instanceType: {' or '.join(alts)}" if alts else "")
         )
     if max_model_len > arch.max_context:
         raise SizingError(

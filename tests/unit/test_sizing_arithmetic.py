@@ -238,6 +238,8 @@ def test_dtype_the_gpu_cannot_run(instance: str, dtype: str, arch_name: str) -> 
     msg = str(info.value)
     assert f"({arch_name}), which cannot run dtype {dtype}" in msg
     assert "bfloat16 needs Ampere or newer, fp8 Ada or Hopper" in msg
+    # ... and where it would run: the cheapest is the L4 (Ada runs bf16 and fp8), $0.8048/h.
+    assert "would fit: instanceType: g6.xlarge (TP 1)" in msg
 
 
 def test_dtypes_the_gpus_can_run() -> None:

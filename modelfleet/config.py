@@ -548,6 +548,18 @@ def _unwrap_secure(value: Any, path: tuple[str, ...], problems: list[str]) -> An
 
 
 def _build(raw: dict[str, Any], origin: str, stack: str, region: str | None) -> StackConfig:
+    # `stack` and `region` are fields the loaders fill (file name, aws:region), not stack keys:
+    # `modelfleet:stack` would be silently overwritten, `modelfleet:region` half-honoured.
+    filled = [k for k in ("stack", "region") if k in raw]
+    if filled:
+        raise ConfigError(
+            origin,
+            [
+                f"{NAMESPACE}:{k}: unknown key (the {k} comes from "
+                + ("the stack's name)" if k == "stack" else "aws:region)")
+                for k in filled
+            ],
+        )
     data = dict(raw)
     data["stack"] = stack
     if region:

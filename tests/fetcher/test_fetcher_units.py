@@ -301,3 +301,21 @@ def test_progress_bridge_speaks_huggingface_hubs_http_and_xet_reporters() -> Non
     cancel.set()
     with pytest.raises(Cancelled):
         bar_class(total=1).update(1)
+
+
+def test_hub_network_errors_wrapped_by_huggingface_hub_are_retried() -> None:
+    import httpx2
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    backend = fetcher.hf.HfBackend(HfSource("acme", "tiny", "main"))
+    try:
+        try:
+            raise httpx2.ConnectError("connection refused")
+        except httpx2.ConnectError as network:
+            raise LocalEntryNotFoundError("cannot find the file in the local cache") from network
+    except LocalEntryNotFoundError as wrapped:
+        assert backend.is_transient(wrapped)
+        translated = backend.translate(wrapped)
+    assert translated is not None and "cannot reach" in translated.message
+    assert not backend.is_transient(OSError(errno.ENOSPC, "No space left on device"))
+    assert not backend.is_transient(ValueError("bad"))

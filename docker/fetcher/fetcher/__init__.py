@@ -5,7 +5,6 @@
 
 from fetcher.paths import model_dir
 from fetcher.source import parse_source
-
-__version__ = "0.1.0"
+from fetcher.version import __version__
 
 __all__ = ["__version__", "model_dir", "parse_source"]

@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from fetcher import __version__
 from fetcher.errors import ExitCode, FetchError, disk_full_error
 from fetcher.fetch import Options, fetch
 from fetcher.paths import model_dir
 from fetcher.progress import LogFormat, Reporter
 from fetcher.source import parse_source
+from fetcher.version import __version__
 
 EPILOG = """\
 exit codes: 0 complete (already or now), 1 other error, 2 bad usage or source,

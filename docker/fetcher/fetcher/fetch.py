@@ -13,7 +13,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fetcher import __version__
 from fetcher.backend import Backend, Plan, RemoteFile
 from fetcher.errors import Cancelled, ChecksumError, ExitCode, FetchError
 from fetcher.integrity import SHA256, compute, verify
@@ -30,6 +29,7 @@ from fetcher.paths import MANIFEST_NAME, folder_name, lock_path, staging_dir, wo
 from fetcher.progress import Reporter, human_bytes
 from fetcher.selection import has_weights, select_files
 from fetcher.source import HfSource, S3Source, Source
+from fetcher.version import __version__
 
 
 @dataclass(frozen=True)

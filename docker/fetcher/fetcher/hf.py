@@ -21,16 +21,17 @@ from huggingface_hub.errors import (
     DisabledRepoError,
     GatedRepoError,
     HfHubHTTPError,
+    LocalEntryNotFoundError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
 
-from fetcher import __version__
 from fetcher.backend import ByteSink, Chooser, Plan, RemoteFile
 from fetcher.errors import Cancelled, ExitCode, FetchError
 from fetcher.integrity import GIT_BLOB_SHA1, SHA256, Expected
 from fetcher.source import HfSource
+from fetcher.version import __version__
 
 _LIBRARY = "modelfleet-fetcher"
 _API_TIMEOUT = 60.0
@@ -142,12 +143,17 @@ class HfBackend:
         )
 
     def is_transient(self, exc: BaseException) -> bool:
-        if isinstance(exc, httpx2.TransportError):
-            return True
-        if isinstance(exc, HfHubHTTPError) and exc.response is not None:
-            return exc.response.status_code in _RETRY_STATUS
-        # huggingface_hub's "Consistency check failed" (short read) carries no errno.
-        return type(exc) is OSError and exc.errno is None
+        # huggingface_hub wraps a failed metadata request in LocalEntryNotFoundError ("cannot
+        # find the file in the local cache"), so the network error is looked for down the chain.
+        for error in _chain(exc):
+            if isinstance(error, httpx2.TransportError):
+                return True
+            if isinstance(error, HfHubHTTPError) and error.response is not None:
+                return error.response.status_code in _RETRY_STATUS
+            # huggingface_hub's "Consistency check failed" (short read) carries no errno.
+            if type(error) is OSError and error.errno is None:
+                return True
+        return False
 
     def translate(self, exc: BaseException) -> FetchError | None:
         src = self.source
@@ -186,7 +192,23 @@ class HfBackend:
             )
         if isinstance(exc, HfHubHTTPError):
             return FetchError(f"{src}: the Hub answered HTTP {status}")
-        if isinstance(exc, httpx2.TransportError):
+        network = next((e for e in _chain(exc) if isinstance(e, httpx2.TransportError)), None)
+        if network is not None:
             endpoint = self.endpoint or "https://huggingface.co"
-            return FetchError(f"{src}: cannot reach {endpoint}: {type(exc).__name__}: {exc}")
+            reason = f"{type(network).__name__}: {network}"
+            return FetchError(f"{src}: cannot reach {endpoint}: {reason}")
+        if isinstance(exc, LocalEntryNotFoundError):
+            cause = exc.__cause__ or exc
+            reason = f"{type(cause).__name__}: {cause}"
+            return FetchError(f"{src}: the Hub gave no file metadata: {reason}")
         return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes, outermost first."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in out):
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out

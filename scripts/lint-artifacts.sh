@@ -5,6 +5,7 @@
 #   Dockerfiles        hadolint
 #   shell scripts      shellcheck (*.sh, and extensionless files with a sh/bash shebang)
 #   workflows          check-jsonschema (GitHub's workflow schema, bundled) and zizmor --offline
+#   dependabot.yml     check-jsonschema (Dependabot's schema, bundled) and zizmor --offline
 #   Kubernetes         kubernetes-validate on *.k8s.yaml and deploy/k8s/**/*.yaml, when any exist
 set -euo pipefail
 
@@ -40,12 +41,14 @@ mapfile -t files < <(list_files | LC_ALL=C sort -u)
 dockerfiles=()
 shell_scripts=()
 workflows=()
+dependabot=()
 k8s_manifests=()
 for f in "${files[@]}"; do
   case $f in
     Dockerfile | */Dockerfile | *.Dockerfile | */Dockerfile.*) dockerfiles+=("$f") ;;
     *.sh | *.bash) shell_scripts+=("$f") ;;
     .github/workflows/*.yml | .github/workflows/*.yaml) workflows+=("$f") ;;
+    .github/dependabot.yml | .github/dependabot.yaml) dependabot+=("$f") ;;
     *.k8s.yaml | *.k8s.yml | deploy/k8s/*.yaml | deploy/k8s/*.yml) k8s_manifests+=("$f") ;;
     *)
       # Extensionless executables with a shell shebang (e.g. .ci/run) are shell scripts too.
@@ -77,6 +80,12 @@ if ((${#workflows[@]})); then
     "$bin/zizmor" --offline --no-progress --min-severity medium "${workflows[@]}"
 else
   echo "--- workflows: none"
+fi
+
+if ((${#dependabot[@]})); then
+  run "check-jsonschema (dependabot)" \
+    "$bin/check-jsonschema" --builtin-schema vendor.dependabot "${dependabot[@]}"
+  run "zizmor (dependabot)" "$bin/zizmor" --offline --no-progress --min-severity medium "${dependabot[@]}"
 fi
 
 if ((${#k8s_manifests[@]})); then

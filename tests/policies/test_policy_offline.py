@@ -167,3 +167,33 @@ def test_unknown_inputs_are_unchecked_not_passed_or_failed() -> None:
     assert "s3-bucket-public-access-block" not in {v.policy for v in verdict.violations}
     # efs-not-bursting never reads kmsKeyId and still fails on the absent throughputMode.
     assert {v.policy for v in verdict.violations} >= {"efs-not-bursting"}
+
+
+def test_policy_pack_boots_and_serves() -> None:
+    """`policies/__main__.py` starts the analyzer gRPC server as the engine would run it."""
+    import select
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "__main__.py"],
+        cwd=ROOT / "policies",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "the policy pack printed no port within 30 s"
+        port = proc.stdout.readline().strip()
+        assert port.isdigit(), proc.stderr.read() if proc.stderr else port
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_readme_documents_every_rule() -> None:
+    readme = (ROOT / "policies" / "README.md").read_text()
+    missing = [name for name in r.ALL_RULE_NAMES if f"`{name}`" not in readme]
+    assert missing == []

@@ -133,3 +133,11 @@ def test_deploy_order_environments_and_concurrency() -> None:
         assert pulumi["with"]["command"] == "up"
         assert pulumi["with"]["policyPacks"] == "policies"
     assert "required reviewers" in (ROOT / ".github/workflows/deploy.yml").read_text().lower()
+
+
+def test_scripts_the_workflows_call_exist(workflow: tuple[Path, dict[str, Any]]) -> None:
+    path, doc = workflow
+    for job in doc["jobs"].values():
+        for step in steps(job):
+            for script in re.findall(r"scripts/[\w.-]+", step.get("run", "")):
+                assert (ROOT / script).is_file(), f"{path.name}: {script} is missing"

@@ -437,3 +437,55 @@ def test_secret_names(name: str, value: str, secret: bool) -> None:
 def test_container_definitions_not_json() -> None:
     out = r.ecs_images_pinned(r.TASK_DEFINITION, {"containerDefinitions": "[{"}, r.RuleContext())
     assert "not valid JSON" in out[0]
+
+
+# --- stack rules: the same three cases, over a list of resources -----------------------------
+
+BUCKET = r.StackResource("aws:s3/bucket:Bucket", "logs", {"bucket": "acme-logs"})
+
+
+def _svc(name: str, **kw: Any) -> r.StackResource:
+    return r.StackResource(r.ECS_SERVICE, name, {"tags": service_tags(environment="dev", **kw)})
+
+
+STACK_CASES = [
+    (
+        "guardrail-team-hourly-ceiling",
+        [_svc("a", max_replicas=2, hourly=5.0), _svc("b", max_replicas=2, hourly=4.0)],  # $18/h
+        [_svc("a", max_replicas=2, hourly=5.0), _svc("b", max_replicas=3, hourly=4.0)],  # $22/h
+        [r.StackResource(r.ECS_SERVICE, "a", {})],  # no tags: fail closed
+        "$20.00/h ceiling",
+    ),
+    (
+        "s3-bucket-public-access-block",
+        [BUCKET, r.StackResource(r.S3_PUBLIC_ACCESS_BLOCK, "pab", {"bucket": "acme-logs"})],
+        [BUCKET, r.StackResource(r.S3_PUBLIC_ACCESS_BLOCK, "pab", {"bucket": "other"})],
+        [BUCKET, r.StackResource(r.S3_PUBLIC_ACCESS_BLOCK, "pab", {})],
+        "no BucketPublicAccessBlock",
+    ),
+]
+STACK_RULES = {rule.name: rule for rule in r.STACK_RULES}
+
+
+def test_every_stack_rule_has_a_case() -> None:
+    assert {c[0] for c in STACK_CASES} == set(STACK_RULES)
+
+
+@pytest.mark.parametrize(
+    ("name", "compliant", "violating", "absent", "expect"),
+    STACK_CASES,
+    ids=[c[0] for c in STACK_CASES],
+)
+def test_stack_rule_cases(
+    name: str,
+    compliant: list[r.StackResource],
+    violating: list[r.StackResource],
+    absent: list[r.StackResource],
+    expect: str,
+) -> None:
+    rule = STACK_RULES[name]
+    ctx = r.RuleContext(name="stack", config=r.default_config(rule))
+    assert rule.check(compliant, ctx) == []
+    found = rule.check(violating, ctx)
+    assert found and all("Fix:" in m for _, m in found) and any(expect in m for _, m in found)
+    assert rule.check(absent, ctx)

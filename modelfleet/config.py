@@ -367,17 +367,33 @@ class AutoscalingConfig(_Model):
     scale_in_cooldown: int = Field(600, ge=0, le=3600)
 
 
+def _pinned_image(value: str) -> str:
+    name, _, digest = value.partition("@")
+    if digest:
+        return value
+    tag = name.rsplit("/", 1)[-1].partition(":")[2]  # a registry's :port is before the last /
+    if not tag or tag.lower() == "latest":
+        raise ValueError(
+            "pin the image to a version tag or an @sha256 digest, not latest: a moving tag "
+            "changes what runs under a fleet at its next task start"
+        )
+    return value
+
+
+PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+
+
 class ImagesConfig(_Model):
     # vLLM's OpenAI server image, pinned; a moving tag would change the engine under a fleet.
     # The -cu129 build, not the default CUDA 13 one: that needs NVIDIA driver 580+, which the
     # ECS GPU-optimized AMI may not carry yet (https://github.com/vllm-project/vllm/releases).
-    vllm: Annotated[str, Field(pattern=r"^[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")] = (
+    vllm: Annotated[PinnedImage, Field(pattern=r"^[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")] = (
         "vllm/vllm-openai:v0.31.0-cu129"
     )
     # Prebuilt sidecar/fetcher images; when absent, `pulumi up` builds them from docker/ and
     # pushes them to ECR repositories of the stack.
-    sidecar: str | None = None
-    fetcher: str | None = None
+    sidecar: PinnedImage | None = None
+    fetcher: PinnedImage | None = None
 
 
 class PricingConfig(_Model):

@@ -133,6 +133,12 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("parameters-heads", model(source="hf://acme/m@v1", parameters={
         "parametersB": 7, "layers": 32, "attentionHeads": 32, "kvHeads": 5, "headDim": 128,
         "maxContext": 8192}), "modelfleet:models[0].parameters", "multiple of kvHeads"),
+    ("image-latest", top("images", {"vllm": "vllm/vllm-openai:latest"}), "modelfleet:images.vllm",
+     "pin the image to a version tag or an @sha256 digest"),
+    ("image-untagged", top("images", {"sidecar": "123456789012.dkr.ecr.us-east-1.amazonaws.com/s"}),
+     "modelfleet:images.sidecar", "not latest"),
+    ("image-bad-ref", top("images", {"vllm": "vllm/vllm openai:1"}), "modelfleet:images.vllm",
+     "pattern"),
     # model rules
     ("duplicate-names", duplicate_model, "modelfleet:models", "duplicate name(s) ['llama-8b']"),
     ("min-over-max", model(replicas={"min": 3, "max": 1}), "modelfleet:models[0].replicas",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -79,8 +80,15 @@ class Proc:
         return out
 
     def stop(self) -> None:
+        # The child leads its own process group (start_new_session), which also holds any
+        # uvicorn workers it spawned: signal the group, politely first.
         if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait(timeout=10)
 
 
@@ -127,6 +135,17 @@ class Sidecar(Proc):
         assert match is not None, message
         self.port = int(match.group(1))
         self.url = f"http://127.0.0.1:{self.port}"
+        # With several workers the parent binds and logs before the workers accept.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("sidecar never became healthy:\n" + "\n".join(self.lines))
+            time.sleep(0.05)
 
     def client(self, key: str = KEY_A, prefix: str = "", **kwargs: Any) -> openai.OpenAI:
         kwargs.setdefault("timeout", 20.0)

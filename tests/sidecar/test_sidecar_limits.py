@@ -1,0 +1,90 @@
+"""Per-key request and token budgets, and the in-flight bound."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import openai
+import pytest
+from sidecar.limits import Bucket, KeyLimits
+from sidecar_harness import HELLO, KEY_A, KEY_B, Sidecar, fault
+
+MakeSidecar = Callable[..., Sidecar]
+
+
+def test_requests_per_minute_per_key(make_sidecar: MakeSidecar) -> None:
+    proc = make_sidecar(SIDECAR_RPM="3")
+    alpha = proc.client(KEY_A)
+    for _ in range(3):
+        alpha.chat.completions.create(model="fake-model", messages=HELLO)
+    with pytest.raises(openai.RateLimitError) as err:
+        alpha.chat.completions.create(model="fake-model", messages=HELLO)
+    assert err.value.response.json()["error"]["code"] == "rate_limit_exceeded"
+    assert int(err.value.response.headers["retry-after"]) >= 1
+    # Another team's key has its own budget.
+    proc.client(KEY_B).chat.completions.create(model="fake-model", messages=HELLO)
+
+
+def test_tokens_per_minute_counted_from_usage_including_streams(
+    make_sidecar: MakeSidecar,
+) -> None:
+    proc = make_sidecar(SIDECAR_TPM="30")
+    client = proc.client(KEY_A)
+    # 23 tokens each (the engine reports 7 prompt + 16 completion).
+    stream = client.chat.completions.create(
+        model="fake-model", messages=HELLO, stream=True, stream_options={"include_usage": True}
+    )
+    assert sum(1 for _ in stream) == 17
+    client.chat.completions.create(model="fake-model", messages=HELLO)
+    with pytest.raises(openai.RateLimitError) as err:
+        client.chat.completions.create(model="fake-model", messages=HELLO)
+    assert "tokens" in err.value.response.json()["error"]["message"]
+    # 16 tokens of debt refill at 0.5 token/s: the client is told to wait about 32 s.
+    assert 25 <= int(err.value.response.headers["retry-after"]) <= 40
+    proc.client(KEY_B).chat.completions.create(model="fake-model", messages=HELLO)
+
+
+def test_in_flight_bound_refuses_at_once(make_sidecar: MakeSidecar) -> None:
+    proc = make_sidecar(SIDECAR_MAX_INFLIGHT="2")
+    started = threading.Barrier(3, timeout=10)
+    results: list[object] = []
+
+    def slow() -> None:
+        started.wait()
+        results.append(
+            proc.client().chat.completions.create(
+                model="fake-model", messages=fault("slow_first=2")
+            )
+        )
+
+    threads = [threading.Thread(target=slow, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    # Poll until both slow requests are in flight (they take 2 s); the next is refused.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            proc.client().models.list()
+        except openai.RateLimitError as err:
+            assert err.response.json()["error"]["code"] == "too_many_inflight"
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the third request was never refused")
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(results) == 2
+
+
+def test_bucket_goes_into_debt_and_refills() -> None:
+    bucket = Bucket(60, now=0.0)
+    assert bucket.wait_for(60, 0.0) == 0.0
+    bucket.take(90, 0.0)
+    assert bucket.wait_for(1e-9, 0.0) == pytest.approx(30.0)
+    assert bucket.wait_for(1e-9, 31.0) == 0.0
+    limits = KeyLimits(rpm=0, tpm=0)
+    assert not limits.enabled
+    assert limits.admit("team", 0.0) is None

@@ -56,7 +56,14 @@ class Reporter:
         with self._lock:
             self._clear_live_line()
             if self.fmt == "json":
-                record = {"ts": round(time.time(), 3), "event": name, "message": message, **fields}
+                level = fields.pop("level", "info")
+                record = {
+                    "ts": round(time.time(), 3),
+                    "level": level,
+                    "event": name,
+                    "message": message,
+                    **fields,
+                }
                 self.stream.write(json.dumps(record, default=str) + "\n")
             else:
                 self.stream.write(f"fetcher: {message}\n")

@@ -144,17 +144,23 @@ def _firings(cron: Cron, start: datetime, days: int) -> list[int]:
     return out
 
 
-def running_fraction(scale_down: str, scale_up: str) -> float:
-    """Share of wall-clock time the fleet runs between scale-up and scale-down."""
+def _events(scale_down: str, scale_up: str) -> tuple[list[tuple[int, int, bool]], int]:
+    """(minute, order, running after it) for every firing over the period, and its length."""
     down, up = parse_cron(scale_down), parse_cron(scale_up)
     weekly = all(c.days is None and c.months is None for c in (down, up))
     start, days = (_WEEK_START, 7) if weekly else (_YEAR_START, 365)
-    # At the same minute scale-down wins: sort it after scale-up so that it applies last.
+    # At the same minute scale-down wins: sort it after scale-up, keep the last of a minute.
     events = sorted(
         [(t, 1, False) for t in _firings(down, start, days)]
         + [(t, 0, True) for t in _firings(up, start, days)]
     )
-    period = days * 1440
+    last = {e[0]: e for e in events}
+    return sorted(last.values()), days * 1440
+
+
+def running_fraction(scale_down: str, scale_up: str) -> float:
+    """Share of wall-clock time the fleet runs between scale-up and scale-down."""
+    events, period = _events(scale_down, scale_up)
     if not events:
         return 1.0
     # The period repeats, so it starts in the state its last event left.
@@ -166,3 +172,15 @@ def running_fraction(scale_down: str, scale_up: str) -> float:
     if running:
         on += period - since
     return on / period
+
+
+def starts_per_month(scale_down: str, scale_up: str, hours_per_month: float = 730.0) -> float:
+    """Scale-ups that start a stopped fleet, per month (one that finds it running does not)."""
+    events, period = _events(scale_down, scale_up)
+    if not events:
+        return 0.0
+    running, starts = events[-1][2], 0
+    for _, _, state in events:
+        starts += state and not running
+        running = state
+    return starts * hours_per_month * 60 / period

@@ -19,7 +19,7 @@ from modelfleet.config import (
     ModelConfig,
     StackConfig,
 )
-from modelfleet.cron import parse_cron, running_fraction
+from modelfleet.cron import parse_cron, running_fraction, starts_per_month
 from modelfleet.limits import ECS_HEALTHCHECK, check_limits
 from modelfleet.naming import model_dir, short_name
 
@@ -400,7 +400,9 @@ def _shared_cost(
     starts = []
     for m in models:
         if stack.schedule is not None:
-            per_month = _scale_ups_per_month(stack.schedule.scale_up)
+            per_month = starts_per_month(
+                stack.schedule.scale_down, stack.schedule.scale_up, cost.HOURS_PER_MONTH
+            )
         else:
             per_month = cost.STARTS_PER_MONTH_UNSCHEDULED
         starts.append((m, max(m.replicas_min, 1) * per_month))
@@ -424,13 +426,6 @@ def _shared_cost(
     keys = 2 * p["kms_key_month"].usd + secrets * p["secret_month"].usd
     del fraction  # shared infrastructure runs all month, schedule or not
     return SharedCost(efs, alb, nat, ep, mon, keys)
-
-
-def _scale_ups_per_month(expr: str) -> float:
-    c = parse_cron(expr)
-    days = 7 if c.weekdays is None else len(c.weekdays)
-    per_week = days * len(c.hours) * len(c.minutes)
-    return per_week * 52 / 12
 
 
 def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from modelfleet.cron import CronError, parse_cron, running_fraction
+from modelfleet.cron import CronError, parse_cron, running_fraction, starts_per_month
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,20 @@ def test_scale_down_wins_at_the_same_minute() -> None:
     assert running_fraction("0 20 * * *", "0 20 * * *") == 0.0
     # Down every quarter hour, up 5 minutes later: 10 of every 15 minutes.
     assert running_fraction("*/15 * * * *", "5/15 * * * *") == pytest.approx(10 / 15)
+
+
+@pytest.mark.parametrize(
+    ("down", "up", "starts"),
+    [
+        # Monday to Friday: 5 starts a week; a 730-hour month is 730/168 = 4.345 weeks.
+        ("0 20 * * MON-FRI", "0 7 * * MON-FRI", 5 * 730 / 168),
+        # Three scale-ups a morning start the fleet once: the later two find it running.
+        ("0 20 * * *", "0 7,8,9 * * *", 7 * 730 / 168),
+        # Once a month (the 10th), over the year: 12 starts in 8,760 h -> 1 per 730 h.
+        ("0 20 * * *", "0 7 10 * *", 1.0),
+        # Up and down at the same minute: down wins, nothing ever starts.
+        ("0 20 * * *", "0 20 * * *", 0.0),
+    ],
+)
+def test_starts_per_month(down: str, up: str, starts: float) -> None:
+    assert starts_per_month(down, up) == pytest.approx(starts)

@@ -60,7 +60,7 @@ def test_three_concurrent_fetchers_download_once(
     hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {**fetcher_env, "HF_ENDPOINT": hub.url}
-    hub.delays[BIG] = 0.04  # about two seconds, so that the three overlap
+    hub.delays[BIG] = 0.06  # about three seconds, so that the three overlap
     started = time.monotonic()
     procs = [start_fetcher(env, SOURCE, str(tmp_path), "--poll-interval", "0.1") for _ in range(3)]
     runs = [finish(p, started) for p in procs]

@@ -58,13 +58,13 @@ def dev_json() -> dict[str, Any]:
     return doc
 
 
-def test_console_script_and_module_entry_points() -> None:
+def test_console_script_lists_the_commands() -> None:
+    # `python -m modelfleet.cli` is what the other tests run; this is the installed script.
     assert CONSOLE_SCRIPT.exists()
-    for script in (True, False):
-        proc = run("--help", script=script)
-        assert proc.returncode == 0, proc.stderr
-        for command in ("plan", "validate", "cost", "breakeven", "check"):
-            assert command in proc.stdout
+    proc = run("--help", script=True)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("plan", "validate", "cost", "breakeven", "check"):
+        assert command in proc.stdout
 
 
 def test_plan_dev_prints_the_monthly_cost(dev_json: dict[str, Any]) -> None:
@@ -124,10 +124,26 @@ def test_validate_a_bad_stack_file(tmp_path: Path) -> None:
 def test_validate_reports_each_stack(tmp_path: Path) -> None:
     doc = dev_config()
     doc["config"]["modelfleet:schedule"]["scaleDown"] = "0 25 * * MON-FRI"
-    bad = write(tmp_path, doc)
-    proc = run("validate", "dev", str(bad))
-    assert_bad_input(proc, f"{bad}: modelfleet:schedule.scaleDown: hour: 25 is outside 0-23")
-    assert "ok stacks/Pulumi.dev.yaml" in proc.stdout
+    bad_cron = write(tmp_path, doc, "cron")
+    doc = dev_config()
+    doc["config"]["modelfleet:models"][0]["maxModelLen"] = "long"
+    wrong_type = write(tmp_path, doc, "type")
+    binary = tmp_path / "Pulumi.bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    proc = run("validate", "dev", str(bad_cron), str(wrong_type), "nosuch", str(binary))
+    assert proc.returncode == BAD_INPUT
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stdout.splitlines() == ["ok stacks/Pulumi.dev.yaml"]
+    # One message per bad stack, each naming its file and key path.
+    assert proc.stderr.splitlines() == [
+        f"error: {bad_cron}: modelfleet:schedule.scaleDown: hour: 25 is outside 0-23 "
+        "(got '0 25 * * MON-FRI')",
+        f"error: {wrong_type}: modelfleet:models[0].maxModelLen: Input should be a valid "
+        "integer, unable to parse string as an integer (got 'long')",
+        "error: stacks/Pulumi.nosuch.yaml: no such stack file",
+        f"error: {binary}: cannot read the stack file: 'utf-8' codec can't decode byte 0xff "
+        "in position 0: invalid start byte",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -135,14 +151,10 @@ def test_validate_reports_each_stack(tmp_path: Path) -> None:
     [
         (lambda c: c["modelfleet:models"][0].update(instanceType="g9.xlarge"),
          ["modelfleet:models[0].instanceType: unknown instance type 'g9.xlarge'"]),
-        (lambda c: c["modelfleet:models"][0].update(maxModelLen="long"),
-         ["modelfleet:models[0].maxModelLen: Input should be a valid integer"]),
-        (lambda c: c["modelfleet:schedule"].update(scaleUp="0 7 1 * MON"),
-         ["modelfleet:schedule.scaleUp: ", "restricts both day-of-month and day-of-week"]),
         (lambda c: c.update({"modelfleet:gateway": {"apiKeys": "team:sk-plain"}}),
          ["modelfleet:gateway.apiKeys: a secret in plain text"]),
     ],
-    ids=["unknown-instance", "wrong-type", "bad-cron", "plain-secret"],
+    ids=["unknown-instance", "plain-secret"],
 )  # fmt: skip
 def test_plan_bad_input_exits_2(tmp_path: Path, mutate: Any, fragments: list[str]) -> None:
     doc = dev_config()
@@ -166,11 +178,7 @@ def test_plan_model_too_big_exits_2_with_the_arithmetic(tmp_path: Path) -> None:
     )
 
 
-def test_plan_unknown_stack_and_unreadable_file(tmp_path: Path) -> None:
-    assert_bad_input(run("plan", "nosuch"), "stacks/Pulumi.nosuch.yaml: no such stack file")
-    binary = tmp_path / "Pulumi.bin.yaml"
-    binary.write_bytes(b"\xff\xfe\x00")
-    assert_bad_input(run("plan", str(binary)), f"{binary}: cannot read the stack file")
+def test_plan_a_directory(tmp_path: Path) -> None:
     assert_bad_input(run("plan", str(tmp_path)), f"{tmp_path}: cannot read the stack file")
 
 
@@ -239,7 +247,6 @@ def test_breakeven_unknown_instance_type() -> None:
 
 
 def test_breakeven_needs_exactly_one_price() -> None:
-    assert_bad_input(run(*BREAKEVEN), "exactly one of --instance-type or --hourly-price")
     assert_bad_input(
         run(*BREAKEVEN, "--instance-type", "g6.xlarge", "--hourly-price", "1"),
         "exactly one of --instance-type or --hourly-price",

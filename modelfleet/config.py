@@ -612,7 +612,8 @@ def load_stack_file(path: str | Path) -> StackConfig:
         elif ns == NAMESPACE:
             raw[name] = _unwrap_secure(value, (name,), problems)
     if problems:
-        raise ConfigError(origin, problems)
+        # A list of plain keys would repeat the same message once per item.
+        raise ConfigError(origin, list(dict.fromkeys(problems)))
     return _build(raw, origin, stack, region)
 
 

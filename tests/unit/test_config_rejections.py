@@ -151,6 +151,8 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("plain-api-keys", top("gateway", {"apiKeys": "team-a:sk-123"}), "modelfleet:gateway.apiKeys",
      "a secret in plain text"),
     ("plain-hf-token", top("hfToken", "hf_abc123"), "modelfleet:hfToken", "secret in plain text"),
+    ("plain-key-list", top("gateway", {"apiKeys": ["team-a:sk-1", "team-b:sk-2"]}),
+     "modelfleet:gateway.apiKeys", "a secret in plain text"),
     ("plain-fallback-key", top("gateway", {"allowNoAuth": True, "fallback": {
         "baseUrl": "https://api.example.com/v1", "model": "m", "apiKey": "sk-123"}}),
      "modelfleet:gateway.fallback.apiKey", "a secret in plain text"),

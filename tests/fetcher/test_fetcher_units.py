@@ -93,30 +93,45 @@ def test_selection_keeps_what_vllm_loads() -> None:
         "model-00002-of-00002.safetensors",
         "model.safetensors.index.json",
         "pytorch_model.bin",
+        "pytorch_model.bin.index.json",
         "config.json",
         "generation_config.json",
         "tokenizer.json",
         "tokenizer.model",
+        "tokenizer.model.v3",
         "tokenizer_config.json",
+        "video_preprocessor_config.json",
+        "chat_template.jinja",
+        "merges.txt",
+        "configuration_custom.py",
         "README.md",
         ".gitattributes",
+        "model.gguf",
+        "onnx/model.onnx",
+        "flax_model.msgpack",
         "original/consolidated.00.pth",
         "original/params.json",
         "training_args.bin",
     ]
     assert select_files(repo) == [
+        "chat_template.jinja",
         "config.json",
+        "configuration_custom.py",
         "generation_config.json",
+        "merges.txt",
         "model-00001-of-00002.safetensors",
         "model-00002-of-00002.safetensors",
         "model.safetensors.index.json",
         "tokenizer.json",
         "tokenizer.model",
+        "tokenizer.model.v3",
         "tokenizer_config.json",
+        "video_preprocessor_config.json",
     ]
     pickled = [
         "pytorch_model.bin",
         "training_args.bin",
+        "optimizer.pt",
         "config.json",
         "pytorch_model.bin.index.json",
     ]
@@ -125,6 +140,8 @@ def test_selection_keeps_what_vllm_loads() -> None:
         "pytorch_model.bin",
         "pytorch_model.bin.index.json",
     ]
+    lora = ["adapter_config.json", "adapter_model.safetensors", "README.md"]
+    assert select_files(lora) == ["adapter_config.json", "adapter_model.safetensors"]
     assert "original/params.json" in select_files(repo, include=["original/params.json"])
     assert "tokenizer.model" not in select_files(repo, exclude=["tokenizer.model"])
 

@@ -5,36 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 
-# Top-level files that vLLM (and transformers' tokenizers it uses) reads besides the weights.
-_SUPPORT_FILES = frozenset(
-    {
-        "config.json",
-        "generation_config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "added_tokens.json",
-        "vocab.json",
-        "vocab.txt",
-        "merges.txt",
-        "chat_template.json",
-        "chat_template.jinja",
-        "preprocessor_config.json",
-        "processor_config.json",
-        # LoRA adapters (vLLM --lora-modules) next to adapter_model.safetensors.
-        "adapter_config.json",
-        # Mistral-format checkpoints (--tokenizer-mode mistral / --config-format mistral).
-        "params.json",
-        "tekken.json",
-    }
-)
+# Top-level configuration, tokenizer and code files, by pattern rather than by name: they weigh
+# kilobytes, new architectures bring new ones (video_preprocessor_config.json, tekken.json,
+# adapter_config.json for LoRA adapters), and a missing one fails vLLM at start-up.
 _SUPPORT_PATTERNS = (
-    "tokenizer.model*",  # sentencepiece, including Mistral's tokenizer.model.v3
+    "*.json",  # config, generation config, tokenizer, processor, weight index, adapter config
+    "*.jinja",  # chat templates
+    "*.txt",  # merges.txt, vocab.txt
+    "*.model",  # sentencepiece tokenizers
+    "tokenizer.model.*",  # Mistral's tokenizer.model.v3
     "*.tiktoken",
-    "*.py",  # custom modelling code for --trust-remote-code models; tiny
+    "*.py",  # custom modelling code for --trust-remote-code models
 )
-_SAFETENSORS = ("*.safetensors", "*.safetensors.index.json")
-_PICKLED = ("*.bin", "*.pt", "*.pth", "*.bin.index.json", "*.pt.index.json")
+_SAFETENSORS_INDEX = ("*.safetensors.index.json",)
+_PICKLED_INDEX = ("*.bin.index.json", "*.pt.index.json", "*.pth.index.json")
+_SAFETENSORS = ("*.safetensors", *_SAFETENSORS_INDEX)
+_PICKLED = ("*.bin", "*.pt", "*.pth", *_PICKLED_INDEX)
 # Training leftovers that share the weights' extensions; vLLM skips them too.
 _NOT_WEIGHTS = frozenset(
     {
@@ -62,19 +48,21 @@ def select_files(
     """The subset of repository ``paths`` to download, sorted.
 
     Only top-level files are taken by default (repositories keep other formats in folders such
-    as ``original/``): safetensors weights and their index, config, tokenizer and generation
-    config; ``.bin``/``.pt``/``.pth`` weights only when there is no safetensors file at all.
+    as ``original/``): safetensors weights, and configuration, tokenizer and code files;
+    ``.bin``/``.pt``/``.pth`` weights only when there is no safetensors file at all. Other
+    weight formats (GGUF, ONNX, Flax, TensorFlow) are never taken.
     ``include`` globs add any path (folders too), ``exclude`` globs remove, both on the full path.
     """
     all_paths = sorted(set(paths))
     top = [p for p in all_paths if "/" not in p]
     has_safetensors = any(fnmatchcase(p, "*.safetensors") for p in top)
-    weights = _SAFETENSORS if has_safetensors else _PICKLED
+    weights, other_index = (
+        (_SAFETENSORS, _PICKLED_INDEX) if has_safetensors else (_PICKLED, _SAFETENSORS_INDEX)
+    )
     chosen = {
         p
         for p in top
-        if p in _SUPPORT_FILES
-        or _matches(p, _SUPPORT_PATTERNS)
+        if (_matches(p, _SUPPORT_PATTERNS) and not _matches(p, other_index))
         or (_matches(p, weights) and p not in _NOT_WEIGHTS)
     }
     chosen.update(p for p in all_paths if _matches(p, include))

@@ -8,17 +8,24 @@ event-loop turn instead of one syscall per line.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import fcntl
 import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
 _LATENCY_BUCKETS: Final = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 )  # fmt: skip
+_BUCKET_LABELS: Final = (*(str(bound) for bound in _LATENCY_BUCKETS), "+Inf")
 _MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -89,35 +97,109 @@ class JsonLogFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class _Series:
+    """Counters and histograms as plain dicts, turned into metric families at scrape time.
+
+    prometheus_client takes a lock and walks its buckets in Python on every update, which
+    is several microseconds per request on the hot path; here an update is a dict lookup
+    and an integer add. The event loop is single-threaded, so no lock is needed.
+    """
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, int], int] = {}
+        self.latency: dict[tuple[str, str], list[float]] = {}
+        self.ttft: dict[tuple[str, str], list[float]] = {}
+        self.tokens: dict[tuple[str, str], int] = {}
+        self.inflight: dict[str, int] = {}
+
+    @staticmethod
+    def observe(
+        table: dict[tuple[str, str], list[float]], key: tuple[str, str], value: float
+    ) -> None:
+        # Layout: one count per bucket (the last is +Inf), then the sum.
+        row = table.get(key)
+        if row is None:
+            row = table[key] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+        row[bisect.bisect_left(_LATENCY_BUCKETS, value)] += 1
+        row[-1] += value
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "sidecar_requests", "Proxied requests by route, team and status.",
+            labels=["route", "team", "status"],
+        )  # fmt: skip
+        for (route, team, status), count in self.requests.items():
+            requests.add_metric([route, team, str(status)], count)
+        yield requests
+        for name, doc, table in (
+            ("sidecar_request_duration_seconds", "Time from request to last byte.", self.latency),
+            ("sidecar_time_to_first_token_seconds",
+             "Time from request to the first streamed chunk.", self.ttft),
+        ):  # fmt: skip
+            family = HistogramMetricFamily(name, doc, labels=["route", "team"])
+            for key, row in table.items():
+                cumulative = 0.0
+                buckets = []
+                for bound, hits in zip(_BUCKET_LABELS, row[:-1], strict=True):
+                    cumulative += hits
+                    buckets.append((bound, cumulative))
+                family.add_metric(list(key), buckets, sum_value=row[-1])
+            yield family
+        tokens = CounterMetricFamily(
+            "sidecar_tokens", "Tokens by team and kind (prompt, completion).",
+            labels=["team", "kind"],
+        )  # fmt: skip
+        for (team, kind), count in self.tokens.items():
+            tokens.add_metric([team, kind], count)
+        yield tokens
+        inflight = GaugeMetricFamily(
+            "sidecar_inflight_requests", "Requests being proxied now.", labels=["team"]
+        )
+        for team, count in self.inflight.items():
+            inflight.add_metric([team], count)
+        yield inflight
+
+
 class Metrics:
-    """Prometheus collectors; with several workers they aggregate through a shared directory."""
+    """The sidecar's Prometheus metrics.
+
+    With one worker the hot-path series live in plain dicts (see _Series). With several
+    workers every process must write to prometheus_client's shared files so that a scrape
+    of any worker reports all of them; that mode keeps the library's own collectors.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
-        self.requests = Counter(
-            "sidecar_requests", "Proxied requests by route, team and status.",
-            ["route", "team", "status"], registry=reg,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "sidecar_request_duration_seconds", "Time from request to last byte.",
-            ["route", "team"], buckets=_LATENCY_BUCKETS, registry=reg,
-        )  # fmt: skip
-        self.ttft = Histogram(
-            "sidecar_time_to_first_token_seconds", "Time from request to the first streamed chunk.",
-            ["route", "team"], buckets=_LATENCY_BUCKETS, registry=reg,
-        )  # fmt: skip
-        self.tokens = Counter(
-            "sidecar_tokens", "Tokens by team and kind (prompt, completion).",
-            ["team", "kind"], registry=reg,
-        )  # fmt: skip
+        self._fast: _Series | None = None
+        if os.environ.get(_MULTIPROC_ENV):
+            self._requests = Counter(
+                "sidecar_requests", "Proxied requests by route, team and status.",
+                ["route", "team", "status"], registry=reg,
+            )  # fmt: skip
+            self._latency = Histogram(
+                "sidecar_request_duration_seconds", "Time from request to last byte.",
+                ["route", "team"], buckets=_LATENCY_BUCKETS, registry=reg,
+            )  # fmt: skip
+            self._ttft = Histogram(
+                "sidecar_time_to_first_token_seconds",
+                "Time from request to the first streamed chunk.",
+                ["route", "team"], buckets=_LATENCY_BUCKETS, registry=reg,
+            )  # fmt: skip
+            self._tokens = Counter(
+                "sidecar_tokens", "Tokens by team and kind (prompt, completion).",
+                ["team", "kind"], registry=reg,
+            )  # fmt: skip
+            self._inflight = Gauge(
+                "sidecar_inflight_requests", "Requests being proxied now.", ["team"],
+                registry=reg, multiprocess_mode="livesum",
+            )  # fmt: skip
+        else:
+            self._fast = _Series()
+            reg.register(self._fast)
         self.upstream_errors = Counter(
             "sidecar_upstream_errors", "Upstream failures by kind.", ["kind"], registry=reg
         )
-        self.inflight = Gauge(
-            "sidecar_inflight_requests", "Requests being proxied now.", ["team"],
-            registry=reg, multiprocess_mode="livesum",
-        )  # fmt: skip
         self.rate_limited = Counter(
             "sidecar_rate_limited", "Requests refused by a limit.", ["team", "limit"], registry=reg
         )
@@ -132,48 +214,39 @@ class Metrics:
             "sidecar_upstream_queue_depth", "vLLM num_requests_waiting, last sample.",
             registry=reg, multiprocess_mode="max",
         )  # fmt: skip
-        self._request_children: dict[tuple[str, str, int], Any] = {}
-        self._latency_children: dict[tuple[str, str], Any] = {}
-        self._ttft_children: dict[tuple[str, str], Any] = {}
-        self._inflight_children: dict[str, Any] = {}
-        self._token_children: dict[str, tuple[Any, Any]] = {}
 
     def observe_request(self, route: str, team: str, status: int, seconds: float) -> None:
-        key = (route, team, status)
-        child = self._request_children.get(key)
-        if child is None:
-            child = self._request_children[key] = self.requests.labels(route, team, str(status))
-        child.inc()
-        lkey = (route, team)
-        hist = self._latency_children.get(lkey)
-        if hist is None:
-            hist = self._latency_children[lkey] = self.latency.labels(route, team)
-        hist.observe(seconds)
+        fast = self._fast
+        if fast is not None:
+            key = (route, team, status)
+            fast.requests[key] = fast.requests.get(key, 0) + 1
+            fast.observe(fast.latency, (route, team), seconds)
+            return
+        self._requests.labels(route, team, str(status)).inc()
+        self._latency.labels(route, team).observe(seconds)
 
     def observe_ttft(self, route: str, team: str, seconds: float) -> None:
-        key = (route, team)
-        hist = self._ttft_children.get(key)
-        if hist is None:
-            hist = self._ttft_children[key] = self.ttft.labels(route, team)
-        hist.observe(seconds)
+        if self._fast is not None:
+            self._fast.observe(self._fast.ttft, (route, team), seconds)
+            return
+        self._ttft.labels(route, team).observe(seconds)
 
     def observe_tokens(self, team: str, prompt: int, completion: int) -> None:
-        pair = self._token_children.get(team)
-        if pair is None:
-            pair = self._token_children[team] = (
-                self.tokens.labels(team, "prompt"),
-                self.tokens.labels(team, "completion"),
-            )
-        if prompt:
-            pair[0].inc(prompt)
-        if completion:
-            pair[1].inc(completion)
+        fast = self._fast
+        if fast is not None:
+            tokens = fast.tokens
+            for key, count in (((team, "prompt"), prompt), ((team, "completion"), completion)):
+                tokens[key] = tokens.get(key, 0) + count
+            return
+        self._tokens.labels(team, "prompt").inc(prompt)
+        self._tokens.labels(team, "completion").inc(completion)
 
-    def inflight_for(self, team: str) -> Any:
-        gauge = self._inflight_children.get(team)
-        if gauge is None:
-            gauge = self._inflight_children[team] = self.inflight.labels(team)
-        return gauge
+    def inflight_add(self, team: str, delta: int) -> None:
+        fast = self._fast
+        if fast is not None:
+            fast.inflight[team] = fast.inflight.get(team, 0) + delta
+            return
+        self._inflight.labels(team).inc(delta)
 
     def exposition(self) -> bytes:
         path = os.environ.get(_MULTIPROC_ENV)

@@ -335,6 +335,10 @@ def _upstream_error(status: int, raw: bytes) -> bytes:
     return error_body(status, message, code, param)
 
 
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"The request body exceeds {limit} bytes", "request_too_large")
+
+
 def _json_headers(body: bytes, request_id: bytes) -> list[tuple[bytes, bytes]]:
     return [_JSON, (b"content-length", str(len(body)).encode()), (b"x-request-id", request_id)]
 
@@ -520,8 +524,7 @@ class Gateway:
                     retry_after=wait,
                 )  # fmt: skip
         self.inflight += 1
-        gauge = self.metrics.inflight_for(ex.team)
-        gauge.inc()
+        self.metrics.inflight_add(ex.team, 1)
         try:
             body = b""
             parsed: dict[str, Any] | None = None
@@ -534,20 +537,19 @@ class Gateway:
             await self._forward(ex, send, receive, body, parsed, info, loop)
         finally:
             self.inflight -= 1
-            gauge.dec()
+            self.metrics.inflight_add(ex.team, -1)
             if self.inflight == 0 and self._idle_event is not None:
                 self._idle_event.set()
 
     async def _read_body(self, ex: Exchange, receive: Receive, length: bytes | None) -> bytes:
         limit = self.settings.max_body_bytes
-        too_large = ApiError(413, f"The request body exceeds {limit} bytes", "request_too_large")
         if length is not None:
             try:
                 declared = int(length)
             except ValueError:
                 raise ApiError(400, "Invalid Content-Length", "invalid_request_error") from None
             if declared > limit:
-                raise too_large
+                raise _too_large(limit)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -560,7 +562,7 @@ class Gateway:
                 # Checked as it arrives, so a chunked upload without Content-Length is
                 # refused before it is buffered.
                 if size > limit:
-                    raise too_large
+                    raise _too_large(limit)
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break

@@ -22,6 +22,7 @@ from fetcher.manifest import (
     RECORD_NAME,
     VerifiedRecord,
     fsync_dir,
+    fsync_file,
     read_complete,
     write_json_atomic,
 )
@@ -318,6 +319,7 @@ class _Fetch:
             # Never leave a bad file where a rerun could mistake it for a download.
             os.unlink(local)
             raise
+        fsync_file(local)
         record.add(file.path, local, file.expected, sha)
         self.reporter.file_done()
         self.reporter.event(

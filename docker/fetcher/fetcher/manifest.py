@@ -27,6 +27,16 @@ def write_json_atomic(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def fsync_file(path: str) -> None:
+    """Flush a downloaded file before it is recorded: the folder rename must never publish
+    names whose data a crash of a local-disk host could still lose (NFS commits on close)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -161,6 +161,13 @@ class GpuCapacity(pulumi.ComponentResource):
                 protect_from_scale_in=True,  # managed termination protection requires it
                 capacity_rebalance=spot,
                 health_check_type="EC2",
+                # Group metrics feed the gpu-waste alarm (GroupInServiceInstances); without
+                # them the alarm never sees data and stays quiet.
+                metrics_granularity="1Minute",
+                enabled_metrics=[
+                    aws.autoscaling.Metric.GROUP_IN_SERVICE_INSTANCES,
+                    aws.autoscaling.Metric.GROUP_DESIRED_CAPACITY,
+                ],
                 default_instance_warmup=sizing.INSTANCE_BOOT_SECONDS,
                 launch_template=None if spot else lt_spec,
                 mixed_instances_policy=(
@@ -211,13 +218,20 @@ class GpuCapacity(pulumi.ComponentResource):
                 self.capacity_provider[m.name] = cp.name
                 self.asg_names[m.name] = asg.name
 
-        aws.ecs.ClusterCapacityProviders(
+        attached = aws.ecs.ClusterCapacityProviders(
             f"{name}-providers",
             cluster_name=cluster.name,
             # FARGATE runs the one-shot pre-warm fetcher: no GPU host needed for a download.
             capacity_providers=[*providers, "FARGATE"],
             opts=child(self),
         )
+
+        # ECS refuses a service or RunTask whose strategy names a capacity provider not yet
+        # associated with the cluster: whoever uses the cluster or a provider waits for it.
+        def after_attach(value: pulumi.Output[str]) -> pulumi.Output[str]:
+            return pulumi.Output.all(value, attached.id).apply(lambda v: str(v[0]))
+
+        self.capacity_provider = {n: after_attach(v) for n, v in self.capacity_provider.items()}
         self.cluster_name = cluster.name
-        self.cluster_arn = cluster.arn
+        self.cluster_arn = after_attach(cluster.arn)
         self.register_outputs({"cluster_name": cluster.name})

@@ -84,14 +84,16 @@ class ModelCache(pulumi.ComponentResource):
             ),
             opts=child(self),
         )
+        mounts: list[aws.efs.MountTarget] = []
         for i, subnet in enumerate(args.subnet_ids):
-            aws.efs.MountTarget(
+            mount = aws.efs.MountTarget(
                 f"{name}-mount-{i}",
                 file_system_id=fs.id,
                 subnet_id=subnet,
                 security_groups=[args.security_group_id],
                 opts=child(self),
             )
+            mounts.append(mount)
         self.access_points = {}
         for m in args.plan.models:
             self.access_points[m.name] = aws.efs.AccessPoint(
@@ -109,7 +111,11 @@ class ModelCache(pulumi.ComponentResource):
                 tags={**tags, "Name": f"{c.prefix}-{m.name}", "modelfleet:model": m.name},
                 opts=child(self),
             )
-        self.file_system_id = fs.id
+        # A task that mounts the file system in an AZ without a mount target fails to start:
+        # the pre-warm run and the services get the id only once every mount target exists.
+        self.file_system_id = pulumi.Output.all(fs.id, *[m.id for m in mounts]).apply(
+            lambda v: str(v[0])
+        )
         self.file_system_arn = fs.arn
         self.register_outputs({"file_system_id": fs.id})
 

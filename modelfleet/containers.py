@@ -116,7 +116,11 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "essential": True,
         "command": m.vllm_command,
         "resourceRequirements": [{"type": "GPU", "value": str(m.tensor_parallel)}],
-        "memoryReservation": m.vllm_memory_mib,
+        # The task's memory less what the others reserve: one fetcher per source, the sidecar
+        # (ECS rejects a task whose containers reserve more than its memory).
+        "memoryReservation": m.task_memory_mib
+        - SIDECAR_MEMORY_MIB
+        - FETCHER_MEMORY_MIB * len(fetchers),
         "linuxParameters": {"sharedMemorySize": m.shared_memory_mib, "initProcessEnabled": True},
         "ulimits": [
             {"name": "memlock", "softLimit": -1, "hardLimit": -1},
@@ -163,6 +167,9 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,
         # Below the ALB idle timeout, so a slow first token never looks like a dead connection.
         "SIDECAR_KEEPALIVE_SECONDS": str(min(15, plan.alb_idle_timeout_s // 4)),
+        # Idle HTTP connections outlive the ALB's, so the ALB never reuses one the sidecar is
+        # closing (a spurious 502); 620 s is the sidecar's own default.
+        "SIDECAR_HTTP_KEEPALIVE_SECONDS": str(max(620, plan.alb_idle_timeout_s + 60)),
     }
     if g.allow_no_auth:
         env["SIDECAR_ALLOW_NO_AUTH"] = "1"

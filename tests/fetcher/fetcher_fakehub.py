@@ -37,6 +37,8 @@ class FakeRepo:
     token: str | None = None  # private repo readable with this token only
     # LFS paths whose blob is served with one byte flipped (the listing keeps the true sha256).
     corrupt: set[str] = field(default_factory=set)
+    # Gated: readable only with a token of an account that accepted the terms (these tokens).
+    gated_for: set[str] | None = None
 
     def resolve(self, rev: str) -> str | None:
         if rev in self.revisions:
@@ -203,6 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
             # The Hub answers 401 to anonymous callers and 404 to authenticated ones, both
             # RepoNotFound, so that private repositories cannot be told from missing ones.
             self._error(401 if token is None else 404, "RepoNotFound", head)
+            return None
+        if repo.gated_for is not None and token not in repo.gated_for:
+            self._error(401 if token is None else 403, "GatedRepo", head)
             return None
         return repo
 

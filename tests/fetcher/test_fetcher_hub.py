@@ -209,3 +209,18 @@ def test_verify_rehashes_a_complete_model_without_touching_it(
     assert verified.returncode == 5 and verified.stdout == ""
     assert "model-00001-of-00002.safetensors" in verified.events()[-1]["message"]
     assert shard.read_bytes() == bytes(data)  # reported, not repaired under running readers
+
+
+def test_gated_repository_without_accepted_terms_is_an_auth_error(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    hub.valid_tokens.update({"hf_accepted", "hf_other"})
+    hub.repos[REPO].gated_for = {"hf_accepted"}
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+
+    refused = run_fetcher({**env, "HF_TOKEN": "hf_other"}, f"hf://{REPO}@main", str(tmp_path))
+    allowed = run_fetcher({**env, "HF_TOKEN": "hf_accepted"}, f"hf://{REPO}@main", str(tmp_path))
+
+    assert refused.returncode == 4
+    assert "is gated" in refused.events()[-1]["message"]
+    assert allowed.returncode == 0, allowed.stderr

@@ -380,3 +380,26 @@ def test_sidecar_accepts_its_environment(request: pytest.FixtureRequest, stack: 
         model = env["SIDECAR_MODEL_NAME"]
         assert settings.route_prefix == f"/{model}"
         assert settings.service_name == td.inputs["family"]
+
+
+def test_images_built_and_pinned_by_digest(prod: Run) -> None:
+    repos = {r.name.rsplit("-", 1)[1]: r for r in prod.by_type("aws:ecr/repository:Repository")}
+    assert set(repos) == {"sidecar", "fetcher"}
+    for repo in repos.values():
+        assert repo.inputs["imageTagMutability"] == "IMMUTABLE"
+        assert repo.inputs["encryptionConfigurations"][0]["encryptionType"] == "KMS"
+    for td in prod.by_type("aws:ecs/taskDefinition:TaskDefinition"):
+        for c in containers(td):
+            if c["name"] == "vllm":
+                continue
+            role = "sidecar" if c["name"] == "sidecar" else "fetcher"
+            assert c["image"].startswith(repos[role].outputs["repositoryUrl"] + "@sha256:")
+
+
+def test_given_images_are_used_as_they_are(given_stack: tuple[Path, Run]) -> None:
+    _, run = given_stack
+    td = run.one("aws:ecs/taskDefinition:TaskDefinition", "-task")
+    assert container(td, "sidecar")["image"].endswith("/sidecar:1.2.3")
+    assert container(td, "fetch-model")["image"].endswith("/fetcher:1.2.3")
+    (fetcher,) = containers(run.one("aws:ecs/taskDefinition:TaskDefinition", "-fetcher"))
+    assert fetcher["image"].endswith("/fetcher:1.2.3")

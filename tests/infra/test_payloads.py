@@ -379,3 +379,138 @@ def test_sidecar_keepalive_outlasts_the_alb_idle_timeout(given_stack: tuple[Path
     default = Settings.model_fields["http_keepalive_seconds"].default
     keepalive = float(env.get("SIDECAR_HTTP_KEEPALIVE_SECONDS", default))
     assert keepalive > idle
+
+
+# --- recorded resources that no pure builder produces -------------------------------------------
+
+
+def _put_metric_alarm(alarm: Recorded) -> dict[str, Any]:
+    """A recorded aws.cloudwatch.MetricAlarm as the PutMetricAlarm request the provider sends."""
+    i = alarm.inputs
+
+    def dims(d: dict[str, str]) -> list[dict[str, str]]:
+        return [{"Name": k, "Value": v} for k, v in d.items()]
+
+    req: dict[str, Any] = {
+        "AlarmName": i["name"],
+        "AlarmDescription": i["alarmDescription"],
+        "ComparisonOperator": i["comparisonOperator"],
+        "EvaluationPeriods": i["evaluationPeriods"],
+        "Threshold": i["threshold"],
+        "TreatMissingData": i["treatMissingData"],
+        "AlarmActions": i["alarmActions"],
+        "OKActions": i.get("okActions", []),
+        "Tags": [{"Key": k, "Value": v} for k, v in i.get("tags", {}).items()],
+    }
+    if "datapointsToAlarm" in i:
+        req["DatapointsToAlarm"] = i["datapointsToAlarm"]
+    if "metricQueries" in i:
+        queries = []
+        for q in i["metricQueries"]:
+            query: dict[str, Any] = {"Id": q["id"], "ReturnData": q["returnData"]}
+            if "expression" in q:
+                query["Expression"] = q["expression"]
+                query["Label"] = q.get("label", q["id"])
+            else:
+                m = q["metric"]
+                query["MetricStat"] = {
+                    "Metric": {
+                        "Namespace": m["namespace"],
+                        "MetricName": m["metricName"],
+                        "Dimensions": dims(m.get("dimensions", {})),
+                    },
+                    "Period": m["period"],
+                    "Stat": m["stat"],
+                }
+            queries.append(query)
+        req["Metrics"] = queries
+    else:
+        req.update(
+            Namespace=i["namespace"],
+            MetricName=i["metricName"],
+            Dimensions=dims(i["dimensions"]),
+            Period=i["period"],
+        )
+        if "extendedStatistic" in i:
+            req["ExtendedStatistic"] = i["extendedStatistic"]
+        else:
+            req["Statistic"] = i["statistic"]
+    return req
+
+
+@pytest.mark.parametrize("stack", [*STACKS, "zero_stack"])
+def test_recorded_alarms_put(request: pytest.FixtureRequest, stack: str) -> None:
+    alarms = _run(request, stack).by_type(ALARM)
+    for alarm in alarms:
+        assert_valid("cloudwatch", "PutMetricAlarm", _put_metric_alarm(alarm), alarm.name)
+    if stack == "zero_stack":
+        assert any(a.name.endswith("-from-zero-alarm") for a in alarms)
+
+
+def _action(a: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"Type": a["type"]}
+    if "targetGroupArn" in a:
+        out["TargetGroupArn"] = a["targetGroupArn"]
+    if "fixedResponse" in a:
+        out["FixedResponseConfig"] = pascal(a["fixedResponse"])
+    if "redirect" in a:
+        out["RedirectConfig"] = pascal(a["redirect"])
+    return out
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_load_balancer_listeners_and_rules_create(
+    request: pytest.FixtureRequest, stack: str
+) -> None:
+    run = _run(request, stack)
+    lb = run.one("aws:lb/loadBalancer:LoadBalancer")
+    assert_valid(
+        "elbv2",
+        "CreateLoadBalancer",
+        {
+            "Name": lb.outputs["name"],
+            "Subnets": lb.inputs["subnets"],
+            "SecurityGroups": lb.inputs["securityGroups"],
+            "Scheme": "internal" if lb.inputs["internal"] else "internet-facing",
+            "Type": lb.inputs["loadBalancerType"],
+        },
+        lb.name,
+    )
+    for listener in run.by_type("aws:lb/listener:Listener"):
+        i = listener.inputs
+        params: dict[str, Any] = {
+            "LoadBalancerArn": i["loadBalancerArn"],
+            "Protocol": i["protocol"],
+            "Port": i["port"],
+            "DefaultActions": [_action(a) for a in i["defaultActions"]],
+        }
+        if "sslPolicy" in i:
+            params["SslPolicy"] = i["sslPolicy"]
+            params["Certificates"] = [{"CertificateArn": i["certificateArn"]}]
+        assert_valid("elbv2", "CreateListener", params, listener.name)
+    for rule in run.by_type("aws:lb/listenerRule:ListenerRule"):
+        i = rule.inputs
+        conditions = [
+            {"Field": "path-pattern", "PathPatternConfig": {"Values": c["pathPattern"]["values"]}}
+            for c in i["conditions"]
+        ]
+        params = {
+            "ListenerArn": i["listenerArn"],
+            "Conditions": conditions,
+            "Priority": i["priority"],
+            "Actions": [_action(a) for a in i["actions"]],
+        }
+        assert_valid("elbv2", "CreateRule", params, rule.name)
+        assert 1 <= i["priority"] <= 50000
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_capacity_providers_create(request: pytest.FixtureRequest, stack: str) -> None:
+    for cp in _run(request, stack).by_type("aws:ecs/capacityProvider:CapacityProvider"):
+        # ECS's JSON API spells members camelCase, like the recorded inputs.
+        params = {
+            "name": cp.outputs["name"],
+            "autoScalingGroupProvider": cp.inputs["autoScalingGroupProvider"],
+        }
+        assert_valid("ecs", "CreateCapacityProvider", params, cp.name)
+        assert not cp.outputs["name"].lower().startswith(("aws", "ecs", "fargate"))

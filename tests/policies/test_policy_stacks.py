@@ -20,8 +20,8 @@ pytestmark = [
         reason="components/harness.py (run_program under Pulumi mocks) is not written yet; "
         "policies.offline.run_rules is covered on recorded fixtures in test_policy_offline.py",
     ),
-    # One Pulumi mocks runtime per process: keep these on one xdist worker.
-    pytest.mark.xdist_group("pulumi-mocks"),
+    # The Pulumi mocks runtime is process-global: run with the infra tests on one xdist worker.
+    pytest.mark.xdist_group("infra"),
 ]
 
 

@@ -29,7 +29,7 @@ unit: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy modelfleet components policies docker/sidecar/sidecar docker/fetcher/fetcher
+	$(VENV)/bin/mypy modelfleet components policies docker/sidecar/sidecar docker/fetcher/fetcher scripts/ci_stacks.py scripts/ci_preview_comment.py
 	bash scripts/lint-artifacts.sh
 
 bench-sidecar: setup

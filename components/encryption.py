@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pulumi
@@ -60,7 +61,8 @@ class Encryption(pulumi.ComponentResource):
         )
         aws.kms.Alias(
             f"{name}-alias",
-            name=f"alias/modelfleet/{c.team}-{c.stack}",
+            # KMS aliases take letters, digits, '/', '_' and '-'; stack names may hold '.'.
+            name="alias/modelfleet/" + re.sub(r"[^A-Za-z0-9/_-]", "-", f"{c.team}-{c.stack}"),
             target_key_id=key.key_id,
             opts=child(self),
         )

@@ -10,6 +10,7 @@ so a wrong type still shows up.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ from typing import Any
 import botocore.session
 from botocore.model import Shape
 from botocore.validate import ParamValidator
+
+try:  # AWS tag patterns use \p{L}; `regex` understands them, `re` does not
+    import regex as pattern_engine
+except ImportError:  # pragma: no cover - then those patterns are skipped
+    pattern_engine = re
 
 from components.harness import Recorded, Run
 from modelfleet.config import load_stack_file
@@ -66,8 +72,16 @@ def coerce(value: Any, shape: Shape) -> Any:
     return value
 
 
+@cache
+def _compiled(pattern: str) -> Any:
+    try:
+        return pattern_engine.compile(pattern)
+    except Exception:  # a Java-only construct: not checked here
+        return None
+
+
 def _limits(value: Any, shape: Shape, path: str, out: list[str]) -> None:
-    """What ParamValidator leaves out: enums, maximum lengths and values."""
+    """What ParamValidator leaves out: enums, patterns, maximum lengths and values."""
     t = shape.type_name
     meta = shape.metadata
     if t == "structure" and isinstance(value, dict):
@@ -87,6 +101,9 @@ def _limits(value: Any, shape: Shape, path: str, out: list[str]) -> None:
             out.append(f"{path}: {value!r} is not one of {shape.enum}")
         if "max" in meta and len(value) > meta["max"]:
             out.append(f"{path}: {len(value)} characters, at most {meta['max']}")
+        compiled = _compiled(meta["pattern"]) if "pattern" in meta else None
+        if compiled is not None and not compiled.fullmatch(value):
+            out.append(f"{path}: {value!r} does not match {meta['pattern']!r}")
     elif (
         t in ("integer", "long", "double")
         and isinstance(value, int | float)
@@ -183,8 +200,11 @@ def create_service(svc: Recorded) -> dict[str, Any]:
         "enableECSManagedTags": i["enableEcsManagedTags"],
         "propagateTags": i["propagateTags"],
         "enableExecuteCommand": i["enableExecuteCommand"],
-        "tags": [{"key": k, "value": v} for k, v in i["tags"].items()],
     }
+
+
+def ecs_tags(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in tags.items()]
 
 
 def pascal(value: Any) -> Any:

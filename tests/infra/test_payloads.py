@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from infra_support import (
     ALARM,
+    DEV,
     SERVICE,
     TASK_DEFINITION,
     assert_valid,
     containers,
     create_service,
+    ecs_tags,
     pascal,
     period_pairs,
     register_task_definition,
@@ -90,6 +92,34 @@ def test_task_definitions_register(request: pytest.FixtureRequest, stack: str) -
 def test_services_create(request: pytest.FixtureRequest, stack: str) -> None:
     for svc in _run(request, stack).by_type(SERVICE):
         assert_valid("ecs", "CreateService", create_service(svc), svc.name)
+
+
+COMMA_TAG = (
+    "modelfleet:guardrail-allowed-families joins families with ',', which ECS tag values "
+    "refuse (pattern [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*); the fix spans components/"
+    "inference_service.py and policies/guardrails.py (which splits on ',')"
+)
+
+
+@pytest.mark.parametrize(
+    "stack",
+    [
+        "dev",
+        pytest.param("prod", marks=pytest.mark.xfail(strict=True, reason=COMMA_TAG)),
+        "staging",
+    ],
+)
+def test_service_tags_are_valid_ecs_tags(request: pytest.FixtureRequest, stack: str) -> None:
+    for svc in _run(request, stack).by_type(SERVICE):
+        tags = ecs_tags(svc.inputs["tags"])
+        assert 0 < len(tags) <= 50
+        # The API's pattern, spelt without \p{...} so it holds without the `regex` package.
+        for tag in tags:
+            for text in (tag["key"], tag["value"]):
+                bad = [ch for ch in text if not (ch.isalnum() or ch == " " or ch in "_.:/=+-@")]
+                assert not bad, f"{svc.name}: {tag['key']}={tag['value']!r} has {bad}"
+        params = {**create_service(svc), "tags": tags}
+        assert_valid("ecs", "CreateService", params, svc.name)
 
 
 @pytest.mark.parametrize("stack", STACKS + VARIANTS)
@@ -514,3 +544,18 @@ def test_capacity_providers_create(request: pytest.FixtureRequest, stack: str) -
         }
         assert_valid("ecs", "CreateCapacityProvider", params, cp.name)
         assert not cp.outputs["name"].lower().startswith(("aws", "ecs", "fargate"))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_kms_alias_create(request: pytest.FixtureRequest, stack: str) -> None:
+    alias = _run(request, stack).one("aws:kms/alias:Alias")
+    params = {"AliasName": alias.inputs["name"], "TargetKeyId": alias.inputs["targetKeyId"]}
+    assert_valid("kms", "CreateAlias", params, alias.name)
+
+
+def test_kms_alias_of_a_dotted_stack_name(stack_variant: Any) -> None:
+    """Pulumi stack names may hold '.', KMS alias names may not."""
+    _, run = stack_variant("team.v2", DEV, lambda config: None)
+    alias = run.one("aws:kms/alias:Alias").inputs["name"]
+    assert alias.startswith("alias/modelfleet/")
+    assert_valid("kms", "CreateAlias", {"AliasName": alias, "TargetKeyId": "k"}, alias)

@@ -119,31 +119,41 @@ def test_deletion_protection_dev_off_prod_on(dev: Run, prod: Run) -> None:
     assert prod.one(LB).inputs["accessLogs"]["enabled"] is True
 
 
-def test_prod_https_listener_and_redirect(prod: Run, prod_plan: FleetPlan) -> None:
-    listeners = {int(x.inputs["port"]): x.inputs for x in prod.by_type(LISTENER)}
+@pytest.mark.parametrize("stack", ["prod", "staging"])
+def test_https_listener_and_redirect(request: pytest.FixtureRequest, stack: str) -> None:
+    run, plan = _run_plan(request, stack)
+    listeners = {int(x.inputs["port"]): x.inputs for x in run.by_type(LISTENER)}
     assert set(listeners) == {80, 443}
     https = listeners[443]
     assert https["protocol"] == "HTTPS"
     assert https["sslPolicy"] == SSL_POLICY == "ELBSecurityPolicy-TLS13-1-2-2021-06"
-    assert https["certificateArn"] == prod_plan.config.network.certificate_arn
+    assert https["certificateArn"] == plan.config.network.certificate_arn
     (default,) = https["defaultActions"]
-    assert default["type"] == "fixed-response"
-    assert default["fixedResponse"]["statusCode"] == "404"
-    json.loads(default["fixedResponse"]["messageBody"])  # an OpenAI-shaped JSON error
+    if len(plan.models) > 1:
+        assert default["type"] == "fixed-response"
+        assert default["fixedResponse"]["statusCode"] == "404"
+        json.loads(default["fixedResponse"]["messageBody"])  # an OpenAI-shaped JSON error
+    else:
+        assert default == {"type": "forward", "targetGroupArn": run.one(TG).outputs["arn"]}
     (redirect,) = listeners[80]["defaultActions"]
     assert redirect["type"] == "redirect"
     assert redirect["redirect"] == {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}
-    https_arn = prod.one(LISTENER, "-https").outputs["arn"]
+    https_arn = run.one(LISTENER, "-https").outputs["arn"]
     priorities = set()
-    for m in prod_plan.models:
-        rule = prod.one(RULE, f"-{m.short}-rule").inputs
+    for m in plan.models:
+        rule = run.one(RULE, f"-{m.short}-rule").inputs
         assert rule["listenerArn"] == https_arn
         assert rule["conditions"] == [{"pathPattern": {"values": [f"/{m.name}/*"]}}]
         assert rule["actions"] == [
-            {"type": "forward", "targetGroupArn": prod.one(TG, f"{m.short}-tg").outputs["arn"]}
+            {"type": "forward", "targetGroupArn": run.one(TG, f"{m.short}-tg").outputs["arn"]}
         ]
         priorities.add(rule["priority"])
-    assert len(priorities) == len(prod_plan.models)
+    assert len(priorities) == len(plan.models)
+
+
+def test_prod_default_is_a_404(prod: Run) -> None:
+    (default,) = prod.one(LISTENER, "-https").inputs["defaultActions"]
+    assert default["type"] == "fixed-response"
 
 
 def test_dev_http_only_forwards_to_its_one_target_group(dev: Run) -> None:

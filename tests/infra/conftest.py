@@ -94,6 +94,7 @@ def _images_fallback(config: dict[str, Any]) -> None:
     }
     config["modelfleet:hfToken"] = {"secure": "v1:mno:pqr"}
     config["modelfleet:network"]["idleTimeoutSeconds"] = 1000
+    config["modelfleet:models"][0]["capacity"] = "on-demand"
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +106,7 @@ def zero_stack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Run]:
 
 @pytest.fixture(scope="session")
 def given_stack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Run]:
-    """dev with prebuilt images, API keys, a fallback API, an HF token, a long idle timeout."""
+    """dev with prebuilt images, API keys, a fallback API, an HF token, a long idle timeout,
+    on-demand capacity."""
     path = write_variant(tmp_path_factory.mktemp("given"), "given", DEV, _images_fallback)
     return path, run_stack(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -211,3 +212,14 @@ def test_cluster_insights_and_fargate(request: pytest.FixtureRequest, stack: str
     assert "FARGATE" in providers["capacityProviders"]
     gpu_providers = {cp.outputs["name"] for cp in run.by_type(CP)}
     assert gpu_providers <= set(providers["capacityProviders"])
+
+
+def test_on_demand_uses_the_launch_template_directly(given_stack: tuple[Path, Run]) -> None:
+    _, run = given_stack
+    (asg,) = run.by_type(ASG)
+    assert asg.name.endswith("-on-demand-asg")
+    assert "mixedInstancesPolicy" not in asg.inputs
+    assert asg.inputs["capacityRebalance"] is False
+    lt = run.one(LT)
+    assert asg.inputs["launchTemplate"]["id"] == lt.outputs["id"]
+    assert asg.inputs["minSize"] == 0

@@ -74,6 +74,8 @@ def test_validator_catches_what_aws_rejects() -> None:
     assert any("at most 255" in p for p in validate("cloudwatch", "PutMetricAlarm", too_long))
     wrong_type = {**good, "cpu": 1024}
     assert validate("ecs", "RegisterTaskDefinition", wrong_type)  # cpu is a string
+    dotted = {"AliasName": "alias/modelfleet/team-dev.2", "TargetKeyId": "k"}
+    assert any("does not match" in p for p in validate("kms", "CreateAlias", dotted))
 
 
 # --- ECS ---------------------------------------------------------------------------------------
@@ -559,3 +561,88 @@ def test_kms_alias_of_a_dotted_stack_name(stack_variant: Any) -> None:
     alias = run.one("aws:kms/alias:Alias").inputs["name"]
     assert alias.startswith("alias/modelfleet/")
     assert_valid("kms", "CreateAlias", {"AliasName": alias, "TargetKeyId": "k"}, alias)
+
+
+# --- IAM, EFS, security groups, dashboard --------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_iam_roles_and_policies_create(request: pytest.FixtureRequest, stack: str) -> None:
+    run = _run(request, stack)
+    for role in run.by_type("aws:iam/role:Role"):
+        params = {
+            "RoleName": role.outputs["name"],
+            "AssumeRolePolicyDocument": role.inputs["assumeRolePolicy"],
+            "Tags": [{"Key": k, "Value": v} for k, v in role.inputs.get("tags", {}).items()],
+        }
+        assert_valid("iam", "CreateRole", params, role.name)
+        assert len(role.outputs["name"]) <= 64
+    for policy in run.by_type("aws:iam/rolePolicy:RolePolicy"):
+        params = {
+            "RoleName": "role",
+            "PolicyName": policy.outputs["name"],
+            "PolicyDocument": policy.inputs["policy"],
+        }
+        assert_valid("iam", "PutRolePolicy", params, policy.name)
+        # Inline policies of one role share 10,240 characters (IAM quotas page).
+        assert len(policy.inputs["policy"]) < 10_240
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_access_points_create(request: pytest.FixtureRequest, stack: str) -> None:
+    for ap in _run(request, stack).by_type("aws:efs/accessPoint:AccessPoint"):
+        i = ap.inputs
+        params = {
+            "ClientToken": ap.name[:64],
+            "FileSystemId": "fs-0123456789abcdef0",
+            "PosixUser": pascal(i["posixUser"]),
+            "RootDirectory": pascal(i["rootDirectory"]),
+        }
+        assert_valid("efs", "CreateAccessPoint", params, ap.name)
+
+
+# EC2 accepts these characters in security group and rule descriptions:
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html
+SG_DESCRIPTION_CHARS = set(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ._-:/()#,@[]+=&;{}!$*"
+)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_security_group_descriptions(request: pytest.FixtureRequest, stack: str) -> None:
+    run = _run(request, stack)
+    described = [
+        *run.by_type("aws:ec2/securityGroup:SecurityGroup"),
+        *run.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"),
+        *run.by_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"),
+    ]
+    assert described
+    for r in described:
+        text = r.inputs["description"]
+        assert 0 < len(text) <= 255
+        assert set(text) <= SG_DESCRIPTION_CHARS, f"{r.name}: {set(text) - SG_DESCRIPTION_CHARS}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dashboard_put(request: pytest.FixtureRequest, stack: str) -> None:
+    d = _run(request, stack).one("aws:cloudwatch/dashboard:Dashboard").inputs
+    params = {"DashboardName": d["dashboardName"], "DashboardBody": d["dashboardBody"]}
+    assert_valid("cloudwatch", "PutDashboard", params, d["dashboardName"])
+    # Names: letters, digits, '-' and '_' (PutDashboard API reference).
+    assert all(ch.isalnum() or ch in "-_" for ch in d["dashboardName"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_resource_tags_are_valid_for_elb_and_ecs(
+    request: pytest.FixtureRequest, stack: str
+) -> None:
+    run = _run(request, stack)
+    for tg in run.by_type("aws:lb/targetGroup:TargetGroup"):
+        params = {
+            "Name": tg.outputs["name"],
+            "Tags": [{"Key": k, "Value": v} for k, v in tg.inputs["tags"].items()],
+        }
+        assert_valid("elbv2", "CreateTargetGroup", params, tg.name)
+    for td in run.by_type(TASK_DEFINITION):
+        params = {**register_task_definition(td), "tags": ecs_tags(td.inputs["tags"])}
+        assert_valid("ecs", "RegisterTaskDefinition", params, td.name)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from modelfleet import cost, sizing
@@ -36,7 +37,9 @@ Json = Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error[/]: {message}", highlight=False, soft_wrap=True)
+    # Messages quote the user's input: escaped, so "[/x]" in a value is text, not Rich markup
+    # (which would swallow "[a-z]" in a pattern, or raise on a stray closing tag).
+    err.print(f"[bold red]error[/]: {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -76,7 +79,8 @@ def plan(
         return
     c = config
     out.print(
-        f"[bold]{c.stack}[/] · team [bold]{c.team}[/] · {c.environment.value} · {c.region} · "
+        f"[bold]{escape(c.stack)}[/] · team [bold]{c.team}[/] · {c.environment.value} · "
+        f"{c.region} · "
         f"{'HTTPS' if p.https else 'HTTP (ephemeral)'}" + (" · ephemeral" if c.ephemeral else "")
     )
     for m in p.models:
@@ -108,7 +112,7 @@ def _model_table(m: ModelPlan) -> None:
     t.add_column(style="bold")
     t.add_column()
     rows = [
-        ("source", m.source),
+        ("source", escape(m.source)),
         ("instance", f"{m.instance_type}: {m.gpus_per_instance} x {m.gpu}"),
         ("dtype / maxModelLen", f"{m.dtype} (KV {m.kv_cache_dtype}) / {m.max_model_len:,}"),
         (
@@ -201,9 +205,9 @@ def validate(
             build_plan(load_stack_file(path), origin=str(path))
         except ConfigError as exc:
             failed += 1
-            err.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
             continue
-        out.print(f"[green]ok[/] {path}")
+        out.print(f"[green]ok[/] {escape(str(path))}")
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -331,7 +335,7 @@ def main() -> None:
     try:
         app()
     except sizing.SizingError as exc:  # pragma: no cover - build_plan wraps these
-        err.print(f"error: {exc}")
+        err.print(f"error: {escape(str(exc))}")
         sys.exit(EXIT_BAD_INPUT)
 
 

@@ -397,7 +397,7 @@ class ImagesConfig(_Model):
 
 
 class PricingConfig(_Model):
-    instances: dict[InstanceTypeName, float] = {}
+    instances: dict[InstanceTypeName, Annotated[float, Field(ge=0)]] = {}
     # Spot savings vary by pool and hour; 0.6 off on-demand is an assumption for g/p families,
     # overridable here per stack (https://aws.amazon.com/ec2/spot/instance-advisor/).
     spot_discount: float = Field(0.6, ge=0, lt=1)
@@ -416,7 +416,8 @@ RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
 
 class StackConfig(_Model):
     stack: str = Field("dev", exclude=True)
-    region: str = "us-east-1"
+    # from aws:region (us-east-1, eu-central-1, us-gov-west-1, ...)
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] = "us-east-1"
     environment: Environment = Environment.DEV
     team: Name
     platform: Platform = Platform.ECS
@@ -515,6 +516,8 @@ SECRET_PATHS = {
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
+    if loc == ("region",):
+        return "aws:region"  # the one field that comes from another namespace
     out = f"{NAMESPACE}:"
     for i, part in enumerate(loc):
         if isinstance(part, int):

@@ -164,6 +164,19 @@ def test_plan_bad_input_exits_2(tmp_path: Path, mutate: Any, fragments: list[str
     assert "sk-plain" not in err
 
 
+def test_input_that_looks_like_markup_is_printed_as_text(tmp_path: Path) -> None:
+    # The message quotes the value and the pattern; Rich must neither eat "[a-z]" nor choke
+    # on a stray closing tag.
+    doc = dev_config()
+    doc["config"]["modelfleet:team"] = "[/x]"
+    path = write(tmp_path, doc)
+    assert_bad_input(
+        run("validate", str(path)),
+        "modelfleet:team: String should match pattern '^[a-z][a-z0-9-]{0,22}[a-z0-9]$' "
+        "(got '[/x]')",
+    )
+
+
 def test_plan_model_too_big_exits_2_with_the_arithmetic(tmp_path: Path) -> None:
     doc = dev_config()
     doc["config"]["modelfleet:models"][0]["maxModelLen"] = 65536

@@ -7,6 +7,7 @@ input exits 2 with one message naming the stack file and key; nothing prints a t
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -255,6 +256,18 @@ def breakeven(
     json_out: Json = False,
 ) -> None:
     """API bill vs. self-hosted instances (always on) plus engineering time."""
+    numbers = {
+        "--input-tokens-per-day": input_tokens_per_day,
+        "--output-tokens-per-day": output_tokens_per_day,
+        "--api-input-price": api_input_price,
+        "--api-output-price": api_output_price,
+        "--hourly-price": hourly_price or 0.0,
+        "--engineering-hours": engineering_hours,
+        "--engineering-rate": engineering_rate,
+    }
+    infinite = [k for k, v in numbers.items() if not math.isfinite(v)]
+    if infinite:  # "inf" parses as a float; the JSON answer would not parse back
+        raise _fail(f"{', '.join(infinite)}: give a finite number")
     if (instance_type is None) == (hourly_price is None):
         raise _fail("give exactly one of --instance-type or --hourly-price")
     if instance_type is not None:

@@ -259,6 +259,12 @@ def test_breakeven_unknown_instance_type() -> None:
     )
 
 
+def test_breakeven_rejects_infinity() -> None:
+    # "inf" parses as a float; the JSON answer ("Infinity") would not parse back.
+    proc = run(*BREAKEVEN[:-2], "--api-output-price", "inf", "--hourly-price", "1", "--json")
+    assert_bad_input(proc, "--api-output-price: give a finite number")
+
+
 def test_breakeven_needs_exactly_one_price() -> None:
     assert_bad_input(
         run(*BREAKEVEN, "--instance-type", "g6.xlarge", "--hourly-price", "1"),

@@ -48,7 +48,8 @@ def _is_resource_call(call: ast.Call) -> bool:
     root, _, rest = name.partition(".")
     if root not in RESOURCE_ROOTS or not rest:
         return False
-    return rest.rsplit(".", 1)[-1][:1].isupper()
+    last = rest.rsplit(".", 1)[-1]
+    return last[:1].isupper() and not last.endswith(("Args", "ArgsDict"))
 
 
 def _components(tree: ast.Module) -> list[ast.ClassDef]:
@@ -142,6 +143,17 @@ def test_every_resource_is_a_child(path: Path) -> None:
             if isinstance(node, ast.Call) and _is_resource_call(node):
                 assert _child_opts(node), (
                     f"{path.name}:{node.lineno} {_dotted(node.func)} without opts=child(self)"
+                )
+
+
+@pytest.mark.parametrize("path", COMPONENT_FILES, ids=lambda p: p.name)
+def test_no_resource_outside_a_component(path: Path) -> None:
+    """Module-level helpers build arguments, never resources (they would have no parent)."""
+    for node in _parse(path).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for call in ast.walk(node):
+                assert not (isinstance(call, ast.Call) and _is_resource_call(call)), (
+                    f"{path.name}:{call.lineno}: a resource in module-level {node.name}()"
                 )
 
 

@@ -32,7 +32,8 @@ def service_tags(plan: FleetPlan, m: ModelPlan) -> dict[str, str]:
         },
     )
     if g.allowed_instance_families is not None:
-        tags["modelfleet:guardrail-allowed-families"] = ",".join(g.allowed_instance_families)
+        # ECS tag values refuse commas: families are joined with "/".
+        tags["modelfleet:guardrail-allowed-families"] = "/".join(g.allowed_instance_families)
     if g.max_hourly_usd is not None:
         tags["modelfleet:guardrail-max-hourly-usd"] = f"{g.max_hourly_usd:g}"
     if g.require_spot is not None:

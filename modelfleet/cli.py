@@ -89,7 +89,7 @@ def plan(
     if p.scheduled_actions:
         out.print(
             f"Schedule ({c.schedule.timezone if c.schedule else ''}): running "
-            f"{p.running_fraction:.0%} of the week · "
+            f"{p.running_fraction:.0%} of the time · "
             + " · ".join(f"{a.name} {a.schedule}" for a in p.scheduled_actions[:2])
         )
     for note in p.notes:

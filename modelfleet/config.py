@@ -387,9 +387,11 @@ class ImagesConfig(_Model):
     # vLLM's OpenAI server image, pinned; a moving tag would change the engine under a fleet.
     # The -cu129 build, not the default CUDA 13 one: that needs NVIDIA driver 580+, which the
     # ECS GPU-optimized AMI may not carry yet (https://github.com/vllm-project/vllm/releases).
-    vllm: Annotated[PinnedImage, Field(pattern=r"^[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")] = (
-        "vllm/vllm-openai:v0.31.0-cu129"
-    )
+    vllm: Annotated[
+        PinnedImage,
+        # [registry[:port]/]path[:tag][@sha256:digest]
+        Field(pattern=r"^[\w.-]+(:\d+)?(/[\w.-]+)*(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$"),
+    ] = "vllm/vllm-openai:v0.31.0-cu129"
     # Prebuilt sidecar/fetcher images; when absent, `pulumi up` builds them from docker/ and
     # pushes them to ECR repositories of the stack.
     sidecar: PinnedImage | None = None

@@ -118,9 +118,7 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "resourceRequirements": [{"type": "GPU", "value": str(m.tensor_parallel)}],
         # The task's memory less what the others reserve: one fetcher per source, the sidecar
         # (ECS rejects a task whose containers reserve more than its memory).
-        "memoryReservation": m.task_memory_mib
-        - SIDECAR_MEMORY_MIB
-        - FETCHER_MEMORY_MIB * len(fetchers),
+        "memoryReservation": m.vllm_memory_mib,
         "linuxParameters": {"sharedMemorySize": m.shared_memory_mib, "initProcessEnabled": True},
         "ulimits": [
             {"name": "memlock", "softLimit": -1, "hardLimit": -1},

@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fetcher.source import HfSource, parse_source
+
 from modelfleet import cost, sizing
 from modelfleet.catalog import Arch, InstanceType
 from modelfleet.config import (
@@ -101,6 +103,7 @@ class ModelPlan:
     batch: int
     cold_start_s: float
     task_start_s: float
+    container_start_s: float
     replicas_min: int
     replicas_max: int
     capacity: str
@@ -190,6 +193,7 @@ def _model_dict(m: ModelPlan) -> dict[str, Any]:
         "batched_tokens_per_s",
         "cold_start_s",
         "task_start_s",
+        "container_start_s",
     ):
         d[key] = round(d[key], 2)
     d["monthly_usd"] = round(m.cost.monthly_usd, 2)
@@ -197,7 +201,7 @@ def _model_dict(m: ModelPlan) -> dict[str, Any]:
     return d
 
 
-def vllm_health_check(task_start_s: float) -> HealthCheck:
+def vllm_health_check(container_start_s: float) -> HealthCheck:
     """Cover the estimated start (with margin) inside ECS's health-check limits.
 
     ECS counts no failures during startPeriod (at most 300 s); past that, `retries` failures
@@ -206,7 +210,7 @@ def vllm_health_check(task_start_s: float) -> HealthCheck:
     needed.
     """
     lim = ECS_HEALTHCHECK
-    need = math.ceil(task_start_s * STARTUP_MARGIN)
+    need = math.ceil(container_start_s * STARTUP_MARGIN)
     if need <= lim["startPeriod"].maximum:
         return HealthCheck(start_period=max(need, 60), interval=15, timeout=5, retries=3)
     rest = need - lim["startPeriod"].maximum
@@ -284,8 +288,8 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float) -> ModelPlan
     )
     fit, tps = s.fit, s.throughput
     path = model_dir(m.source, MODELS_MOUNT)
-    hc = vllm_health_check(s.cold_start.task_start_s)
-    grace = sizing.round_up(s.cold_start.task_start_s * STARTUP_MARGIN, 30)
+    hc = vllm_health_check(s.cold_start.container_start_s)
+    grace = sizing.round_up(s.cold_start.container_start_s * STARTUP_MARGIN, 30)
     cpu, memory, shm = _task_resources(inst, s.tasks_per_instance, fit.tensor_parallel)
 
     on_demand = cost.hourly_price(m.instance_type, stack.pricing.instances)
@@ -339,6 +343,7 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float) -> ModelPlan
         batch=tps.batch,
         cold_start_s=s.cold_start.total_s,
         task_start_s=s.cold_start.task_start_s,
+        container_start_s=s.cold_start.container_start_s,
         replicas_min=m.replicas.min,
         replicas_max=m.replicas.max,
         capacity=m.capacity.value,
@@ -348,7 +353,11 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float) -> ModelPlan
         grace_period_s=grace,
         task_cpu=cpu,
         task_memory_mib=memory,
-        vllm_memory_mib=memory - SIDECAR_MEMORY_MIB - FETCHER_MEMORY_MIB,
+        # What the others reserve: the sidecar and one fetcher per source (model + adapters);
+        # ECS rejects a task whose containers reserve more than its memory.
+        vllm_memory_mib=memory
+        - SIDECAR_MEMORY_MIB
+        - FETCHER_MEMORY_MIB * (1 + len(m.lora_adapters)),
         shared_memory_mib=shm,
         sidecar_max_inflight=stack.gateway.max_inflight or 2 * s.max_num_seqs,
         cost=mc,
@@ -452,7 +461,7 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
     gated = [
         m.name
         for m in models
-        if m.catalog_key.split("/")[0] in GATED_HUB_ORGS and m.source.startswith("hf://")
+        if isinstance(src := parse_source(m.source), HfSource) and src.org in GATED_HUB_ORGS
     ]
     if gated and stack.hf_token is None:
         notes.append(

@@ -125,6 +125,15 @@ class ColdStart:
         return self.image_pull_s + self.weight_load_s + self.engine_init_s
 
     @property
+    def container_start_s(self) -> float:
+        """From vLLM's container start (image already pulled) to healthy.
+
+        ECS starts a container's health-check clock and a service's grace period once the
+        task runs, after the pull, so these are what those windows must cover.
+        """
+        return self.weight_load_s + self.engine_init_s
+
+    @property
     def total_s(self) -> float:
         """From zero instances to serving."""
         return self.instance_boot_s + self.task_start_s

@@ -11,6 +11,7 @@ and it can turn the spot requirement on for prod, never off elsewhere.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,8 @@ def instance_family(instance_type: str) -> str:
 
 
 def _csv(value: str) -> list[str]:
-    return [part.strip().lower() for part in value.split(",") if part.strip()]
+    # Tags join with "/" (ECS tag values refuse commas); policy config may use commas.
+    return [part.lower() for part in re.split(r"[/,\s]+", value) if part]
 
 
 def allowed_families(

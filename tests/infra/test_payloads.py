@@ -96,18 +96,11 @@ def test_services_create(request: pytest.FixtureRequest, stack: str) -> None:
         assert_valid("ecs", "CreateService", create_service(svc), svc.name)
 
 
-COMMA_TAG = (
-    "modelfleet:guardrail-allowed-families joins families with ',', which ECS tag values "
-    "refuse (pattern [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*); the fix spans components/"
-    "inference_service.py and policies/guardrails.py (which splits on ',')"
-)
-
-
 @pytest.mark.parametrize(
     "stack",
     [
         "dev",
-        pytest.param("prod", marks=pytest.mark.xfail(strict=True, reason=COMMA_TAG)),
+        "prod",
         "staging",
     ],
 )

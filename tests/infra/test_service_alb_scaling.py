@@ -84,7 +84,7 @@ def test_guardrail_tags_for_the_policy_pack(prod: Run, prod_plan: FleetPlan) -> 
     assert g.allowed_instance_families and g.max_hourly_usd
     for svc in prod.by_type(SERVICE):
         tags = svc.inputs["tags"]
-        assert tags["modelfleet:guardrail-allowed-families"] == ",".join(
+        assert tags["modelfleet:guardrail-allowed-families"] == "/".join(
             g.allowed_instance_families
         )
         assert float(tags["modelfleet:guardrail-max-hourly-usd"]) == g.max_hourly_usd

@@ -56,7 +56,7 @@ def test_default_families(env: str, instance: str, ok: bool) -> None:
 
 
 def test_stack_tag_narrows_but_cannot_widen() -> None:
-    narrowed = service_tags(environment="prod", instance_type="g5.xlarge", families="g6,g6e")
+    narrowed = service_tags(environment="prod", instance_type="g5.xlarge", families="g6/g6e")
     msg = families(narrowed)[0]
     assert "g5" in msg and "allowed: g6, g6e" in msg and "narrows" in msg
     widened = service_tags(environment="dev", instance_type="p5.48xlarge", families="g6,p5")

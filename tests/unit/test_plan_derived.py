@@ -64,9 +64,14 @@ def test_start_beyond_what_ecs_can_wait() -> None:
 def test_dev_plan_derived_settings(dev: FleetPlan) -> None:
     m = dev.model("llama-8b")
     assert m.task_start_s == pytest.approx(307.72, abs=0.01)
-    # service grace: 307.72 x 1.5 = 461.6, rounded up to 30 s = 480
-    assert m.grace_period_s == 480
-    assert m.vllm_health_check.interval == 17
+    # The pull (10 GB at 60 MB/s = 166.67 s) comes before ECS starts counting; the container
+    # start is the weight load (307.72 - 166.67 - 90 = 51.05 s) + engine init 90 = 141.05 s.
+    assert m.container_start_s == pytest.approx(141.05, abs=0.01)
+    # service grace: 141.05 x 1.5 = 211.6, rounded up to 30 s = 240
+    assert m.grace_period_s == 240
+    # health check: ceil(211.6) = 212 s fits ECS's 300 s start period, default cadence
+    hc = m.vllm_health_check
+    assert (hc.start_period, hc.interval, hc.retries) == (212, 15, 3)
     # ALB idle timeout: the longest blocking answer, min(8192, 4096) tokens at 12.95 tokens/s
     # = 316.3 s x 1.5 = 474.4 -> 480 s (rounded up to 30)
     assert dev.alb_idle_timeout_s == 480

@@ -810,9 +810,10 @@ class Gateway:
         self._stream_usage(ex, scanner)
 
     def _stream_usage(self, ex: Exchange, scanner: SseUsageScanner) -> None:
-        if scanner.usage is not None:
-            ex.prompt_tokens = scanner.usage.prompt_tokens
-            ex.completion_tokens = scanner.usage.completion_tokens
+        usage = scanner.usage
+        if usage is not None:
+            ex.prompt_tokens = usage.prompt_tokens
+            ex.completion_tokens = usage.completion_tokens
             ex.usage = "reported"
         elif scanner.events:
             # Without stream_options.include_usage the stream carries no counts; an

@@ -8,6 +8,7 @@ escaped, so the raw bytes ``"usage"`` only occur as a key.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -16,7 +17,8 @@ import orjson
 __all__ = ["SseUsageScanner", "Usage", "usage_from_json"]
 
 _KEY: Final = b'"usage"'
-_MAX_CARRY: Final = 64 * 1024
+# Enough for the final usage event however the stream was cut into chunks.
+_TAIL_BYTES: Final = 8 * 1024
 
 
 @dataclass(slots=True)
@@ -71,31 +73,32 @@ def usage_from_json(body: bytes) -> Usage | None:
 
 
 class SseUsageScanner:
-    """Follows an SSE stream chunk by chunk: the latest usage seen and the event count.
+    """Follows an SSE stream: the number of events, and the last usage object in it.
 
-    Chunks may split events anywhere, so an unterminated tail is carried over; only
-    events that mention usage are parsed.
+    vLLM sends usage in the last event before ``[DONE]`` (cumulative when it is sent with
+    every chunk), so only the stream's tail is kept, by reference, and searched once at
+    the end: per chunk this costs a count and an append, never a copy.
     """
 
-    __slots__ = ("_carry", "events", "usage")
+    __slots__ = ("_size", "_tail", "events")
 
     def __init__(self) -> None:
-        self._carry = b""
+        self._tail: deque[bytes] = deque()
+        self._size = 0
         self.events = 0
-        self.usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> None:
         self.events += chunk.count(b"data:")
-        data = self._carry + chunk if self._carry else chunk
-        end = data.rfind(b"\n\n")
-        if end < 0:
-            self._carry = data if len(data) <= _MAX_CARRY else b""
-            return
-        complete = data[:end]
-        tail = data[end + 2 :]
-        self._carry = tail if len(tail) <= _MAX_CARRY else b""
-        at = complete.rfind(_KEY)
-        if at >= 0:
-            found = _parse_at(complete, at)
-            if found is not None:
-                self.usage = found
+        tail = self._tail
+        tail.append(chunk)
+        self._size += len(chunk)
+        while self._size - len(tail[0]) >= _TAIL_BYTES:
+            self._size -= len(tail.popleft())
+
+    @property
+    def usage(self) -> Usage | None:
+        if not self._tail:
+            return None
+        data = b"".join(self._tail)
+        at = data.rfind(_KEY)
+        return _parse_at(data, at) if at >= 0 else None

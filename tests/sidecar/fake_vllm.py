@@ -115,6 +115,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
     fault = directive(body)
     if state.get("force_status"):
         fault = {"status": str(state["force_status"])}
+    if state.get("force_fault"):
+        fault = directive({"prompt": "#fault " + state["force_fault"]})
     try:
         return await _generate(request, rid, body, fault)
     except asyncio.CancelledError:
@@ -168,11 +170,13 @@ async def _generate(
             else {"index": 0, "text": text, "finish_reason": "stop"}
         )  # fmt: skip
         record(rid, "done")
+        # Hop-by-hop and engine-specific headers, to check what the sidecar passes on.
+        extra = {"Keep-Alive": "timeout=5", "X-Engine": "fake"} if "hop_headers" in fault else {}
         return web.json_response({
             "id": f"cmpl-{rid}", "object": "chat.completion" if chat else "text_completion",
             "created": created, "model": MODEL, "choices": [choice],
             "usage": usage_for(body, chunks),
-        })  # fmt: skip
+        }, headers=extra)  # fmt: skip
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
     await resp.prepare(request)
     if first_delay:

@@ -276,6 +276,40 @@ def test_fallback_serves_when_the_engine_is_saturated(
         primary.stop()
 
 
+def test_fallback_after_a_first_byte_timeout_even_once_keepalives_went_out(
+    make_sidecar: MakeSidecar, fallback: Upstream
+) -> None:
+    primary = Upstream()
+    try:
+        primary.control(force_fault="slow_first=30")
+        proc = make_sidecar(
+            primary.url,
+            SIDECAR_FIRST_BYTE_TIMEOUT="1",
+            SIDECAR_KEEPALIVE_SECONDS="0.3",
+            SIDECAR_FALLBACK_URL=f"{fallback.url}/v1",
+            SIDECAR_FALLBACK_MODEL="external-model",
+        )
+        request_id = rid()
+        with httpx.stream(
+            "POST",
+            f"{proc.url}/v1/chat/completions",
+            json={"model": "fake-model", "messages": HELLO, "stream": True},
+            headers={"Authorization": f"Bearer {KEY_A}", "X-Request-Id": request_id},
+            timeout=10,
+        ) as resp:
+            lines = [line for line in resp.iter_lines() if line]
+        assert lines[0] == ": keep-alive"
+        assert sum(1 for line in lines if line.startswith("data: {")) == 16
+        assert lines[-1] == "data: [DONE]"
+        primary.wait_event(request_id, "disconnect")
+        fallback.wait_event(request_id, "done")
+        primary.control(force_fault="hang")
+        result = proc.client().chat.completions.create(model="fake-model", messages=HELLO)
+        assert result.choices[0].message.content
+    finally:
+        primary.stop()
+
+
 def test_without_fallback_nothing_leaves_the_host(make_sidecar: MakeSidecar) -> None:
     proc = make_sidecar(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(openai.InternalServerError):

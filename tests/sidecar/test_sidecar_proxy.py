@@ -116,6 +116,14 @@ def test_authorization_and_hop_by_hop_headers_are_not_forwarded(
         assert header not in seen
     assert "x-request-id" in seen
     assert "keep-alive" not in {name.lower() for name in resp.headers}
+    hop = httpx.post(
+        f"{sidecar.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {KEY_A}"},
+        json={"model": "fake-model", "messages": fault("hop_headers")},
+    )
+    assert hop.status_code == 200
+    assert hop.headers["x-engine"] == "fake"
+    assert "keep-alive" not in hop.headers
 
 
 def test_teams_are_told_apart_and_bad_keys_refused(sidecar: Sidecar) -> None:

@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -106,8 +107,13 @@ class JsonLogFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         if record.exc_info and record.exc_info[0] is not None:
-            # The exception type only: messages and frames could carry request content.
+            # Type and code locations only: an exception's message (and so a formatted
+            # traceback) could carry request content.
             entry["exc"] = record.exc_info[0].__name__
+            entry["at"] = [
+                f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}:{frame.name}"
+                for frame in traceback.extract_tb(record.exc_info[2])[-5:]
+            ]
         return orjson.dumps(entry).decode()
 
 

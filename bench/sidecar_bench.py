@@ -9,7 +9,9 @@ rate limiter on with limits nobody reaches), then drives each with wrk:
 - requests/s for JSON chat completions and for 16-chunk SSE streams,
 - median latency at one connection, direct to the engine and through each proxy,
 
-in alternating rounds, reporting the median of the per-round ratios.
+in alternating rounds, reporting the median of the per-round ratios. The proxy under
+test gets a CPU of its own (taskset), the engine and wrk share the others; --no-pin
+leaves placement to the scheduler.
 
 The issue's bar: JSON >= 0.20 x nginx, streams >= 0.50 x nginx, added median latency
 < 1.5 ms, zero errors. Exits non-zero when a bar is missed or a run had errors.
@@ -138,14 +140,25 @@ def wrk_script(workdir: Path, body: str, name: str) -> Path:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
+# CPU sets: the proxy under test gets a core of its own, the engine and the load generator
+# share the rest, so nginx and the sidecar are measured under the same conditions instead
+# of wherever the scheduler happens to put them. Empty when pinning is off.
+PROXY_CPUS: list[str] = []
+DRIVER_CPUS: list[str] = []
+
+
+def pinned(cpus: list[str], command: list[str]) -> list[str]:
+    return ["taskset", "-c", ",".join(cpus), *command] if cpus else command
+
+
 def run_wrk(
     wrk: str, url: str, script: Path, connections: int, seconds: int, threads: int = 1
 ) -> Run:
     out = subprocess.run(
-        [
+        pinned(DRIVER_CPUS, [
             wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
             "-s", str(script), url,
-        ],
+        ]),
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -180,22 +193,35 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=3, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median)")
     parser.add_argument("--connections", type=int, default=64, help="connections for req/s")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not give the proxy a CPU of its own"
+    )
     args = parser.parse_args()
     nginx, wrk = ensure_tools()
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
+        PROXY_CPUS[:] = [str(cpus[-1])]
+        DRIVER_CPUS[:] = [str(cpu) for cpu in cpus[:-1]]
+        print(f"proxy on CPU {PROXY_CPUS[0]}; engine and wrk on CPU {','.join(DRIVER_CPUS)}")
     procs: list[subprocess.Popen[bytes]] = []
     workdir = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
     try:
         engine_port, nginx_port, sidecar_port = free_port(), free_port(), free_port()
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(ROOT / "bench" / "sidecar_engine.py"), str(engine_port)],
+                pinned(
+                    DRIVER_CPUS,
+                    [sys.executable, str(ROOT / "bench" / "sidecar_engine.py"), str(engine_port)],
+                ),
                 stdout=subprocess.DEVNULL,
             )
         )
         conf = nginx_config(workdir, nginx_port, engine_port)
         procs.append(
             subprocess.Popen(
-                [nginx, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"],
+                pinned(
+                    PROXY_CPUS, [nginx, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"]
+                ),
                 stdout=subprocess.DEVNULL,
             )
         )
@@ -212,7 +238,7 @@ def main() -> int:
         )
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "sidecar"],
+                pinned(PROXY_CPUS, [sys.executable, "-m", "sidecar"]),
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -277,9 +303,7 @@ def main() -> int:
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:
-                proc.send_signal(
-                    signal.SIGTERM if proc.args[0] == sys.executable else signal.SIGQUIT
-                )
+                proc.send_signal(signal.SIGQUIT if nginx in proc.args else signal.SIGTERM)
         for proc in procs:
             try:
                 proc.wait(timeout=10)

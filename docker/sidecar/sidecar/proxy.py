@@ -26,7 +26,7 @@ from .observability import EmfPublisher, LineWriter, Metrics
 from .settings import Settings
 from .upstream import AiohttpResponse, ConnectFailed, EnginePool, Response, UpstreamBroken
 from .usage import SseUsageScanner, usage_from_json
-from .validation import RequestInfo, validate
+from .validation import validate
 
 __all__ = ["ROUTES", "Gateway", "Route"]
 
@@ -528,13 +528,12 @@ class Gateway:
         try:
             body = b""
             parsed: dict[str, Any] | None = None
-            info: RequestInfo | None = None
             if route.kind is not None:
                 body = await self._read_body(ex, receive, length)
                 parsed, info = validate(route.kind, body)
                 ex.model = info.model
                 ex.stream = info.stream
-            await self._forward(ex, send, receive, body, parsed, info, loop)
+            await self._forward(ex, send, receive, body, parsed, loop)
         finally:
             self.inflight -= 1
             self.metrics.inflight_add(ex.team, -1)
@@ -577,7 +576,6 @@ class Gateway:
         receive: Receive,
         body: bytes,
         parsed: dict[str, Any] | None,
-        info: RequestInfo | None,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         task = asyncio.current_task()

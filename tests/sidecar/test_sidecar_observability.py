@@ -7,11 +7,12 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sidecar.observability import parse_queue_depth
+from sidecar.observability import EmfPublisher, LineWriter, Metrics, parse_queue_depth
 from sidecar.usage import SseUsageScanner, usage_from_json
 from sidecar_harness import HELLO, Sidecar, Upstream, fault, free_port
 
@@ -155,3 +156,41 @@ def test_queue_depth_is_summed_over_label_sets() -> None:
     assert parse_queue_depth(text) == 5.0
     assert parse_queue_depth("vllm:num_requests_running 1\n") is None
     assert re.search(r"\d", "x") is None
+
+
+class _Capture(LineWriter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+
+
+async def _engine_metrics() -> str:
+    return 'vllm:num_requests_waiting{model_name="m"} 2.0\n'
+
+
+async def test_emf_batches_ttft_and_only_one_worker_publishes_queue_depth(tmp_path: Path) -> None:
+    lock = str(tmp_path / "emf.lock")
+    writers = [_Capture(), _Capture()]
+    publishers = [
+        EmfPublisher(
+            namespace="modelfleet", service="svc", model="m", writer=writer,
+            fetch_metrics=_engine_metrics, metrics=Metrics(), lock_path=lock,
+        )
+        for writer in writers
+    ]  # fmt: skip
+    for index in range(250):
+        publishers[0].record_ttft(index / 1000)
+    for publisher in publishers:
+        await publisher.publish_once()
+    ttft = [r for r in writers[0].records if "TimeToFirstToken" in r]
+    assert [len(r["TimeToFirstToken"]) for r in ttft] == [100, 100, 50]
+    depth = [r for w in writers for r in w.records if "QueueDepth" in r]
+    assert len(depth) == 1 and depth[0]["QueueDepth"] == 2.0
+    # The lock passes on when its holder goes away.
+    publishers[0].close()
+    await publishers[1].publish_once()
+    assert any("QueueDepth" in r for r in writers[1].records)
+    publishers[1].close()

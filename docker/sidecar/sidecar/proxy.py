@@ -140,9 +140,13 @@ class _Clock:
 
     TICK: Final = 0.025
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, housekeeping: Callable[[], None] | None = None
+    ) -> None:
         self.loop = loop
         self.active: set[_Guard] = set()
+        self._housekeeping = housekeeping
+        self._ticks = 0
         self._handle: asyncio.TimerHandle | None = loop.call_later(self.TICK, self._tick)
 
     def _tick(self) -> None:
@@ -150,6 +154,9 @@ class _Clock:
             now = self.loop.time()
             for guard in list(self.active):
                 guard.check(now)
+        self._ticks += 1
+        if self._housekeeping is not None and self._ticks % 40 == 0:
+            self._housekeeping()
         self._handle = self.loop.call_later(self.TICK, self._tick)
 
     def stop(self) -> None:
@@ -390,7 +397,6 @@ class Gateway:
 
     async def start(self) -> None:
         s = self.settings
-        self._clock = _Clock(asyncio.get_running_loop())
         # For the fallback API and the engine probes; the engine hot path uses self.pool.
         connector = aiohttp.TCPConnector(
             limit=s.max_inflight * 2 if s.max_inflight else 0,
@@ -404,6 +410,7 @@ class Gateway:
             # sending a request on a socket the engine is closing.
             idle_timeout=4.0,
         )
+        self._clock = _Clock(asyncio.get_running_loop(), housekeeping=self.pool.prune)
         for path, route in ROUTES.items():
             extra = b"Content-Type: application/json\r\n" if route.kind else b""
             self._heads[path] = self.pool.head(route.method.encode(), path.encode(), extra)

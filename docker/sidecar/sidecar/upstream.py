@@ -286,6 +286,13 @@ class EnginePool:
             raise
         return conn
 
+    def prune(self) -> None:
+        """Close connections idle for too long; new ones are taken from the other end."""
+        cutoff = self.loop.time() - self._idle_timeout
+        idle = self._idle
+        while idle and (idle[0].idle_since < cutoff or not idle[0].usable):
+            idle.pop(0).close()
+
     def put(self, conn: _Connection) -> None:
         conn.idle_since = self.loop.time()
         self._idle.append(conn)

@@ -665,28 +665,29 @@ class Gateway:
                 # drops it, so the engine sees the disconnect and aborts the request.
                 resp.release()
 
-    async def _send_once(self, target: _Target) -> Response:
-        if target.url is not None:
-            session = self.session
-            assert session is not None
-            try:
-                raw = await session.request(
-                    "POST", target.url, data=target.body, headers=target.headers
-                )
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
-                raise ConnectFailed from None
-            except aiohttp.ClientError:
-                raise UpstreamBroken from None
-            return AiohttpResponse(raw)
-        pool = self.pool
-        assert pool is not None
-        return await pool.request(target.head, target.body)
+    async def _send_fallback(self, target: _Target) -> Response:
+        session = self.session
+        assert session is not None and target.url is not None
+        try:
+            raw = await session.request(
+                "POST", target.url, data=target.body, headers=target.headers
+            )
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+            raise ConnectFailed from None
+        except aiohttp.ClientError:
+            raise UpstreamBroken from None
+        return AiohttpResponse(raw)
 
     async def _open(self, ex: Exchange, target: _Target, *, retry: bool) -> Response:
         attempt = 0
         while True:
             try:
-                resp = await self._send_once(target)
+                if target.url is None:
+                    pool = self.pool
+                    assert pool is not None
+                    resp: Response = await pool.request(target.head, target.body)
+                else:
+                    resp = await self._send_fallback(target)
             except ConnectFailed:
                 if retry and attempt < MAX_RETRIES:
                     ex.retries += 1
@@ -737,11 +738,11 @@ class Gateway:
                 ex.prompt_tokens = usage.prompt_tokens
                 ex.completion_tokens = usage.completion_tokens
                 ex.usage = "reported"
-            headers = [
-                (name.lower(), value)
-                for name, value in resp.headers
-                if name.lower() not in _DROP_RESPONSE_HEADERS
-            ]
+            headers = []
+            for name, value in resp.headers:
+                lowered = name.lower()
+                if lowered not in _DROP_RESPONSE_HEADERS:
+                    headers.append((lowered, value))
         ex.status = status
         if guard.committed:
             # A stream request answered without a stream, after keep-alives went out.

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
+import uuid
 from collections.abc import Callable
 
 import openai
 import pytest
 from sidecar.limits import Bucket, KeyLimits
-from sidecar_harness import HELLO, KEY_A, KEY_B, Sidecar, fault
+from sidecar_harness import HELLO, KEY_A, KEY_B, Sidecar, Upstream, fault
 
 MakeSidecar = Callable[..., Sidecar]
 
@@ -46,34 +46,31 @@ def test_tokens_per_minute_counted_from_usage_including_streams(
     proc.client(KEY_B).chat.completions.create(model="fake-model", messages=HELLO)
 
 
-def test_in_flight_bound_refuses_at_once(make_sidecar: MakeSidecar) -> None:
+def test_in_flight_bound_refuses_at_once(make_sidecar: MakeSidecar, upstream: Upstream) -> None:
     proc = make_sidecar(SIDECAR_MAX_INFLIGHT="2")
-    started = threading.Barrier(3, timeout=10)
     results: list[object] = []
 
-    def slow() -> None:
-        started.wait()
+    def slow(request_id: str) -> None:
         results.append(
             proc.client().chat.completions.create(
-                model="fake-model", messages=fault("slow_first=2")
+                model="fake-model",
+                messages=fault("slow_first=2"),
+                extra_headers={"X-Request-Id": request_id},
             )
         )
 
-    threads = [threading.Thread(target=slow, daemon=True) for _ in range(2)]
-    for thread in threads:
+    threads = []
+    for index in range(2):
+        request_id = f"inflight-{index}-{uuid.uuid4().hex[:8]}"
+        thread = threading.Thread(target=slow, args=(request_id,), daemon=True)
         thread.start()
-    started.wait()
-    # Poll until both slow requests are in flight (they take 2 s); the next is refused.
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            proc.client().models.list()
-        except openai.RateLimitError as err:
-            assert err.response.json()["error"]["code"] == "too_many_inflight"
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("the third request was never refused")
+        threads.append(thread)
+        # Each slow request is in flight once the engine has it.
+        upstream.wait_event(request_id, "start")
+    # Refused, not queued: a queued request would succeed once a slot frees (after 2 s).
+    with pytest.raises(openai.RateLimitError) as err:
+        proc.client().models.list()
+    assert err.value.response.json()["error"]["code"] == "too_many_inflight"
     for thread in threads:
         thread.join(timeout=10)
     assert len(results) == 2

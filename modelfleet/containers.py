@@ -6,6 +6,7 @@ limits table without Pulumi; the component only fills in ARNs and image referenc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from modelfleet.plan import (
     SIDECAR_CPU_UNITS,
     SIDECAR_MEMORY_MIB,
     SIDECAR_PORT,
+    STARTUP_MARGIN,
     VLLM_PORT,
     FleetPlan,
     ModelPlan,
@@ -27,6 +29,8 @@ MODELS_VOLUME = "models"
 MAX_STOP_TIMEOUT = 120
 EMF_NAMESPACE = "modelfleet"
 PREWARM_CONTAINER = "fetcher"
+# No single request may hold a replica longer than two hours.
+MAX_REQUEST_SECONDS = 7200
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,15 @@ def fetcher_container(
     if refs.hf_token_arn:
         c["secrets"] = [{"name": "HF_TOKEN", "valueFrom": refs.hf_token_arn}]
     return c
+
+
+def first_byte_timeout(plan: FleetPlan) -> int:
+    return max(30, plan.alb_idle_timeout_s - 5)
+
+
+def total_timeout(plan: FleetPlan, m: ModelPlan) -> int:
+    longest = m.max_model_len / max(m.single_stream_tokens_per_s, 1.0) * STARTUP_MARGIN
+    return min(MAX_REQUEST_SECONDS, first_byte_timeout(plan) + math.ceil(longest / 60) * 60)
 
 
 def _http_probe(port: int, path: str) -> list[str]:
@@ -160,6 +173,10 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "SIDECAR_MAX_BODY_BYTES": str(g.max_body_bytes),
         "SIDECAR_MAX_INFLIGHT": str(m.sidecar_max_inflight),
         "SIDECAR_DRAIN_SECONDS": str(min(g.drain_seconds, MAX_STOP_TIMEOUT - 5)),
+        # A blocking answer ends with a clean OpenAI-shaped 504 just before the ALB would cut
+        # the connection; a stream may run for a whole maxModelLen at single-stream speed.
+        "SIDECAR_FIRST_BYTE_TIMEOUT": str(first_byte_timeout(plan)),
+        "SIDECAR_TOTAL_TIMEOUT": str(total_timeout(plan, m)),
         "SIDECAR_SERVICE_NAME": refs.service_name,
         "SIDECAR_MODEL_NAME": m.name,
         "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,

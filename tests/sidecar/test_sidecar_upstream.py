@@ -1,4 +1,4 @@
-"""The lean engine client: pooling, chunked bodies, and how failures surface."""
+"""The lean engine client (pooling, chunked bodies, failures) and the coalescing writes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from sidecar.serving import _CoalescingTransport
 from sidecar.upstream import ConnectFailed, EnginePool, UpstreamBroken
 from sidecar_harness import free_port
 
@@ -101,3 +102,37 @@ async def test_failures_surface_as_typed_errors(keepalive_server: tuple[int, lis
     with pytest.raises(ConnectFailed):
         await refused.request(refused.head(b"GET", b"/", b""), b"")
     pool.close()
+
+
+class _RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def test_response_head_leaves_with_its_body_in_one_write() -> None:
+    raw = _RecordingTransport()
+    transport = _CoalescingTransport(raw)  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert raw.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    assert len(raw.writes) == 1
+    transport.write(b"ok")
+    assert raw.writes[-1] == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    # A stream's head goes out at once.
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: x\r\ntransfer-encoding: chunked\r\n\r\n")
+    assert raw.writes[-1].endswith(b"chunked\r\n\r\n")
+    # Closing never loses a held head.
+    transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+    transport.close()
+    assert raw.writes[-1].startswith(b"HTTP/1.1 400") and raw.closed
+    assert transport.is_closing()

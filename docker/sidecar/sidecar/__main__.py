@@ -43,6 +43,7 @@ def main() -> int:
     import uvicorn
 
     from .app import EMF_LOCK_ENV
+    from .serving import SidecarHttpProtocol
 
     scratch: str | None = None
     if settings.workers > 1:
@@ -59,7 +60,7 @@ def main() -> int:
             port=settings.port,
             workers=settings.workers,
             loop="uvloop",
-            http="httptools",
+            http=SidecarHttpProtocol,
             lifespan="on",
             access_log=False,
             server_header=False,

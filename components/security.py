@@ -54,47 +54,47 @@ class Security(pulumi.ComponentResource):
         fetcher = group("fetcher", "Pre-warm fetcher: outbound HTTPS and NFS only")
         efs = group("efs", "Model cache: NFS from serving tasks and the fetcher only")
 
+        def rule(
+            kind: type[aws.vpc.SecurityGroupIngressRule] | type[aws.vpc.SecurityGroupEgressRule],
+            rule_name: str,
+            sg: aws.ec2.SecurityGroup,
+            port: int,
+            description: str,
+            cidr: str | None,
+            peer: aws.ec2.SecurityGroup | None,
+        ) -> None:
+            kind(
+                f"{name}-{rule_name}",
+                security_group_id=sg.id,
+                description=description,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_ipv4=cidr,
+                referenced_security_group_id=peer.id if peer else None,
+                tags=tags,
+                opts=child(self),
+            )
+
         def ingress(
-            rule: str,
+            rule_name: str,
             sg: aws.ec2.SecurityGroup,
             port: int,
             description: str,
             cidr: str | None = None,
             source: aws.ec2.SecurityGroup | None = None,
         ) -> None:
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-{rule}",
-                security_group_id=sg.id,
-                description=description,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                cidr_ipv4=cidr,
-                referenced_security_group_id=source.id if source else None,
-                tags=tags,
-                opts=child(self),
-            )
+            rule(aws.vpc.SecurityGroupIngressRule, rule_name, sg, port, description, cidr, source)
 
         def egress(
-            rule: str,
+            rule_name: str,
             sg: aws.ec2.SecurityGroup,
             port: int,
             description: str,
             cidr: str | None = None,
             dest: aws.ec2.SecurityGroup | None = None,
         ) -> None:
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-{rule}",
-                security_group_id=sg.id,
-                description=description,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                cidr_ipv4=cidr,
-                referenced_security_group_id=dest.id if dest else None,
-                tags=tags,
-                opts=child(self),
-            )
+            rule(aws.vpc.SecurityGroupEgressRule, rule_name, sg, port, description, cidr, dest)
 
         listen = [443, 80] if args.plan.https else [80]
         for cidr_i, cidr in enumerate(c.network.ingress_cidrs):

@@ -105,6 +105,12 @@ def plan(
         r.add_row(rtype, str(n))
     out.print(r)
     out.print(f"[bold]Monthly cost: {_usd(p.monthly_usd)}[/] (a month is 730 h)")
+    out.print(
+        "[dim]Estimates assume: "
+        + "; ".join(f"{a.name} {a.value}" for a in sizing.ASSUMPTIONS)
+        + " (modelfleet/sizing.py gives the reasons).[/]",
+        highlight=False,
+    )
 
 
 def _model_table(m: ModelPlan) -> None:

@@ -178,6 +178,7 @@ class FleetPlan:
             "shared_monthly_usd": {k: round(v, 2) for k, v in asdict(self.shared_cost).items()},
             "monthly_usd": round(self.monthly_usd, 2),
             "notes": self.notes,
+            "assumptions": [asdict(a) for a in sizing.ASSUMPTIONS],
         }
 
 

@@ -59,7 +59,11 @@ EFS_READ_MIBPS = 300.0
 
 ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption("gpu memory", "as nvidia-smi reports it (MiB)", "what vLLM can allocate"),
-    Assumption("body bytes/weight", str(BODY_BYTES), "embedding and LM head stay 16-bit"),
+    Assumption(
+        "bytes per weight",
+        ", ".join(f"{k} {v:g}" for k, v in BODY_BYTES.items()),
+        "embedding and LM head stay 16-bit",
+    ),
     Assumption(
         "runtime overhead",
         f"{RUNTIME_OVERHEAD_GIB} GiB/GPU (+{TP_OVERHEAD_GIB} with TP)",

@@ -10,8 +10,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import child, stack_tags
+from components.inference_service import service_name
+from components.monitoring import alarm_args
 from modelfleet.containers import EMF_NAMESPACE
-from modelfleet.monitoring import QUEUE_DEPTH, SERVICE_DIMENSION
+from modelfleet.monitoring import QUEUE_DEPTH, SERVICE_DIMENSION, ModelDims, wake_alarm
 from modelfleet.plan import FleetPlan, ModelPlan
 
 
@@ -102,47 +104,15 @@ class Autoscaling(pulumi.ComponentResource):
             opts=child(self),
             **scaling,
         )
-        tg = {"TargetGroup": args.target_group, "LoadBalancer": args.load_balancer}
-        svc = {"ClusterName": args.cluster_name, "ServiceName": args.service_name}
+        dims = ModelDims(
+            load_balancer=args.load_balancer,
+            target_group=args.target_group,
+            cluster=args.cluster_name,
+            service=service_name(args.plan, m),
+        )
         aws.cloudwatch.MetricAlarm(
             f"{name}-from-zero-alarm",
-            name=f"{args.plan.config.prefix}-{m.name}-wake",
-            alarm_description=f"{m.name}: requests arrived while scaled to zero; start one replica",
-            metric_queries=[
-                {
-                    "id": "requests",
-                    "return_data": False,
-                    "metric": {
-                        "namespace": "AWS/ApplicationELB",
-                        "metric_name": "RequestCount",
-                        "dimensions": tg,
-                        "period": 60,
-                        "stat": "Sum",
-                    },
-                },
-                {
-                    "id": "running",
-                    "return_data": False,
-                    "metric": {
-                        "namespace": "ECS/ContainerInsights",
-                        "metric_name": "RunningTaskCount",
-                        "dimensions": svc,
-                        "period": 60,
-                        "stat": "Maximum",
-                    },
-                },
-                # Only from zero: above it, queue-depth tracking decides.
-                {
-                    "id": "wake",
-                    "return_data": True,
-                    "label": "wake",
-                    "expression": "IF(FILL(requests, 0) > 0 AND FILL(running, 0) < 1, 1, 0)",
-                },
-            ],
-            evaluation_periods=1,
-            threshold=1,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
+            **alarm_args(wake_alarm(args.plan.config, m, dims)),
             alarm_actions=[step.arn],
             tags=stack_tags(args.plan.config, **{"modelfleet:model": m.name}),
             opts=child(self),

@@ -9,7 +9,7 @@ import pulumi_aws as aws
 
 from components.autoscaling import Autoscaling, AutoscalingArgs
 from components.encryption import Encryption, EncryptionArgs
-from components.gpu_capacity import GpuCapacity, GpuCapacityArgs, capacity_groups, group_key
+from components.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.images import Images, ImagesArgs
 from components.inference_service import (
     InferenceService,
@@ -146,10 +146,7 @@ class Fleet(pulumi.ComponentResource):
             self.endpoints[m.name] = pulumi.Output.concat(
                 f"{scheme}://", lb.dns_name, f"/{m.name}/v1"
             )
-        asgs = {
-            group_key(itype, cap): gpus.asg_names[models[0].name]
-            for (itype, cap), models in capacity_groups(plan).items()
-        }
+        asgs = {key: gpus.asg_names[models[0].name] for key, models in plan.capacity_groups.items()}
         monitoring = Monitoring(
             f"{name}-monitoring",
             MonitoringArgs(

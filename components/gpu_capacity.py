@@ -8,7 +8,6 @@ instances; managed termination protection keeps scale-in from killing a host wit
 from __future__ import annotations
 
 import base64
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import pulumi_aws as aws
 
 from components._common import assume_role_policy, child, stack_tags
 from modelfleet import sizing
-from modelfleet.plan import FleetPlan, ModelPlan
+from modelfleet.plan import FleetPlan
 
 # The ECS GPU-optimized AL2023 AMI, resolved at deploy time so a new AMI shows in preview.
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html
@@ -31,17 +30,6 @@ USER_DATA = Path(__file__).resolve().parent / "scripts" / "gpu-host-userdata.sh"
 def user_data(cluster_name: str) -> str:
     script = USER_DATA.read_text().replace("__ECS_CLUSTER__", cluster_name)
     return base64.b64encode(script.encode()).decode()
-
-
-def capacity_groups(plan: FleetPlan) -> dict[tuple[str, str], list[ModelPlan]]:
-    groups: dict[tuple[str, str], list[ModelPlan]] = defaultdict(list)
-    for m in plan.models:
-        groups[(m.instance_type, m.capacity)].append(m)
-    return dict(groups)
-
-
-def group_key(instance_type: str, capacity: str) -> str:
-    return f"{instance_type.replace('.', '-')}-{capacity}"
 
 
 @dataclass(frozen=True)
@@ -100,8 +88,8 @@ class GpuCapacity(pulumi.ComponentResource):
         self.capacity_provider = {}
         self.asg_names = {}
         providers: list[pulumi.Output[str]] = []
-        for (itype, capacity), models in capacity_groups(plan).items():
-            key = group_key(itype, capacity)
+        for key, models in plan.capacity_groups.items():
+            itype, capacity = models[0].instance_type, models[0].capacity
             lt = aws.ec2.LaunchTemplate(
                 f"{name}-{key}-lt",
                 image_id=ami.value,

@@ -20,7 +20,7 @@ from modelfleet.plan import FleetPlan
 
 DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 # GPU hosts are x86_64 (g4dn/g5/g6/g6e/p4/p5), whatever machine runs the build.
-PLATFORM = "linux/amd64"
+PLATFORM = docker_build.Platform.LINUX_AMD64
 _IGNORED = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 
 
@@ -81,7 +81,7 @@ class Images(pulumi.ComponentResource):
             image_res = docker_build.Image(
                 f"{name}-{role}-image",
                 context={"location": str(context)},
-                platforms=[docker_build.Platform.LINUX_AMD64],
+                platforms=[PLATFORM],
                 push=True,
                 tags=[tag],
                 registries=[

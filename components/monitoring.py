@@ -128,9 +128,9 @@ class Monitoring(pulumi.ComponentResource):
         }
         specs: list[dict[str, Any]] = []
         for m in plan.models:
-            specs += model_alarms(plan, m, dims[m.name])
+            specs += model_alarms(c, m, dims[m.name])
         specs += stack_alarms(
-            plan, args.load_balancer, args.file_system_id, args.cluster_name, args.asg_names
+            c, args.load_balancer, args.file_system_id, args.cluster_name, args.asg_names
         )
         for spec in specs:
             aws.cloudwatch.MetricAlarm(

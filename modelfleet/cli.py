@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -351,11 +350,8 @@ def _print_verdict(verdict: Any) -> None:
 
 
 def main() -> None:
-    try:
-        app()
-    except sizing.SizingError as exc:  # pragma: no cover - build_plan wraps these
-        err.print(f"error: {escape(str(exc))}")
-        sys.exit(EXIT_BAD_INPUT)
+    # build_plan turns every SizingError into a ConfigError, which the commands report.
+    app()
 
 
 if __name__ == "__main__":

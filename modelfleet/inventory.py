@@ -16,13 +16,6 @@ from modelfleet.plan import FleetPlan
 Resource = tuple[str, str]
 
 
-def _groups(plan: FleetPlan) -> list[str]:
-    seen: dict[tuple[str, str], None] = {}
-    for m in plan.models:
-        seen[(m.instance_type, m.capacity)] = None
-    return [f"{i.replace('.', '-')}-{c}" for i, c in seen]
-
-
 def _network(plan: FleetPlan, n: str) -> list[Resource]:
     c = plan.config
     if c.network.vpc_id is not None:
@@ -140,7 +133,7 @@ def _gpu(plan: FleetPlan, n: str) -> list[Resource]:
         ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", f"{n}-host-policy-1"),
         ("aws:iam/instanceProfile:InstanceProfile", f"{n}-host-profile"),
     ]
-    for key in _groups(plan):
+    for key in plan.capacity_groups:
         out += [
             ("aws:ec2/launchTemplate:LaunchTemplate", f"{n}-{key}-lt"),
             ("aws:autoscaling/group:Group", f"{n}-{key}-asg"),
@@ -237,8 +230,8 @@ def _monitoring(plan: FleetPlan, n: str) -> list[Resource]:
             for i in range(len(c.alarms.emails))]  # fmt: skip
     specs = []
     for m in plan.models:
-        specs += model_alarms(plan, m, ModelDims("", "", "", ""))
-    specs += stack_alarms(plan, "", "", "", dict.fromkeys(_groups(plan), ""))
+        specs += model_alarms(c, m, ModelDims("", "", "", ""))
+    specs += stack_alarms(c, "", "", "", dict.fromkeys(plan.capacity_groups, ""))
     out += [("aws:cloudwatch/metricAlarm:MetricAlarm",
              f"{n}-{s['AlarmName'].removeprefix(c.prefix + '-')}") for s in specs]  # fmt: skip
     out.append(("aws:cloudwatch/dashboard:Dashboard", f"{n}-dashboard"))

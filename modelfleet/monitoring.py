@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelfleet.config import StackConfig
 from modelfleet.containers import EMF_NAMESPACE
 from modelfleet.plan import STARTUP_MARGIN, FleetPlan, ModelPlan
 
@@ -54,8 +55,8 @@ def _expr(qid: str, expression: str, label: str) -> dict[str, Any]:
     return {"Id": qid, "Expression": expression, "Label": label, "ReturnData": True}
 
 
-def alarm_name(plan: FleetPlan, scope: str, kind: str) -> str:
-    return f"{plan.config.prefix}-{scope}-{kind}"
+def alarm_name(config: StackConfig, scope: str, kind: str) -> str:
+    return f"{config.prefix}-{scope}-{kind}"
 
 
 def below_desired_periods(m: ModelPlan) -> int:
@@ -63,14 +64,14 @@ def below_desired_periods(m: ModelPlan) -> int:
     return max(5, math.ceil(m.cold_start_s * STARTUP_MARGIN / 60))
 
 
-def model_alarms(plan: FleetPlan, m: ModelPlan, d: ModelDims) -> list[dict[str, Any]]:
-    a = plan.config.alarms
+def model_alarms(config: StackConfig, m: ModelPlan, d: ModelDims) -> list[dict[str, Any]]:
+    a = config.alarms
     tg = _dims(TargetGroup=d.target_group, LoadBalancer=d.load_balancer)
     svc = _dims(ClusterName=d.cluster, ServiceName=d.service)
     name = m.name
     return [
         {
-            "AlarmName": alarm_name(plan, name, "5xx-rate"),
+            "AlarmName": alarm_name(config, name, "5xx-rate"),
             "AlarmDescription": f"{name}: more than {a.error_rate_percent:g} % of requests "
             "answered 5xx by the sidecar or vLLM",
             "Metrics": [
@@ -85,7 +86,7 @@ def model_alarms(plan: FleetPlan, m: ModelPlan, d: ModelDims) -> list[dict[str, 
             "TreatMissingData": "notBreaching",
         },
         {
-            "AlarmName": alarm_name(plan, name, "unhealthy-targets"),
+            "AlarmName": alarm_name(config, name, "unhealthy-targets"),
             "AlarmDescription": f"{name}: a registered replica fails /ready (vLLM down or stuck)",
             "Namespace": ALB,
             "MetricName": "UnHealthyHostCount",
@@ -99,7 +100,7 @@ def model_alarms(plan: FleetPlan, m: ModelPlan, d: ModelDims) -> list[dict[str, 
             "TreatMissingData": "notBreaching",
         },
         {
-            "AlarmName": alarm_name(plan, name, "p99-latency"),
+            "AlarmName": alarm_name(config, name, "p99-latency"),
             "AlarmDescription": f"{name}: p99 time to response headers above "
             f"{a.p99_latency_seconds:g} s (queueing or prefill backlog)",
             "Namespace": ALB,
@@ -114,7 +115,7 @@ def model_alarms(plan: FleetPlan, m: ModelPlan, d: ModelDims) -> list[dict[str, 
             "TreatMissingData": "notBreaching",
         },
         {
-            "AlarmName": alarm_name(plan, name, "queue-depth"),
+            "AlarmName": alarm_name(config, name, "queue-depth"),
             "AlarmDescription": f"{name}: more than {a.queue_depth} requests waiting per "
             "replica; autoscaling is at max or cannot get GPUs",
             "Namespace": EMF_NAMESPACE,
@@ -131,7 +132,7 @@ def model_alarms(plan: FleetPlan, m: ModelPlan, d: ModelDims) -> list[dict[str, 
         {
             # Running below desired, not below replicas.min: desired is 0 inside the
             # scheduled scale-down window, so the alarm stays quiet there by construction.
-            "AlarmName": alarm_name(plan, name, "tasks-below-desired"),
+            "AlarmName": alarm_name(config, name, "tasks-below-desired"),
             "AlarmDescription": f"{name}: fewer replicas running than desired for longer "
             f"than a cold start ({below_desired_periods(m)} min)",
             "Metrics": [
@@ -146,7 +147,7 @@ def model_alarms(plan: FleetPlan, m: ModelPlan, d: ModelDims) -> list[dict[str, 
             "TreatMissingData": "notBreaching",
         },
         {
-            "AlarmName": alarm_name(plan, name, "idle-gpus"),
+            "AlarmName": alarm_name(config, name, "idle-gpus"),
             "AlarmDescription": f"{name}: replicas running for two hours with no requests "
             "(paid GPUs idle: lower replicas.min or add a schedule)",
             "Metrics": [
@@ -164,11 +165,15 @@ def model_alarms(plan: FleetPlan, m: ModelPlan, d: ModelDims) -> list[dict[str, 
 
 
 def stack_alarms(
-    plan: FleetPlan, load_balancer: Any, file_system: Any, cluster: Any, asgs: Mapping[str, Any]
+    config: StackConfig,
+    load_balancer: Any,
+    file_system: Any,
+    cluster: Any,
+    asgs: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {
-            "AlarmName": alarm_name(plan, "alb", "5xx"),
+            "AlarmName": alarm_name(config, "alb", "5xx"),
             "AlarmDescription": "ALB answered 5xx itself (no healthy target, timeouts)",
             "Namespace": ALB,
             "MetricName": "HTTPCode_ELB_5XX_Count",
@@ -181,7 +186,7 @@ def stack_alarms(
             "TreatMissingData": "notBreaching",
         },
         {
-            "AlarmName": alarm_name(plan, "efs", "io-limit"),
+            "AlarmName": alarm_name(config, "efs", "io-limit"),
             "AlarmDescription": "Model cache at its I/O limit: cold starts will slow down",
             "Namespace": "AWS/EFS",
             "MetricName": "PercentIOLimit",
@@ -199,7 +204,7 @@ def stack_alarms(
             {
                 # GPU hosts in service while tasks reserve under half their GPUs for an hour:
                 # instances that managed scaling failed to release, or stuck placements.
-                "AlarmName": alarm_name(plan, key, "gpu-waste"),
+                "AlarmName": alarm_name(config, key, "gpu-waste"),
                 "AlarmDescription": f"{key}: GPU instances running with under half their "
                 "GPUs reserved by tasks for an hour",
                 "Metrics": [
@@ -229,6 +234,46 @@ def stack_alarms(
             }
         )
     return out
+
+
+def wake_alarm(config: StackConfig, m: ModelPlan, d: ModelDims) -> dict[str, Any]:
+    """For `replicas.min: 0`: with no task there is no queue metric, so a request arriving at
+    the ALB while nothing runs is the signal to start one replica."""
+    return {
+        "AlarmName": alarm_name(config, m.name, "wake"),
+        "AlarmDescription": f"{m.name}: requests arrived while scaled to zero; start one replica",
+        "Metrics": [
+            _stat(
+                "requests",
+                ALB,
+                "RequestCount",
+                _dims(TargetGroup=d.target_group, LoadBalancer=d.load_balancer),
+                "Sum",
+            ),
+            _stat(
+                "running",
+                INSIGHTS,
+                "RunningTaskCount",
+                _dims(ClusterName=d.cluster, ServiceName=d.service),
+                "Maximum",
+            ),
+            # Only from zero: above it, queue-depth tracking decides.
+            _expr("wake", "IF(FILL(requests, 0) > 0 AND FILL(running, 0) < 1, 1, 0)", "wake"),
+        ],
+        "EvaluationPeriods": 1,
+        "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+
+
+def alarm_count(config: StackConfig, models: list[ModelPlan], capacity_groups: int) -> int:
+    """How many alarms the stack creates (for its CloudWatch bill)."""
+    blank = ModelDims("", "", "", "")
+    per_model = sum(len(model_alarms(config, m, blank)) for m in models)
+    wake = sum(1 for m in models if m.replicas_min == 0)
+    shared = len(stack_alarms(config, "", "", "", {str(i): "" for i in range(capacity_groups)}))
+    return per_model + wake + shared
 
 
 def dashboard_body(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 
-from fetcher.paths import model_dir as _fetcher_model_dir
-
 
 def short_name(name: str, limit: int = 12) -> str:
     """A model name short enough for AWS's 32-character names, still unique per stack."""
@@ -13,11 +11,6 @@ def short_name(name: str, limit: int = 12) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:4]
     return f"{name[: limit - 5].rstrip('-')}-{digest}"
-
-
-def model_dir(source: str, root: str) -> str:
-    """Where the fetcher puts a source under `root`: one rule, owned by the fetcher."""
-    return _fetcher_model_dir(source, root)
 
 
 # Target groups and load balancers take Pulumi's auto-name (logical name + 8 characters, so a

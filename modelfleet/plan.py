@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fetcher.paths import model_dir
 from fetcher.source import HfSource, parse_source
 
 from modelfleet import cost, sizing
@@ -23,7 +24,7 @@ from modelfleet.config import (
 )
 from modelfleet.cron import parse_cron, running_fraction, starts_per_month
 from modelfleet.limits import ECS_HEALTHCHECK, check_limits
-from modelfleet.naming import model_dir, short_name
+from modelfleet.naming import short_name
 
 MODELS_MOUNT = "/models"
 VLLM_PORT = 8000
@@ -141,6 +142,15 @@ class SharedCost:
         )
 
 
+def capacity_groups(models: list[ModelPlan]) -> dict[str, list[ModelPlan]]:
+    """Models sharing GPU capacity (one ASG and capacity provider): same instance type and
+    capacity mode, keyed `g6e-xlarge-mixed`, in the order the models come."""
+    groups: dict[str, list[ModelPlan]] = {}
+    for m in models:
+        groups.setdefault(f"{m.instance_type.replace('.', '-')}-{m.capacity}", []).append(m)
+    return groups
+
+
 @dataclass(frozen=True)
 class FleetPlan:
     config: StackConfig
@@ -160,6 +170,10 @@ class FleetPlan:
 
     def model(self, name: str) -> ModelPlan:
         return next(m for m in self.models if m.name == name)
+
+    @property
+    def capacity_groups(self) -> dict[str, list[ModelPlan]]:
+        return capacity_groups(self.models)
 
     def to_dict(self) -> dict[str, Any]:
         c = self.config
@@ -401,21 +415,21 @@ GATED_HUB_ORGS = frozenset({"meta-llama", "mistralai"})
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "monitoring")
 
 
-def _shared_cost(
-    stack: StackConfig, models: list[ModelPlan], endpoints: list[str], fraction: float
-) -> SharedCost:
+def _shared_cost(stack: StackConfig, models: list[ModelPlan], endpoints: list[str]) -> SharedCost:
+    """Infrastructure that runs all month, schedule or not."""
+    # The alarms are built from the models' plans, so that module imports this one.
+    from modelfleet.monitoring import alarm_count
+
     p = cost.PRICES
     h = cost.HOURS_PER_MONTH
     gb = sum(m.weights_gib * 1024**3 / 1e9 for m in models)
-    starts = []
-    for m in models:
-        if stack.schedule is not None:
-            per_month = starts_per_month(
-                stack.schedule.scale_down, stack.schedule.scale_up, cost.HOURS_PER_MONTH
-            )
-        else:
-            per_month = cost.STARTS_PER_MONTH_UNSCHEDULED
-        starts.append((m, max(m.replicas_min, 1) * per_month))
+    if stack.schedule is not None:
+        per_month = starts_per_month(
+            stack.schedule.scale_down, stack.schedule.scale_up, cost.HOURS_PER_MONTH
+        )
+    else:
+        per_month = cost.STARTS_PER_MONTH_UNSCHEDULED
+    starts = [(m, max(m.replicas_min, 1) * per_month) for m in models]
     efs_reads = sum(m.weights_gib * 1024**3 / 1e9 * n for m, n in starts)
     efs = gb * p["efs_storage_gb_month"].usd + efs_reads * p["efs_elastic_read_gb"].usd
     alb = h * (p["alb_hour"].usd + cost.ASSUMED_LCUS * p["alb_lcu_hour"].usd)
@@ -429,12 +443,11 @@ def _shared_cost(
         else len(stack.network.private_subnet_ids)
     )
     ep = len(endpoints) * azs * h * p["endpoint_az_hour"].usd
-    alarms = 5 + 5 * len(models)
+    alarms = alarm_count(stack, models, len(capacity_groups(models)))
     metrics = 2 * len(models)
     mon = alarms * p["alarm_month"].usd + p["dashboard_month"].usd + metrics * p["metric_month"].usd
     secrets = 1 + (1 if stack.hf_token else 0) + (1 if stack.gateway.fallback else 0)
     keys = 2 * p["kms_key_month"].usd + secrets * p["secret_month"].usd
-    del fraction  # shared infrastructure runs all month, schedule or not
     return SharedCost(efs, alb, nat, ep, mon, keys)
 
 
@@ -457,7 +470,7 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
         if (stack.environment is Environment.PROD and stack.network.vpc_id is None)
         else []
     )
-    shared = _shared_cost(stack, models, endpoints, fraction)
+    shared = _shared_cost(stack, models, endpoints)
     notes = []
     gated = [
         m.name

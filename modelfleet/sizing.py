@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from modelfleet.catalog import InstanceType, ModelArch
+from modelfleet.catalog import INSTANCE_TYPES, InstanceType, ModelArch
 
 GIB = 1024**3
 MIB = 1024**2
@@ -236,8 +236,6 @@ def _explain(fit: Fit, max_model_len: int, instance: InstanceType) -> str:
 def _alternatives(
     arch: ModelArch, dtype: str, kv_cache_dtype: str, max_model_len: int, util: float
 ) -> list[str]:
-    from modelfleet.catalog import INSTANCE_TYPES
-
     out: list[tuple[float, str]] = []
     for it in INSTANCE_TYPES.values():
         if dtype not in it.gpu.dtypes:

@@ -9,6 +9,7 @@ from infra_support import SHIPPED, plan_of
 
 from components.harness import Run, run_stack
 from modelfleet.inventory import inventory
+from modelfleet.monitoring import alarm_count
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -18,6 +19,7 @@ FIXTURE_OF = {
     "Pulumi.prod.yaml": "prod",
     "Pulumi.search-staging.yaml": "staging",
 }
+STACK_FILE = {name: next(p for p in SHIPPED if p.name == f) for f, name in FIXTURE_OF.items()}
 
 
 def _recorded(run: Run) -> list[tuple[str, str]]:
@@ -61,3 +63,13 @@ def test_variants_exercise_the_optional_branches(
     assert any(n.endswith("-secrets-fallback-api-key") for n in names)
     assert any(n.endswith("-secrets-hf-token") for n in names)
     assert any(n.endswith("-from-zero-alarm") for n in (r.name for r in zero_stack[1].resources))
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod", "staging", "zero_stack"])
+def test_priced_alarms_are_the_created_alarms(request: pytest.FixtureRequest, variant: str) -> None:
+    """The plan's CloudWatch bill counts exactly the alarms the program creates."""
+    value = request.getfixturevalue(variant)
+    path, run = value if isinstance(value, tuple) else (None, value)
+    plan = plan_of(path) if path else plan_of(STACK_FILE[variant])
+    created = len(run.by_type("aws:cloudwatch/metricAlarm:MetricAlarm"))
+    assert alarm_count(plan.config, plan.models, len(plan.capacity_groups)) == created

@@ -253,9 +253,9 @@ def _string_dims_alarms(plan: FleetPlan) -> list[dict[str, Any]]:
             cluster="mf-cluster",
             service=service_name(plan, m),
         )
-        specs += model_alarms(plan, m, dims)
-    groups = {f"{m.instance_type.replace('.', '-')}-{m.capacity}": "asg-1" for m in plan.models}
-    specs += stack_alarms(plan, "app/mf-alb/0123456789abcdef", "fs-0123456789", "mf", groups)
+        specs += model_alarms(plan.config, m, dims)
+    groups = dict.fromkeys(plan.capacity_groups, "asg-1")
+    specs += stack_alarms(plan.config, "app/mf-alb/0123456789abcdef", "fs-0123456789", "mf", groups)
     return specs
 
 

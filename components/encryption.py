@@ -55,6 +55,26 @@ class Encryption(pulumi.ComponentResource):
                         "Resource": "*",
                         "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
                     },
+                    {
+                        # ECR's pull-through cache reads the Docker Hub credentials' secret
+                        # through Secrets Manager as its service-linked role, which exists only
+                        # once the first rule does: named by condition, not as a principal.
+                        "Sid": "EcrPullThroughCacheReadsCredentials",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": "*"},
+                        "Action": "kms:Decrypt",
+                        "Resource": "*",
+                        "Condition": {
+                            "StringEquals": {
+                                "kms:CallerAccount": args.account_id,
+                                "kms:ViaService": f"secretsmanager.{c.region}.amazonaws.com",
+                            },
+                            "ArnLike": {
+                                "aws:PrincipalArn": f"arn:{args.partition}:iam::{args.account_id}"
+                                ":role/aws-service-role/pullthroughcache.ecr.amazonaws.com/*"
+                            },
+                        },
+                    },
                 ]
             ),
             tags=stack_tags(c),

@@ -16,6 +16,7 @@ from components.ecs.inference_service import InferenceService, InferenceServiceA
 from components.ecs.prewarm import Prewarm, PrewarmArgs
 from components.ecs.task_roles import TaskRoles, TaskRolesArgs
 from components.encryption import Encryption, EncryptionArgs
+from components.engine_image import EngineImage, EngineImageArgs
 from components.images import Images, ImagesArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.model_cache import ModelCache, ModelCacheArgs
@@ -66,9 +67,22 @@ class Fleet(pulumi.ComponentResource):
         )
         secrets = Secrets(ids.secrets.component, SecretsArgs(plan, keys.key_arn), mine)
         images = Images(ids.images.component, ImagesArgs(plan, keys.key_arn), mine)
+        engine = EngineImage(
+            ids.engine_image.component,
+            EngineImageArgs(plan, keys.key_arn, identity.account_id, partition, args.aws_session),
+            mine,
+        )
         gpus = GpuCapacity(
             ids.gpu.component,
-            GpuCapacityArgs(plan, net.private_subnet_ids, sec.hosts_sg_id, partition),
+            GpuCapacityArgs(
+                plan,
+                net.private_subnet_ids,
+                sec.hosts_sg_id,
+                partition,
+                account_id=identity.account_id,
+                kms_key_arn=keys.key_arn,
+                images=[engine.reference, images.sidecar, images.fetcher],
+            ),
             mine,
         )
         roles = TaskRoles(
@@ -80,6 +94,8 @@ class Fleet(pulumi.ComponentResource):
                 {n: ap.arn for n, ap in cache.access_points.items()},
                 keys.key_arn,
                 dict(secrets.arns),
+                {n: ap.arn for n, ap in cache.compile_access_points.items()},
+                identity.account_id,
             ),
             mine,
         )
@@ -117,12 +133,14 @@ class Fleet(pulumi.ComponentResource):
                     model=m,
                     region=c.region,
                     cluster_arn=gpus.cluster_arn,
-                    capacity_provider=gpus.capacity_provider[m.name],
+                    capacity_providers=dict(gpus.capacity_provider),
                     subnet_ids=net.private_subnet_ids,
                     tasks_sg_id=sec.tasks_sg_id,
                     target_group_arn=lb.target_groups[m.name].arn,
                     file_system_id=cache.file_system_id,
                     access_point_id=cache.access_points[m.name].id,
+                    compile_access_point_id=cache.compile_access_points[m.name].id,
+                    engine_image=engine.reference,
                     execution_role_arn=roles.execution_role_arn[m.name],
                     task_role_arn=roles.task_role_arn[m.name],
                     sidecar_image=images.sidecar,
@@ -148,7 +166,7 @@ class Fleet(pulumi.ComponentResource):
             self.endpoints[m.name] = pulumi.Output.concat(
                 f"{scheme}://", lb.dns_name, f"/{m.name}/v1"
             )
-        asgs = {key: gpus.asg_names[g.models[0]] for key, g in plan.capacity.items()}
+        asgs = dict(gpus.asg_names)
         monitoring = Monitoring(
             ids.monitoring.component,
             MonitoringArgs(

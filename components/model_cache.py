@@ -1,7 +1,10 @@
-"""The model cache: EFS, encrypted with the stack's key, one access point per model.
+"""The model cache: EFS, encrypted with the stack's key, two access points per model.
 
 Weights are written once (pre-warm at `pulumi up`, guarded again at each task start) and read
-by every replica, so a scale-out loads from inside the VPC instead of the internet.
+by every replica, so a scale-out loads from inside the VPC instead of the internet. A second,
+writable access point per model holds vLLM's compile cache (VLLM_CACHE_ROOT) under a
+directory named for the engine version, so only the first start of a model on an engine
+version compiles; the vLLM container mounts the weights read-only and only this one writable.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class ModelCache(pulumi.ComponentResource):
     file_system_id: pulumi.Output[str]
     file_system_arn: pulumi.Output[str]
     access_points: dict[str, aws.efs.AccessPoint]
+    compile_access_points: dict[str, aws.efs.AccessPoint]
 
     def __init__(
         self, name: str, args: ModelCacheArgs, opts: pulumi.ResourceOptions | None = None
@@ -113,6 +117,31 @@ class ModelCache(pulumi.ComponentResource):
                 tags={**tags, "Name": f"{c.prefix}-{m.name}", "modelfleet:model": m.name},
                 opts=child(self),
             )
+        self.compile_access_points = {}
+        for m in args.plan.models:
+            # vLLM keys its artifacts by a hash of the model, its config and the code inside this
+            # directory (vllm/compilation/backends.py: VLLM_CACHE_ROOT/torch_compile_cache/
+            # <hash>/rank_<r>_<dp>); the directory per engine version lets an upgrade start
+            # clean and the old version's directory be removed with it.
+            self.compile_access_points[m.name] = aws.efs.AccessPoint(
+                ids.compile_access_points[m.name].name,
+                file_system_id=fs.id,
+                posix_user={"uid": MODEL_UID, "gid": MODEL_GID},
+                root_directory={
+                    "path": m.compile_cache_path,
+                    "creation_info": {
+                        "owner_uid": MODEL_UID,
+                        "owner_gid": MODEL_GID,
+                        "permissions": "0755",
+                    },
+                },
+                tags={
+                    **tags,
+                    "Name": f"{c.prefix}-{m.name}-compile",
+                    "modelfleet:model": m.name,
+                },
+                opts=child(self),
+            )
         # A task that mounts the file system in an AZ without a mount target fails to start:
         # the pre-warm run and the services get the id only once every mount target exists.
         self.file_system_id = pulumi.Output.all(fs.id, *[m.id for m in mounts]).apply(
@@ -122,10 +151,14 @@ class ModelCache(pulumi.ComponentResource):
         self.register_outputs({"file_system_id": fs.id})
 
 
-def efs_volume(file_system_id: pulumi.Input[str], access_point_id: pulumi.Input[str]) -> Any:
-    """A task volume on one model's access point: TLS in transit, IAM-authorized mount."""
+def efs_volume(
+    file_system_id: pulumi.Input[str],
+    access_point_id: pulumi.Input[str],
+    name: str = MODELS_VOLUME,
+) -> Any:
+    """A task volume on one access point: TLS in transit, IAM-authorized mount."""
     return {
-        "name": MODELS_VOLUME,
+        "name": name,
         "efs_volume_configuration": {
             "file_system_id": file_system_id,
             "root_directory": "/",

@@ -258,6 +258,9 @@ RESERVED_VLLM_FLAGS = frozenset(
         "--lora-modules",
         "--max-num-seqs",
         "--download-dir",
+        # How weights are read from the network file system: the plan picks it with the
+        # task memory that must hold what it buffers (modelfleet/coldstart.py).
+        "--safetensors-load-strategy",
     }
 )
 
@@ -288,7 +291,7 @@ class ModelConfig(_Model):
                 raise ValueError(
                     f"{flag} is set by modelfleet from the plan; use the matching stack key "
                     "(maxModelLen, tensorParallel, gpuMemoryUtilization, dtype, maxNumSeqs, "
-                    "loraAdapters)"
+                    "loraAdapters); the weight-load strategy follows the task's memory"
                 )
         return args
 
@@ -396,6 +399,17 @@ class ImagesConfig(_Model):
     # pushes them to ECR repositories of the stack.
     sidecar: PinnedImage | None = None
     fetcher: PinnedImage | None = None
+    # Docker Hub credentials ("username:accessToken", a Pulumi secret) for the ECR pull-through
+    # cache that keeps the engine image inside the stack's region. Without them a Docker Hub
+    # engine image is pulled from Docker Hub through NAT at every cold start.
+    docker_hub_credentials: Secret | None = None
+
+
+class ColdStartConfig(_Model):
+    # On-demand GPU groups keep stopped, pre-initialized instances (engine image pulled) in an
+    # Auto Scaling warm pool; false launches every instance cold. Their volumes cost while
+    # stopped (see `modelfleet cost`).
+    warm_pool: bool = True
 
 
 class PricingConfig(_Model):
@@ -431,6 +445,7 @@ class StackConfig(_Model):
     alarms: AlarmsConfig = AlarmsConfig()
     autoscaling: AutoscalingConfig = AutoscalingConfig()
     images: ImagesConfig = ImagesConfig()
+    cold_start: ColdStartConfig = ColdStartConfig()
     pricing: PricingConfig = PricingConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
     log_retention_days: int | None = None
@@ -512,6 +527,7 @@ class StackConfig(_Model):
 # Top-level keys whose whole value is a secret when it arrives from the engine.
 SECRET_PATHS = {
     ("gateway", "apiKeys"),
+    ("images", "dockerHubCredentials"),
     ("gateway", "fallback", "apiKey"),
     ("hfToken",),
 }
@@ -548,7 +564,7 @@ def _describe(err: Any) -> str:
 
 
 def _secretish(loc: tuple[int | str, ...]) -> bool:
-    return any(str(p) in {"apiKeys", "apiKey", "hfToken"} for p in loc)
+    return any(str(p) in {"apiKeys", "apiKey", "hfToken", "dockerHubCredentials"} for p in loc)
 
 
 def _unwrap_secure(value: Any, path: tuple[str, ...], problems: list[str]) -> Any:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelfleet.contract import (
+    COMPILE_CACHE_MOUNT,
+    COMPILE_CACHE_VOLUME,
     EMF_NAMESPACE,
     FETCHER_CPU_UNITS,
     FETCHER_MEMORY_MIB,
@@ -117,6 +119,13 @@ def total_timeout(plan: FleetPlan, m: ModelPlan) -> int:
     return min(MAX_REQUEST_SECONDS, first_byte_timeout(plan) + math.ceil(longest / 60) * 60)
 
 
+def engine_start_s(m: ModelPlan) -> float:
+    """From vLLM's container start to ready, as the warm start expects it."""
+    if m.cold_start is None:
+        return m.container_start_s
+    return m.cold_start.warm.container_start_s
+
+
 def _http_probe(port: int, path: str) -> list[str]:
     # python3 is in both images (vLLM's and ours); curl is not guaranteed in either.
     return [
@@ -151,7 +160,14 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         ],
         "mountPoints": [
             # Read-only: serving never writes weights; only the fetcher does.
-            {"sourceVolume": MODELS_VOLUME, "containerPath": MODELS_MOUNT, "readOnly": True}
+            {"sourceVolume": MODELS_VOLUME, "containerPath": MODELS_MOUNT, "readOnly": True},
+            # vLLM's compile cache, the one place it writes: a second access point per model
+            # and engine version, mounted in this container only.
+            {
+                "sourceVolume": COMPILE_CACHE_VOLUME,
+                "containerPath": COMPILE_CACHE_MOUNT,
+                "readOnly": False,
+            },
         ],
         "dependsOn": [{"containerName": f["name"], "condition": "SUCCESS"} for f in fetchers],
         "environment": _env(
@@ -160,6 +176,10 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
                 "HF_HUB_OFFLINE": "1",
                 "VLLM_NO_USAGE_STATS": "1",
                 "DO_NOT_TRACK": "1",
+                # torch.compile artifacts persist here (vllm/envs.py VLLM_CACHE_ROOT; vLLM
+                # writes VLLM_CACHE_ROOT/torch_compile_cache/<hash>/rank_<r>_<dp>), so a start
+                # after the first one loads them instead of compiling.
+                "VLLM_CACHE_ROOT": COMPILE_CACHE_MOUNT,
             }
         ),
         "healthCheck": {
@@ -190,6 +210,9 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "SIDECAR_FIRST_BYTE_TIMEOUT": str(first_byte_timeout(plan)),
         "SIDECAR_TOTAL_TIMEOUT": str(total_timeout(plan, m)),
         "SIDECAR_SERVICE_NAME": m.service_name,
+        # The engine's expected start once its container runs (weights + engine, compile
+        # cache warm): the gateway's Retry-After while vLLM is not ready yet.
+        "SIDECAR_ENGINE_START_SECONDS": str(math.ceil(engine_start_s(m))),
         "SIDECAR_MODEL_NAME": m.name,
         "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,
         # Below the ALB idle timeout, so a slow first token never looks like a dead connection.

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 MODELS_MOUNT = "/models"
 MODELS_VOLUME = "models"
+# vLLM's compile cache (VLLM_CACHE_ROOT): a second, writable access point, mounted in the
+# vLLM container only; the weights volume stays read-only.
+COMPILE_CACHE_MOUNT = "/vllm-cache"
+COMPILE_CACHE_VOLUME = "compile-cache"
 VLLM_PORT = 8000
 SIDECAR_PORT = 8080
 READY_PATH = "/ready"

@@ -63,6 +63,14 @@ PRICES: dict[str, Price] = {
     "secret_month": Price(
         0.40, "secret-month", Source("https://aws.amazon.com/secrets-manager/pricing/", _READ)
     ),
+    # A warm pool's stopped instances pay for their root volumes only.
+    "ebs_gp3_gb_month": Price(
+        0.08, "GB-month, gp3", Source("https://aws.amazon.com/ebs/pricing/", "2026-12-01")
+    ),
+    # The pull-through cache's copy of the engine image.
+    "ecr_storage_gb_month": Price(
+        0.10, "GB-month, ECR storage", Source("https://aws.amazon.com/ecr/pricing/", "2026-12-01")
+    ),
 }
 
 # One LCU on average: a serving ALB carries few, long requests; LCUs are billed on the largest

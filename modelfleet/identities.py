@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 
@@ -84,6 +84,8 @@ T_SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"  # noqa: S10
 T_ECR = "aws:ecr/repository:Repository"
 T_ECR_LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
 T_IMAGE = "docker-build:index:Image"
+T_PULL_THROUGH = "aws:ecr/pullThroughCacheRule:PullThroughCacheRule"
+T_CREATION_TEMPLATE = "aws:ecr/repositoryCreationTemplate:RepositoryCreationTemplate"
 T_ECS_CLUSTER = "aws:ecs/cluster:Cluster"
 T_LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 T_ASG = "aws:autoscaling/group:Group"
@@ -186,6 +188,8 @@ class CacheIds:
     # Mount targets per AZ slot (private subnet), access points per model name.
     mounts: tuple[Res, ...]
     access_points: Mapping[str, Res]
+    # vLLM's compile cache, writable, per model name (its path names the engine version).
+    compile_access_points: Mapping[str, Res] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,21 @@ class ImagesIds:
 
 
 @dataclass(frozen=True)
+class EngineImageIds:
+    """The engine image's pull-through cache: empty (`rule is None`) when the image is used as
+    given."""
+
+    component: str
+    secret: Res | None = None  # ecr-pullthroughcache/..., the Docker Hub credentials
+    secret_version: Res | None = None
+    template_role: Res | None = None  # ECR assumes it to create KMS-encrypted repositories
+    template_role_policy: Res | None = None
+    template: Res | None = None
+    rule: Res | None = None
+    digest: Res | None = None  # resolves the tag's digest at `pulumi up`, when not given
+
+
+@dataclass(frozen=True)
 class CapacityGroupIds:
     launch_template: Res
     asg: Res
@@ -229,6 +248,8 @@ class GpuIds:
     host_profile: Res
     groups: Mapping[str, CapacityGroupIds]  # by capacity group key
     providers: Res
+    # Completing the warm pool's lifecycle hook and pulling through the engine image cache.
+    host_policy: Res | None = None
 
 
 @dataclass(frozen=True)
@@ -305,6 +326,7 @@ class Identities:
     cache: CacheIds
     secrets: SecretsIds
     images: ImagesIds
+    engine_image: EngineImageIds
     gpu: GpuIds
     roles: RolesIds
     load_balancer: LoadBalancerIds
@@ -410,6 +432,9 @@ def cache_ids(prefix: str, mount_targets: int, models: Mapping[str, str]) -> Cac
         policy=Res(T_EFS_POLICY, f"{n}-policy"),
         mounts=tuple(Res(T_MOUNT, f"{n}-mount-{i}") for i in range(mount_targets)),
         access_points={name: Res(T_ACCESS_POINT, f"{n}-{s}-ap") for name, s in models.items()},
+        compile_access_points={
+            name: Res(T_ACCESS_POINT, f"{n}-{s}-compile-ap") for name, s in models.items()
+        },
     )
 
 
@@ -448,6 +473,22 @@ def images_ids(prefix: str, built: Sequence[str]) -> ImagesIds:
     )
 
 
+def engine_image_ids(prefix: str, *, pull_through: bool, resolve_digest: bool) -> EngineImageIds:
+    n = f"{prefix}-engine-image"
+    if not pull_through:
+        return EngineImageIds(n)
+    return EngineImageIds(
+        component=n,
+        secret=Res(T_SECRET, f"{n}-hub-credentials"),
+        secret_version=Res(T_SECRET_VERSION, f"{n}-hub-credentials-value"),
+        template_role=Res(T_ROLE, f"{n}-template-role"),
+        template_role_policy=Res(T_ROLE_POLICY, f"{n}-template-policy"),
+        template=Res(T_CREATION_TEMPLATE, f"{n}-template"),
+        rule=Res(T_PULL_THROUGH, f"{n}-rule"),
+        digest=Res(T_DYNAMIC, f"{n}-digest") if resolve_digest else None,
+    )
+
+
 # Managed policies on the GPU hosts' role, in the order the first release attached them
 # (its logical names were `host-policy-<index>`).
 HOST_POLICIES = (
@@ -456,7 +497,7 @@ HOST_POLICIES = (
 )
 
 
-def gpu_ids(prefix: str, groups: Sequence[str]) -> GpuIds:
+def gpu_ids(prefix: str, groups: Sequence[str], *, host_policy: bool = False) -> GpuIds:
     n = f"{prefix}-gpu"
     return GpuIds(
         component=n,
@@ -480,6 +521,7 @@ def gpu_ids(prefix: str, groups: Sequence[str]) -> GpuIds:
             for key in groups
         },
         providers=Res(T_CLUSTER_PROVIDERS, f"{n}-providers"),
+        host_policy=Res(T_ROLE_POLICY, f"{n}-host-inline") if host_policy else None,
     )
 
 

@@ -73,8 +73,10 @@ def alarm_name(config: StackConfig, scope: str, kind: str) -> str:
 
 
 def below_desired_periods(m: ModelPlan) -> int:
-    """Running below desired is normal for one cold start; longer is an outage."""
-    return max(5, math.ceil(m.cold_start_s * STARTUP_MARGIN / 60))
+    """Running below desired is normal for one cold start; longer is an outage. The window
+    covers the slowest start the fleet makes on purpose: the first one (new instance, image
+    pull, compile), not the warm start it usually gets."""
+    return max(5, math.ceil(max(m.cold_start_s, m.first_start_s) * STARTUP_MARGIN / 60))
 
 
 def model_alarms(config: StackConfig, m: ModelPlan, d: ModelDims) -> list[dict[str, Any]]:
@@ -249,6 +251,12 @@ def stack_alarms(
     return out
 
 
+# The wake alarm reads the ALB's per-minute RequestCount and fires on one period: the trigger
+# a request-caused wake-up waits for before its capacity request (modelfleet/coldstart.py).
+WAKE_PERIOD_S = 60
+WAKE_EVALUATION_PERIODS = 1
+
+
 def wake_alarm(config: StackConfig, m: ModelPlan, d: ModelDims) -> dict[str, Any]:
     """For `replicas.min: 0`: with no task there is no queue metric, so a request arriving at
     the ALB while nothing runs is the signal to start one replica."""
@@ -262,6 +270,7 @@ def wake_alarm(config: StackConfig, m: ModelPlan, d: ModelDims) -> dict[str, Any
                 "RequestCount",
                 _dims(TargetGroup=d.target_group, LoadBalancer=d.load_balancer),
                 "Sum",
+                WAKE_PERIOD_S,
             ),
             _stat(
                 "running",
@@ -269,11 +278,12 @@ def wake_alarm(config: StackConfig, m: ModelPlan, d: ModelDims) -> dict[str, Any
                 "RunningTaskCount",
                 _dims(ClusterName=d.cluster, ServiceName=d.service),
                 "Maximum",
+                WAKE_PERIOD_S,
             ),
             # Only from zero: above it, queue-depth tracking decides.
             _expr("wake", "IF(FILL(requests, 0) > 0 AND FILL(running, 0) < 1, 1, 0)", "wake"),
         ],
-        "EvaluationPeriods": 1,
+        "EvaluationPeriods": WAKE_EVALUATION_PERIODS,
         "Threshold": 1,
         "ComparisonOperator": "GreaterThanOrEqualToThreshold",
         "TreatMissingData": "notBreaching",

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+import re
+from dataclasses import dataclass, replace
 
 from fetcher.paths import model_dir
 from fetcher.source import HfSource, parse_source
 
-from modelfleet import cost, identities, sizing
+from modelfleet import coldstart, cost, identities, sizing
 from modelfleet.catalog import Arch, InstanceType
 from modelfleet.config import (
     Capacity,
@@ -25,6 +27,7 @@ from modelfleet.config import (
     Environment,
     ModelConfig,
     StackConfig,
+    is_encrypted,
 )
 from modelfleet.contract import (
     ECS_REGISTERED_MEMORY_SHARE,
@@ -49,12 +52,14 @@ from modelfleet.limits import (
     TARGET_GROUP_DEREGISTRATION_DELAY,
     check_limits,
 )
-from modelfleet.monitoring import alarm_names
+from modelfleet.monitoring import WAKE_EVALUATION_PERIODS, WAKE_PERIOD_S, alarm_names
 from modelfleet.naming import short_name
 from modelfleet.plan_types import (
     SECRET_SPECS,
     CapacityGroupPlan,
+    CapacityShare,
     DrainPlan,
+    EngineImagePlan,
     FleetPlan,
     HealthCheck,
     ModelCost,
@@ -63,6 +68,7 @@ from modelfleet.plan_types import (
     SecretSpec,
     SharedCost,
     SubnetLayout,
+    WarmPoolPlan,
 )
 
 __all__ = [
@@ -120,7 +126,9 @@ def vllm_health_check(container_start_s: float) -> HealthCheck:
     )
 
 
-def _vllm_command(m: ModelConfig, tp: int, seqs: int, path: str) -> list[str]:
+def _vllm_command(
+    m: ModelConfig, tp: int, seqs: int, path: str, load_strategy: str = "lazy"
+) -> list[str]:
     cmd = [
         "--model",
         path,
@@ -138,6 +146,10 @@ def _vllm_command(m: ModelConfig, tp: int, seqs: int, path: str) -> list[str]:
         f"{m.gpu_memory_utilization:g}",
         "--max-num-seqs",
         str(seqs),
+        # How weights leave the network file system; the task's memory holds what it buffers
+        # (modelfleet/coldstart.py reads vLLM's LoadConfig for the choices).
+        "--safetensors-load-strategy",
+        load_strategy,
     ]
     if m.dtype in (Dtype.BFLOAT16, Dtype.FLOAT16):
         cmd += ["--dtype", m.dtype.value]
@@ -178,9 +190,25 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
     )
     fit, tps = s.fit, s.throughput
     path = model_dir(m.source, MODELS_MOUNT)
-    hc = vllm_health_check(s.cold_start.container_start_s)
-    grace = sizing.round_up(s.cold_start.container_start_s * STARTUP_MARGIN, 30)
     cpu, memory, shm = _task_resources(inst, s.tasks_per_instance, fit.tensor_parallel)
+    # What the others reserve: the sidecar and one fetcher per source (model + adapters);
+    # ECS rejects a task whose containers reserve more than its memory.
+    vllm_memory = memory - SIDECAR_MEMORY_MIB - FETCHER_MEMORY_MIB * (1 + len(m.lora_adapters))
+    warm_pool = stack.cold_start.warm_pool and (
+        m.capacity is Capacity.ON_DEMAND or (m.capacity is Capacity.MIXED and m.replicas.min > 0)
+    )
+    cs = coldstart.plan_cold_start(
+        weights_gib=fit.weights_gib,
+        vllm_memory_mib=vllm_memory,
+        tensor_parallel=fit.tensor_parallel,
+        warm_pool=warm_pool,
+        wake_period_s=WAKE_PERIOD_S,
+        wake_evaluation_periods=WAKE_EVALUATION_PERIODS,
+    )
+    # Health checks and the grace period cover the slowest start made on purpose: the first
+    # one, which compiles (the warm start reads the compile cache and is shorter).
+    hc = vllm_health_check(cs.first.container_start_s)
+    grace = sizing.round_up(cs.first.container_start_s * STARTUP_MARGIN, 30)
 
     on_demand = cost.hourly_price(m.instance_type, stack.pricing.instances)
     n_min = sizing.ceil_div(m.replicas.min, s.tasks_per_instance)
@@ -204,9 +232,18 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
             per_replica, tps.batched_tokens_per_s, 0.5
         ),
     )
-    notes = list(s.notes)
+    notes = list(s.notes) + list(cs.notes)
     if m.replicas.min == 0:
-        notes.append("replicas.min 0: the first request after idle waits a cold start")
+        notes.append(
+            f"replicas.min 0: the first request after idle waits the trigger and a start "
+            f"(~{round(cs.trigger.total_s)} s)"
+        )
+    if m.capacity is Capacity.SPOT and stack.cold_start.warm_pool:
+        notes.append(
+            "capacity spot: Auto Scaling refuses warm pools on spot groups, so a start from zero "
+            "boots a new instance and pulls the engine image; capacity mixed keeps replicas.min "
+            "on a warm on-demand group"
+        )
     short = short_name(m.name)
     return ModelPlan(
         name=m.name,
@@ -232,23 +269,22 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
         single_stream_tokens_per_s=tps.single_stream_tokens_per_s,
         batched_tokens_per_s=tps.batched_tokens_per_s,
         batch=tps.batch,
-        cold_start_s=s.cold_start.total_s,
-        task_start_s=s.cold_start.task_start_s,
-        container_start_s=s.cold_start.container_start_s,
+        cold_start_s=cs.warm.total_s,
+        first_start_s=cs.first.total_s,
+        task_start_s=cs.first.total_s - cs.first.phase("capacity").seconds,
+        container_start_s=cs.first.container_start_s,
         replicas_min=m.replicas.min,
         replicas_max=m.replicas.max,
         capacity=m.capacity.value,
         model_path=path,
-        vllm_command=_vllm_command(m, fit.tensor_parallel, s.max_num_seqs, path),
+        vllm_command=_vllm_command(
+            m, fit.tensor_parallel, s.max_num_seqs, path, cs.weight_load.strategy
+        ),
         vllm_health_check=hc,
         grace_period_s=grace,
         task_cpu=cpu,
         task_memory_mib=memory,
-        # What the others reserve: the sidecar and one fetcher per source (model + adapters);
-        # ECS rejects a task whose containers reserve more than its memory.
-        vllm_memory_mib=memory
-        - SIDECAR_MEMORY_MIB
-        - FETCHER_MEMORY_MIB * (1 + len(m.lora_adapters)),
+        vllm_memory_mib=vllm_memory,
         shared_memory_mib=shm,
         sidecar_max_inflight=stack.gateway.max_inflight or 2 * s.max_num_seqs,
         cost=mc,
@@ -257,6 +293,11 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
         listener_priority=priority,
         prewarm_timeout_s=prewarm_timeout_s(fit.weights_gib),
         scheduled_actions=_scheduled_actions(stack, m, short),
+        cold_start=cs,
+        capacity_strategy=tuple(
+            CapacityShare(n.key, n.base, n.weight)
+            for n in _group_needs(m.instance_type, m.capacity, m.replicas.min, n_min, n_max)
+        ),
         notes=notes,
     )
 
@@ -333,6 +374,8 @@ def _shared_cost(
     endpoints: list[str],
     alarms: int,
     secrets: int,
+    groups: dict[str, CapacityGroupPlan] | None = None,
+    engine: EngineImagePlan | None = None,
 ) -> SharedCost:
     """Infrastructure that runs all month, schedule or not."""
     p = cost.PRICES
@@ -348,15 +391,26 @@ def _shared_cost(
     efs_reads = sum(m.weights_gib * 1024**3 / 1e9 * n for m, n in starts)
     efs = gb * p["efs_storage_gb_month"].usd + efs_reads * p["efs_elastic_read_gb"].usd
     alb = h * (p["alb_hour"].usd + cost.ASSUMED_LCUS * p["alb_lcu_hour"].usd)
-    nat_gb = sum(n for _, n in starts) * sizing.VLLM_IMAGE_GB + gb  # image pulls + first fetch
+    # Engine image pulls cross the NAT gateway unless they come from the region's ECR through
+    # the VPC's ECR and S3 endpoints (new-VPC prod stacks); the first fetch of weights always.
+    pull_through = engine is not None and engine.mode == "pull-through"
+    in_region = pull_through and {"ecr.api", "ecr.dkr"} <= set(endpoints)
+    image_gb = 0.0 if in_region else sum(n for _, n in starts) * sizing.VLLM_IMAGE_GB
+    nat_gb = image_gb + gb
     nat = stack.nat_gateway_count * h * p["nat_hour"].usd + (
         nat_gb * p["nat_gb"].usd if stack.nat_gateway_count else 0.0
     )
     ep = len(endpoints) * _subnet_count(stack) * h * p["endpoint_az_hour"].usd
     metrics = 2 * len(models)
     mon = alarms * p["alarm_month"].usd + p["dashboard_month"].usd + metrics * p["metric_month"].usd
-    keys = 2 * p["kms_key_month"].usd + secrets * p["secret_month"].usd
-    return SharedCost(efs, alb, nat, ep, mon, keys)
+    keys = 2 * p["kms_key_month"].usd + (secrets + pull_through) * p["secret_month"].usd
+    warm = sum(
+        g.warm_pool.stopped_volume_monthly_usd
+        for g in (groups or {}).values()
+        if g.warm_pool is not None
+    )
+    cache = sizing.VLLM_IMAGE_GB * p["ecr_storage_gb_month"].usd if pull_through else 0.0
+    return SharedCost(efs, alb, nat, ep, mon, keys, warm, cache)
 
 
 def _subnet_count(stack: StackConfig) -> int:
@@ -452,28 +506,174 @@ def drain_plan(stack: StackConfig) -> DrainPlan:
     return DrainPlan(asked, dereg, sidecar, stop, tuple(notes))
 
 
-def capacity_plans(models: list[ModelPlan]) -> dict[str, CapacityGroupPlan]:
+@dataclass(frozen=True)
+class _GroupNeed:
+    key: str  # capacity group key
+    purchase: str  # on-demand | spot
+    instances_min: int
+    instances_max: int
+    base: int  # tasks, in the service's capacity provider strategy
+    weight: int
+
+
+def group_key(instance_type: str, purchase: str) -> str:
+    return f"{instance_type.replace('.', '-')}-{purchase}"
+
+
+def _group_needs(
+    instance_type: str, capacity: Capacity, replicas_min: int, n_min: int, n_max: int
+) -> list[_GroupNeed]:
+    """Which capacity groups a model uses, with how many instances and its strategy entry.
+
+    Auto Scaling refuses a warm pool on a group with a mixed instances policy or spot
+    instances, so `capacity: mixed` is two groups: its minimum on an on-demand group (base =
+    replicas.min tasks, which the warm pool keeps ready) and everything above on a spot group
+    (weight 1; the on-demand entry's weight 0 keeps bursts off on-demand).
+    """
+    od, spot = Capacity.ON_DEMAND.value, Capacity.SPOT.value
+    if capacity is not Capacity.MIXED:
+        p = capacity.value
+        return [_GroupNeed(group_key(instance_type, p), p, n_min, n_max, 0, 1)]
+    needs: list[_GroupNeed] = []
+    burst = n_max > n_min
+    if replicas_min > 0:
+        needs.append(
+            _GroupNeed(
+                group_key(instance_type, od), od, n_min, n_min, replicas_min, 0 if burst else 1
+            )
+        )
+    if burst or not needs:
+        needs.append(_GroupNeed(group_key(instance_type, spot), spot, 0, n_max - n_min, 0, 1))
+    return needs
+
+
+# gp3's list price per GB-month, for the warm pool's stopped root volumes.
+def _warm_pool(stack: StackConfig, key: str, instances_max: int) -> WarmPoolPlan:
+    return WarmPoolPlan(
+        max_group_prepared_capacity=instances_max,
+        min_size=0,
+        pool_state="Stopped",
+        reuse_on_scale_in=False,
+        hook_name=f"{stack.prefix}-{key}-launching",
+        heartbeat_s=coldstart.lifecycle_heartbeat_s(STARTUP_MARGIN),
+        root_volume_gib=coldstart.ROOT_VOLUME_GIB,
+        stopped_volume_monthly_usd=instances_max
+        * coldstart.ROOT_VOLUME_GIB
+        * 1024**3
+        / 1e9
+        * cost.PRICES["ebs_gp3_gb_month"].usd,
+    )
+
+
+def capacity_plans(
+    models: list[ModelPlan], stack: StackConfig | None = None
+) -> dict[str, CapacityGroupPlan]:
     """Models sharing GPU capacity (one ASG and capacity provider): same instance type and
-    capacity mode, keyed `g6e-xlarge-mixed`, in the order the models come."""
-    members: dict[str, list[ModelPlan]] = {}
+    purchase option, keyed `g6e-xlarge-on-demand`, in the order the models come."""
+    members: dict[str, list[tuple[ModelPlan, _GroupNeed]]] = {}
     for m in models:
-        members.setdefault(f"{m.instance_type.replace('.', '-')}-{m.capacity}", []).append(m)
+        for need in _group_needs(
+            m.instance_type,
+            Capacity(m.capacity),
+            m.replicas_min,
+            m.cost.instances_min,
+            m.cost.instances_max,
+        ):
+            members.setdefault(need.key, []).append((m, need))
+    warm = stack is None or stack.cold_start.warm_pool
     out: dict[str, CapacityGroupPlan] = {}
     for key, ms in members.items():
-        n_min = sum(m.cost.instances_min for m in ms)
-        n_max = sum(m.cost.instances_max for m in ms)
+        n_min = sum(n.instances_min for _, n in ms)
+        n_max = sum(n.instances_max for _, n in ms)
+        purchase = ms[0][1].purchase
+        on_demand = purchase == Capacity.ON_DEMAND.value
+        notes: tuple[str, ...] = ()
+        if not on_demand:
+            notes = (
+                "spot: no warm pool (Auto Scaling refuses them on spot groups); starts from zero "
+                "boot a new instance and pull the engine image",
+            )
+        elif not warm:
+            notes = ("coldStart.warmPool false: every instance launches cold",)
         out[key] = CapacityGroupPlan(
             key=key,
-            instance_type=ms[0].instance_type,
-            capacity=ms[0].capacity,
-            models=tuple(m.name for m in ms),
+            instance_type=ms[0][0].instance_type,
+            capacity=purchase,
+            models=tuple(m.name for m, _ in ms),
             instances_min=n_min,
             instances_max=n_max,
             max_size=2 * n_max,
-            on_demand_base=n_min if ms[0].capacity == Capacity.MIXED.value else 0,
+            on_demand_base=0,
             max_scaling_step=max(1, n_max),
+            warm_pool=_warm_pool(stack, key, n_max) if on_demand and warm and stack else None,
+            notes=notes,
         )
     return out
+
+
+_DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+_IMAGE_KEY = "modelfleet:images.vllm"
+
+
+def engine_image_plan(stack: StackConfig) -> EngineImagePlan:
+    """Where the engine image is pulled from at scale-out, and how it is pinned."""
+    ref = stack.images.vllm
+    name, _, digest = ref.partition("@")
+    first, _, rest = name.partition("/")
+    registry = None
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        registry, name = first, rest
+    repo, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
+    version = re.sub(r"[^A-Za-z0-9._-]", "-", digest.removeprefix("sha256:")[:16] or tag)
+    hub = registry is None or registry in _DOCKER_HUB_HOSTS
+    creds = stack.images.docker_hub_credentials
+    if not hub or creds is None:
+        notes: tuple[str, ...] = ()
+        if hub:
+            notes = (
+                f"{_IMAGE_KEY} comes from Docker Hub through NAT at every cold start (rate-"
+                "limited, billed per GB); set images.dockerHubCredentials (pulumi config set "
+                "--secret --path 'modelfleet:images.dockerHubCredentials' 'user:token') to pull "
+                "it through the stack's ECR cache",
+            )
+        return EngineImagePlan(
+            "given", ref, repo, tag or None, digest or None, None, None, None, version, notes
+        )
+    upstream = repo if "/" in repo else f"library/{repo}"  # official images live under library/
+    prefix = f"{stack.prefix}-hub"
+    return EngineImagePlan(
+        mode="pull-through",
+        reference=ref,
+        upstream_repository=upstream,
+        tag=tag or None,
+        digest=digest or None,
+        cache_prefix=prefix,
+        cache_repository=f"{prefix}/{upstream}",
+        secret_name=f"ecr-pullthroughcache/{stack.prefix}-docker-hub",
+        version_key=version,
+        notes=()
+        if digest
+        else (
+            f"{_IMAGE_KEY} is pinned by tag: `pulumi up` resolves {tag} to its digest through "
+            "the cache and every task and warm instance uses that digest",
+        ),
+    )
+
+
+def _credentials_problem(stack: StackConfig) -> str | None:
+    creds = stack.images.docker_hub_credentials
+    if creds is None or is_encrypted(creds):
+        return None
+    user, _, token = creds.get_secret_value().partition(":")
+    if not user or not token:
+        return "modelfleet:images.dockerHubCredentials: expected 'username:accessToken'"
+    return None
+
+
+def compile_cache_path(model: str, version_key: str) -> str:
+    """The compile cache's directory on EFS, per model and engine version. Outside every
+    model's weights directory (`/<model>`): `_` never starts a model name."""
+    return f"/_compile/{model}/{version_key}"
 
 
 def _identities(
@@ -487,6 +687,9 @@ def _identities(
     c = stack
     p = c.prefix
     shorts = {m.name: m.short for m in models}
+    engine = engine_image_plan(c)
+    pull_through = engine.mode == "pull-through"
+    warm = any(g.warm_pool is not None for g in groups.values())
     new_vpc = c.network.vpc_id is None
     built = [
         role
@@ -504,7 +707,10 @@ def _identities(
         cache=identities.cache_ids(p, _subnet_count(c), shorts),
         secrets=identities.secrets_ids(p, [s.key for s in secrets]),
         images=identities.images_ids(p, built),
-        gpu=identities.gpu_ids(p, list(groups)),
+        engine_image=identities.engine_image_ids(
+            p, pull_through=pull_through, resolve_digest=engine.digest is None
+        ),
+        gpu=identities.gpu_ids(p, list(groups), host_policy=warm or pull_through),
         roles=identities.roles_ids(p, shorts),
         load_balancer=identities.load_balancer_ids(
             p, shorts, access_logs=not c.ephemeral, https=https
@@ -554,7 +760,14 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
         if (stack.environment is Environment.PROD and stack.network.vpc_id is None)
         else []
     )
-    groups = capacity_plans(models)
+    engine = engine_image_plan(stack)
+    models = [
+        replace(mp, compile_cache_path=compile_cache_path(mp.name, engine.version_key))
+        for mp in models
+    ]
+    if problem := _credentials_problem(stack):
+        problems.append(problem)
+    groups = capacity_plans(models, stack)
     subnets: SubnetLayout | None = None
     if stack.network.vpc_id is None:
         sources = sum(1 + len(m.lora_adapters) for m in stack.models)
@@ -583,8 +796,8 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
     alarms = len(ids.monitoring.alarms) + sum(
         1 for s in ids.serving.values() if s.from_zero_alarm is not None
     )
-    shared = _shared_cost(stack, models, endpoints, alarms, len(secrets))
-    notes = []
+    shared = _shared_cost(stack, models, endpoints, alarms, len(secrets), groups, engine)
+    notes = list(engine.notes)
     gated = [
         m.name
         for m in models
@@ -607,6 +820,7 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
         drain=drain,
         capacity=groups,
         secrets=secrets,
+        engine_image=engine,
         ids=ids,
         shared_cost=shared,
         monthly_usd=sum(m.cost.monthly_usd for m in models) + shared.total,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from modelfleet import sizing
+from modelfleet import coldstart, sizing
+from modelfleet.coldstart import ColdStartPlan
 from modelfleet.config import StackConfig
 from modelfleet.identities import Identities, Res
 
@@ -73,20 +74,74 @@ class DrainPlan:
 
 
 @dataclass(frozen=True)
-class CapacityGroupPlan:
-    """One ASG + capacity provider: the models that share an instance type and capacity mode."""
+class WarmPoolPlan:
+    """Stopped, pre-initialized instances beside an on-demand group, images already pulled.
 
-    key: str  # g6e-xlarge-mixed
+    Prepared capacity (running + warm) follows the group's instances at `replicas.max`, so a
+    scale-out to the maximum never launches cold; instances are not returned to the pool on
+    scale-in (ECS refuses ReuseOnScaleIn), so the pool refills with fresh instances.
+    """
+
+    max_group_prepared_capacity: int
+    min_size: int
+    pool_state: str  # Stopped: only the root volumes are paid for
+    reuse_on_scale_in: bool
+    hook_name: str  # the EC2_INSTANCE_LAUNCHING hook the user data completes
+    heartbeat_s: int
+    root_volume_gib: int
+    stopped_volume_monthly_usd: float  # the whole pool stopped, at gp3's price
+
+
+@dataclass(frozen=True)
+class CapacityGroupPlan:
+    """One ASG + capacity provider: the models that share an instance type and a purchase
+    option (on-demand or spot). A `capacity: mixed` model uses an on-demand group for its
+    minimum and a spot group above it, joined by its capacity provider strategy."""
+
+    key: str  # g6e-xlarge-on-demand
     instance_type: str
-    capacity: str
+    capacity: str  # on-demand | spot
     models: tuple[str, ...]  # model names
     instances_min: int
     instances_max: int
     # Twice the instances the models can ask for: a rolling deployment runs old and new
     # tasks side by side.
     max_size: int
-    on_demand_base: int  # mixed: the minimum stays on-demand
+    on_demand_base: int  # 0: an on-demand group is on-demand throughout, a spot group spot
     max_scaling_step: int
+    warm_pool: WarmPoolPlan | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CapacityShare:
+    """One entry of a service's capacity provider strategy (ECS: base in tasks)."""
+
+    group: str  # capacity group key
+    base: int
+    weight: int
+
+
+@dataclass(frozen=True)
+class EngineImagePlan:
+    """Where the vLLM image comes from at scale-out.
+
+    `pull-through`: a Docker Hub image pulled through the stack's ECR pull-through cache rule
+    (credentials from `images.dockerHubCredentials`), pinned by digest: the given `@sha256:`
+    or the one the cache resolves at `pulumi up`. `given`: the reference as written (another
+    registry, or Docker Hub without credentials), pulled from where it points.
+    """
+
+    mode: str  # pull-through | given
+    reference: str  # as written in images.vllm
+    upstream_repository: str  # vllm/vllm-openai (library/<name> for official images)
+    tag: str | None
+    digest: str | None  # sha256:..., when given
+    cache_prefix: str | None  # ECR repository prefix of the rule
+    cache_repository: str | None  # <prefix>/<upstream repository>
+    secret_name: str | None  # ecr-pullthroughcache/...
+    version_key: str  # names the compile cache directory: one per engine version
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,7 +204,8 @@ class ModelPlan:
     single_stream_tokens_per_s: float
     batched_tokens_per_s: float
     batch: int
-    cold_start_s: float
+    cold_start_s: float  # the warm start from the capacity request, zero running instances
+    first_start_s: float  # nothing prepared: new instance, image pull, compile
     task_start_s: float
     container_start_s: float
     replicas_min: int
@@ -170,6 +226,9 @@ class ModelPlan:
     listener_priority: int  # stable per model name across reorders
     prewarm_timeout_s: int
     scheduled_actions: tuple[ScheduledAction, ...] = ()
+    cold_start: ColdStartPlan | None = None
+    capacity_strategy: tuple[CapacityShare, ...] = ()
+    compile_cache_path: str = ""  # the compile cache access point's root directory
     notes: list[str] = field(default_factory=list)
 
 
@@ -181,6 +240,8 @@ class SharedCost:
     endpoints_usd: float
     monitoring_usd: float
     keys_and_secrets_usd: float
+    warm_pools_usd: float = 0.0  # stopped instances' root volumes
+    engine_cache_usd: float = 0.0  # the pull-through cache's copy of the engine image
 
     @property
     def total(self) -> float:
@@ -191,6 +252,8 @@ class SharedCost:
             + self.endpoints_usd
             + self.monitoring_usd
             + self.keys_and_secrets_usd
+            + self.warm_pools_usd
+            + self.engine_cache_usd
         )
 
 
@@ -206,6 +269,7 @@ class FleetPlan:
     drain: DrainPlan
     capacity: dict[str, CapacityGroupPlan]  # by group key, in the order the models come
     secrets: tuple[SecretSpec, ...]  # the ones this stack configures
+    engine_image: EngineImagePlan
     ids: Identities
     shared_cost: SharedCost
     monthly_usd: float
@@ -250,11 +314,12 @@ class FleetPlan:
             "drain": asdict(self.drain),
             "capacity_groups": [asdict(g) for g in self.capacity.values()],
             "secrets": [asdict(s) for s in self.secrets],
+            "engine_image": asdict(self.engine_image),
             "shared_monthly_usd": {k: round(v, 2) for k, v in asdict(self.shared_cost).items()},
             "monthly_usd": round(self.monthly_usd, 2),
             "resources": [{"type": r.type, "name": r.name} for r in self.resources],
             "notes": self.notes,
-            "assumptions": [asdict(a) for a in sizing.ASSUMPTIONS],
+            "assumptions": [asdict(a) for a in (*sizing.ASSUMPTIONS, *coldstart.ASSUMPTIONS)],
         }
 
 
@@ -269,6 +334,7 @@ def _model_dict(m: ModelPlan) -> dict[str, Any]:
         "single_stream_tokens_per_s",
         "batched_tokens_per_s",
         "cold_start_s",
+        "first_start_s",
         "task_start_s",
         "container_start_s",
     ):

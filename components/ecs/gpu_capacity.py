@@ -1,8 +1,11 @@
-"""GPU capacity: the ECS cluster and, per (instance type, capacity mode), a launch template,
+"""GPU capacity: the ECS cluster and, per (instance type, purchase option), a launch template,
 an Auto Scaling group and a capacity provider with managed scaling.
 
 Managed scaling sizes each group to the tasks that need it, so zero tasks means zero GPU
 instances; managed termination protection keeps scale-in from killing a host with a task.
+On-demand groups keep a warm pool of stopped instances whose user data pulled the task images
+(by digest) before Auto Scaling stopped them, so a start from zero running instances skips the
+boot and the ~10 GB image pull (modelfleet/coldstart.py has the figures).
 """
 
 from __future__ import annotations
@@ -15,21 +18,39 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components._common import assume_role_policy, child, invoke, stack_tags
+from components._common import assume_role_policy, child, invoke, policy_json, stack_tags
 from modelfleet import sizing
-from modelfleet.plan_types import FleetPlan
+from modelfleet.coldstart import ROOT_VOLUME_GIB
+from modelfleet.plan_types import CapacityGroupPlan, FleetPlan
 
 # The ECS GPU-optimized AL2023 AMI, resolved at deploy time so a new AMI shows in preview.
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
-# Root volume: the vLLM image unpacks to ~25 GB and a deploy briefly holds two versions.
-ROOT_VOLUME_GIB = 200
-USER_DATA = Path(__file__).resolve().parent / "scripts" / "gpu-host-userdata.sh"
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+USER_DATA = SCRIPTS / "gpu-host-userdata.sh"
+WARM_POOL_BOOT = SCRIPTS / "warm-pool-boot.sh"
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 
 
-def user_data(cluster_name: str) -> str:
+def user_data_script(
+    cluster_name: str, region: str, group: CapacityGroupPlan, images: Sequence[str]
+) -> str:
+    """The launch template's user data, as a script: the ECS agent's config and, on a group
+    with a warm pool, the per-boot script that pulls `images` and completes the hook."""
+    wp = group.warm_pool
     script = USER_DATA.read_text().replace("__ECS_CLUSTER__", cluster_name)
-    return base64.b64encode(script.encode()).decode()
+    script = script.replace("__WARM_POOL__", "true" if wp else "false")
+    env = ""
+    if wp is not None:
+        env = f'REGION={region}\nHOOK={wp.hook_name}\nIMAGES="{" ".join(images)}"'
+    script = script.replace("__WARM_POOL_ENV__", env)
+    return script.replace("__WARM_POOL_BOOT__", WARM_POOL_BOOT.read_text().rstrip("\n"))
+
+
+def user_data(
+    cluster_name: str, region: str, group: CapacityGroupPlan, images: Sequence[str]
+) -> str:
+    return base64.b64encode(user_data_script(cluster_name, region, group, images).encode()).decode()
 
 
 @dataclass(frozen=True)
@@ -38,12 +59,16 @@ class GpuCapacityArgs:
     private_subnet_ids: Sequence[pulumi.Input[str]]
     hosts_sg_id: pulumi.Input[str]
     partition: str
+    account_id: str = ""
+    kms_key_arn: pulumi.Input[str] = ""
+    # What the tasks run (engine, sidecar, fetcher), pulled into warm-pool instances.
+    images: Sequence[pulumi.Input[str]] = ()
 
 
 class GpuCapacity(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     cluster_arn: pulumi.Output[str]
-    # capacity provider name for each model
+    # capacity provider name and ASG name for each capacity group key
     capacity_provider: dict[str, pulumi.Output[str]]
     asg_names: dict[str, pulumi.Output[str]]
 
@@ -84,15 +109,19 @@ class GpuCapacity(pulumi.ComponentResource):
         self.capacity_provider = {}
         self.asg_names = {}
         providers: list[pulumi.Output[str]] = []
+        warm_asgs: list[pulumi.Output[str]] = []
         for key, group in plan.capacity.items():
             group_ids = ids.groups[key]
             itype, capacity = group.instance_type, group.capacity
+            wp = group.warm_pool
             lt = aws.ec2.LaunchTemplate(
                 group_ids.launch_template.name,
                 image_id=ami.value,
                 instance_type=itype,
                 iam_instance_profile={"arn": profile.arn},
-                user_data=cluster.name.apply(user_data),
+                user_data=pulumi.Output.all(cluster.name, *args.images).apply(
+                    lambda v, g=group: user_data(str(v[0]), c.region, g, [str(i) for i in v[1:]])
+                ),
                 update_default_version=True,
                 ebs_optimized="true",
                 metadata_options={
@@ -132,7 +161,7 @@ class GpuCapacity(pulumi.ComponentResource):
                 "id": lt.id,
                 "version": lt.latest_version.apply(str),
             }
-            spot = capacity in ("spot", "mixed")
+            spot = capacity == "spot"
             asg = aws.autoscaling.Group(
                 group_ids.asg.name,
                 min_size=0,
@@ -150,6 +179,33 @@ class GpuCapacity(pulumi.ComponentResource):
                 ],
                 default_instance_warmup=sizing.INSTANCE_BOOT_SECONDS,
                 launch_template=None if spot else lt_spec,
+                # Auto Scaling refuses warm pools on spot and mixed-instances groups: on-demand
+                # groups only (the plan decides which).
+                warm_pool=(
+                    {
+                        "pool_state": wp.pool_state,
+                        "min_size": wp.min_size,
+                        "max_group_prepared_capacity": wp.max_group_prepared_capacity,
+                        # ECS does not allow returning instances to the pool on scale-in.
+                        "instance_reuse_policy": {"reuse_on_scale_in": wp.reuse_on_scale_in},
+                    }
+                    if wp
+                    else None
+                ),
+                # Created with the group, so the first instance already waits for its user data.
+                initial_lifecycle_hooks=(
+                    [
+                        {
+                            "name": wp.hook_name,
+                            "lifecycle_transition": LAUNCHING,
+                            "heartbeat_timeout": wp.heartbeat_s,
+                            # A host whose pull failed still serves; its task pulls the image.
+                            "default_result": "CONTINUE",
+                        }
+                    ]
+                    if wp
+                    else None
+                ),
                 mixed_instances_policy=(
                     {
                         "instances_distribution": {
@@ -194,9 +250,18 @@ class GpuCapacity(pulumi.ComponentResource):
                 opts=child(self),
             )
             providers.append(cp.name)
-            for model in group.models:
-                self.capacity_provider[model] = cp.name
-                self.asg_names[model] = asg.name
+            self.capacity_provider[key] = cp.name
+            self.asg_names[key] = asg.name
+            if wp is not None:
+                warm_asgs.append(asg.arn)
+
+        if ids.host_policy is not None:
+            aws.iam.RolePolicy(
+                ids.host_policy.name,
+                role=role.id,
+                policy=policy_json(self._host_statements(args, warm_asgs)),
+                opts=child(self),
+            )
 
         attached = aws.ecs.ClusterCapacityProviders(
             ids.providers.name,
@@ -215,3 +280,54 @@ class GpuCapacity(pulumi.ComponentResource):
         self.cluster_name = cluster.name
         self.cluster_arn = after_attach(cluster.arn)
         self.register_outputs({"cluster_name": cluster.name})
+
+    @staticmethod
+    def _host_statements(
+        args: GpuCapacityArgs, warm_asgs: list[pulumi.Output[str]]
+    ) -> list[dict[str, object]]:
+        """The GPU host's own permissions beyond the ECS managed policy."""
+        plan = args.plan
+        out: list[dict[str, object]] = []
+        if warm_asgs:
+            out += [
+                {
+                    # The per-boot script completes its own group's launching hook.
+                    "Effect": "Allow",
+                    "Action": ["autoscaling:CompleteLifecycleAction"],
+                    "Resource": warm_asgs,
+                },
+                {
+                    # It finds its group's name (no resource-level permissions exist).
+                    "Effect": "Allow",
+                    "Action": ["autoscaling:DescribeAutoScalingInstances"],
+                    "Resource": "*",
+                },
+            ]
+        out += engine_cache_statements(plan, args.partition, args.account_id, args.kms_key_arn)
+        return out
+
+
+def engine_cache_statements(
+    plan: FleetPlan,
+    partition: str,
+    account_id: str,
+    kms_key_arn: pulumi.Input[str],
+    include_kms: bool = True,
+) -> list[dict[str, object]]:
+    """What a role that pulls the engine image through the cache needs beyond ECR's pull
+    actions: the first pull creates the cache repository and imports the image, both scoped
+    to the cache prefix; its layers are encrypted with the stack's key."""
+    e = plan.engine_image
+    if e.mode != "pull-through":
+        return []
+    repos = f"arn:{partition}:ecr:{plan.config.region}:{account_id}:repository/{e.cache_prefix}/*"
+    out: list[dict[str, object]] = [
+        {
+            "Effect": "Allow",
+            "Action": ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
+            "Resource": repos,
+        }
+    ]
+    if include_kms:
+        out.append({"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": kms_key_arn})
+    return out

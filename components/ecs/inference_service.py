@@ -4,7 +4,7 @@ service on its GPU capacity provider, registered with its target group."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -13,7 +13,7 @@ import pulumi_aws as aws
 from components._common import child, stack_tags
 from components.model_cache import efs_volume
 from modelfleet.containers import TaskRefs, container_definitions
-from modelfleet.contract import SIDECAR_PORT
+from modelfleet.contract import COMPILE_CACHE_VOLUME, SIDECAR_PORT
 from modelfleet.plan_types import FleetPlan, ModelPlan
 
 
@@ -48,12 +48,15 @@ class InferenceServiceArgs:
     model: ModelPlan
     region: str
     cluster_arn: pulumi.Input[str]
-    capacity_provider: pulumi.Input[str]
+    # Capacity provider names by capacity group key (the model's strategy names its groups).
+    capacity_providers: Mapping[str, pulumi.Input[str]]
     subnet_ids: Sequence[pulumi.Input[str]]
     tasks_sg_id: pulumi.Input[str]
     target_group_arn: pulumi.Input[str]
     file_system_id: pulumi.Input[str]
     access_point_id: pulumi.Input[str]
+    compile_access_point_id: pulumi.Input[str]
+    engine_image: pulumi.Input[str]
     execution_role_arn: pulumi.Input[str]
     task_role_arn: pulumi.Input[str]
     sidecar_image: pulumi.Input[str]
@@ -82,6 +85,7 @@ class InferenceService(pulumi.ComponentResource):
             log_group.name,
             args.sidecar_image,
             args.fetcher_image,
+            args.engine_image,
             *[args.secret_arns[k] for k in keys],
         ).apply(
             lambda v: json.dumps(
@@ -91,10 +95,10 @@ class InferenceService(pulumi.ComponentResource):
                     TaskRefs(
                         region=args.region,
                         log_group=v[0],
-                        vllm_image=c.images.vllm,
+                        vllm_image=v[3],
                         sidecar_image=v[1],
                         fetcher_image=v[2],
-                        secret_arns=dict(zip(keys, v[3:], strict=True)),
+                        secret_arns=dict(zip(keys, v[4:], strict=True)),
                     ),
                 )
             )
@@ -109,7 +113,10 @@ class InferenceService(pulumi.ComponentResource):
             execution_role_arn=args.execution_role_arn,
             task_role_arn=args.task_role_arn,
             container_definitions=containers,
-            volumes=[efs_volume(args.file_system_id, args.access_point_id)],
+            volumes=[
+                efs_volume(args.file_system_id, args.access_point_id),
+                efs_volume(args.file_system_id, args.compile_access_point_id, COMPILE_CACHE_VOLUME),
+            ],
             placement_constraints=[
                 {
                     "type": "memberOf",
@@ -125,8 +132,15 @@ class InferenceService(pulumi.ComponentResource):
             cluster=args.cluster_arn,
             task_definition=task_def.arn,
             desired_count=m.replicas_min,
+            # From the plan: one entry per capacity group the model uses (mixed: its minimum
+            # as base on the warm on-demand group, the rest on spot).
             capacity_provider_strategies=[
-                {"capacity_provider": args.capacity_provider, "weight": 1, "base": 0}
+                {
+                    "capacity_provider": args.capacity_providers[share.group],
+                    "weight": share.weight,
+                    "base": share.base,
+                }
+                for share in m.capacity_strategy
             ],
             network_configuration={
                 "subnets": args.subnet_ids,

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 from fetcher.source import S3Source, parse_source
 
 from components._common import assume_role_policy, child, policy_json, stack_tags
+from components.ecs.gpu_capacity import engine_cache_statements
 from modelfleet.containers import fetcher_sources
 from modelfleet.plan_types import FleetPlan
 
@@ -23,6 +24,8 @@ class TaskRolesArgs:
     access_point_arns: dict[str, pulumi.Input[str]]
     kms_key_arn: pulumi.Input[str]
     secret_arns: dict[str, pulumi.Input[str]]
+    compile_access_point_arns: dict[str, pulumi.Input[str]] | None = None
+    account_id: str = ""
 
 
 def s3_read_statements(partition: str, sources: list[str]) -> list[dict[str, Any]]:
@@ -85,6 +88,12 @@ class TaskRoles(pulumi.ComponentResource):
                     "Resource": args.kms_key_arn,
                 }
             ]
+            # The first pull of the engine image through the cache imports it.
+            statements += [
+                *engine_cache_statements(
+                    plan, args.partition, args.account_id, args.kms_key_arn, include_kms=False
+                )
+            ]
             if secret_arns:
                 statements.append(
                     {
@@ -128,6 +137,7 @@ class TaskRoles(pulumi.ComponentResource):
                                 }
                             },
                         },
+                        *self._compile_cache(args, m.name),
                         *s3_read_statements(args.partition, sources),
                     ]
                 ),
@@ -136,3 +146,18 @@ class TaskRoles(pulumi.ComponentResource):
             self.execution_role_arn[m.name] = execution.arn
             self.task_role_arn[m.name] = task.arn
         self.register_outputs({"task_roles": self.task_role_arn})
+
+    @staticmethod
+    def _compile_cache(args: TaskRolesArgs, model: str) -> list[dict[str, Any]]:
+        """vLLM writes its compile cache through this model's second access point only."""
+        arns = args.compile_access_point_arns or {}
+        if model not in arns:
+            return []
+        return [
+            {
+                "Effect": "Allow",
+                "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+                "Resource": args.file_system_arn,
+                "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": arns[model]}},
+            }
+        ]

@@ -1,0 +1,317 @@
+"""How long a replica takes from the capacity request to a ready engine, phase by phase.
+
+Four phases, each with its figure and where the figure comes from:
+
+- capacity: ECS managed scaling notices the task waiting for an instance and raises the Auto
+  Scaling group's desired capacity, then an instance starts and its ECS agent registers;
+- image: the engine, sidecar and fetcher images on the instance, and the task's containers;
+- weights: the checkpoint read from the EFS model cache into GPU memory;
+- engine: vLLM's start after the weights (torch.compile, CUDA graph capture, the API server).
+
+Two starts are planned. The *first* start has nothing prepared: a freshly launched instance,
+the images pulled, vLLM compiling its graphs. A *warm* start is what the stack's settings give
+every later start from zero running instances: a stopped, pre-initialized instance from the
+warm pool with the images already on its root volume (on-demand groups, warm pool on), and
+vLLM's compiled graphs read from the cache on EFS (every group). `cold_start_s` in the plan is
+the warm start; health checks, grace periods and the below-desired alarm cover the first one.
+
+A wake-up caused by a request also waits for the trigger: the ALB publishes RequestCount once
+a minute and the wake alarm evaluates whole periods, so that path is reported beside the
+capacity-request figure, not folded into it.
+
+Pure arithmetic: no pulumi, no AWS calls. Every constant names its source and the date it was
+read; none was tuned to meet a target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from modelfleet import sizing
+
+_READ = "2026-12-01"
+
+# --- capacity --------------------------------------------------------------------------------
+# ECS managed scaling publishes CapacityProviderReservation once a minute and its scale-out
+# alarm needs one breaching datapoint, so a task waiting for an instance raises the group's
+# desired capacity about a minute later
+# (https://aws.amazon.com/blogs/containers/deep-dive-on-amazon-ecs-cluster-auto-scaling/,
+# read 2026-12-01).
+MANAGED_SCALING_REACTION_S = 60
+# A stopped, pre-initialized instance from the warm pool serves "in as low as 30 seconds"
+# (AWS at the warm pools launch, https://www.infoq.com/news/2021/05/aws-warm-pools/ and
+# https://aws.amazon.com/blogs/compute/scaling-your-applications-faster-with-ec2-auto-scaling-warm-pools/,
+# read 2026-12-01); +10 s because with ECS_WARM_POOLS_CHECK the ECS agent registers only once
+# the instance is InService (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/using-warm-pool.html).
+WARM_POOL_START_S = 40
+# A freshly launched instance: the ECS GPU AMI's boot and agent registration (sizing.py).
+COLD_BOOT_S = sizing.INSTANCE_BOOT_SECONDS
+
+# --- image -----------------------------------------------------------------------------------
+# Pull and extraction of the ~10 GB engine image (sizing.py: extraction, not the network, is
+# the limit, so pulling from the region's ECR instead of Docker Hub changes cost and rate
+# limits, not this figure).
+FIRST_IMAGE_S = sizing.VLLM_IMAGE_GB * 1000 / sizing.IMAGE_PULL_MBPS
+# With the images already on the root volume (pulled when the instance entered the warm pool,
+# by the task's digest, and ECS_IMAGE_PULL_BEHAVIOR=prefer-cached): the task's awsvpc ENI
+# attachment and the containers' creation. An assumption: AWS publishes no figure for it.
+CACHED_IMAGE_S = 10
+# Root volume of a GPU host: the vLLM image unpacks to ~25 GB and a deploy briefly holds two
+# versions (components/ecs/gpu_capacity.py); a stopped warm-pool instance keeps paying for it.
+ROOT_VOLUME_GIB = 200
+
+# --- weights ---------------------------------------------------------------------------------
+# vLLM 0.31.0's `--safetensors-load-strategy` (vllm/config/load.py, LoadConfig; read at the
+# stored snapshot 030eb6656c of github.com/vllm-project/vllm, 2026-12-01, the tag itself being
+# too large to fetch here):
+#   prefetch  "Checkpoint files are read into the OS page cache before workers load them ...
+#             Useful on network or high-latency storage"; model_loader/weight_utils.py
+#             `_prefetch_all_checkpoints` reads the shards with parallel threads (4 by default)
+#             in large sequential blocks, then the loader maps them from the page cache;
+#   eager     "The entire file is read into CPU memory upfront ... recommended for models on
+#             network filesystems (e.g., Lustre, NFS)", one shard at a time (`load(f.read())`);
+#   lazy      memory-mapped, random reads: the slowest on NFS.
+# The plan picks prefetch when the vLLM container's memory holds the whole checkpoint in page
+# cache next to vLLM's own host memory, else eager when it holds a shard twice (the bytes read
+# and the tensors made from them), else lazy.
+PREFETCH_THREADS = 4
+# One sequential NFS stream to EFS Elastic (sizing.py's figure), and EFS Elastic's documented
+# per-client maximum (https://docs.aws.amazon.com/efs/latest/ug/performance.html, read
+# 2026-12-01: 1,500 MiBps per client for Elastic throughput).
+STREAM_MIBPS = sizing.EFS_READ_MIBPS
+EFS_PER_CLIENT_MIBPS = 1500.0
+# transformers' save_pretrained shards checkpoints at 5 GB by default (max_shard_size="5GB"),
+# which is how the hub's safetensors checkpoints are cut.
+SHARD_GIB = 5e9 / sizing.GIB
+# vLLM's own host memory while loading (Python, torch, CUDA host context, tokenizer): an
+# assumption from the resident size of a vLLM server process of an 8-70B model.
+VLLM_HOST_MIB = 6144
+
+# --- engine ----------------------------------------------------------------------------------
+# Of sizing.py's 90 s engine start, torch.compile of the model's graphs; with the compiled
+# artifacts in VLLM_CACHE_ROOT vLLM loads them instead (vLLM's torch.compile design notes,
+# https://docs.vllm.ai/en/latest/design/torch_compile/ "Compilation Cache", read 2026-12-01:
+# copying torch_compile_cache "save[s] a great amount of compilation time").
+ENGINE_COMPILE_S = 40
+COMPILE_CACHE_LOAD_S = 5
+
+
+@dataclass(frozen=True)
+class Phase:
+    phase: str  # capacity | image | weights | engine
+    seconds: float
+    how: str  # what happens in this phase
+    source: str  # where the figure comes from
+
+
+@dataclass(frozen=True)
+class StartPath:
+    kind: str  # first | warm
+    phases: tuple[Phase, ...]
+
+    @property
+    def total_s(self) -> float:
+        return sum(p.seconds for p in self.phases)
+
+    def phase(self, name: str) -> Phase:
+        return next(p for p in self.phases if p.phase == name)
+
+    @property
+    def container_start_s(self) -> float:
+        """From vLLM's container start to healthy: what health checks and grace must cover."""
+        return self.phase("weights").seconds + self.phase("engine").seconds
+
+
+@dataclass(frozen=True)
+class TriggerPlan:
+    """A wake-up caused by a request at a scaled-to-zero model, before the capacity request."""
+
+    metric_period_s: int  # the ALB's RequestCount period
+    alarm_window_s: int  # the wake alarm's evaluation periods x period
+    total_s: float  # trigger + the warm start
+    source: str
+
+
+@dataclass(frozen=True)
+class WeightLoad:
+    strategy: str  # prefetch | eager | lazy
+    mibps: float
+    buffer_mib: int  # host memory the strategy needs beyond vLLM's own
+    why: str
+
+
+@dataclass(frozen=True)
+class ColdStartPlan:
+    first: StartPath
+    warm: StartPath
+    warm_pool: bool  # the warm start comes from a warm pool
+    weight_load: WeightLoad
+    trigger: TriggerPlan
+    notes: tuple[str, ...] = ()
+
+
+def weight_load(weights_gib: float, vllm_memory_mib: int, tensor_parallel: int) -> WeightLoad:
+    """The load strategy the vLLM container's memory can carry, and its read rate."""
+    weights_mib = math.ceil(weights_gib * 1024)
+    free = vllm_memory_mib - VLLM_HOST_MIB
+    if weights_mib <= free:
+        return WeightLoad(
+            "prefetch",
+            min(PREFETCH_THREADS * STREAM_MIBPS, EFS_PER_CLIENT_MIBPS),
+            weights_mib,
+            f"{PREFETCH_THREADS} parallel readers x {STREAM_MIBPS:g} MiB/s, at most EFS "
+            f"Elastic's {EFS_PER_CLIENT_MIBPS:g} MiB/s per client; the page cache holds the "
+            f"{weights_gib:.1f} GiB checkpoint",
+        )
+    # Every TP rank reads every shard it needs at once: a shard's bytes and its tensors each.
+    shard_mib = math.ceil(min(SHARD_GIB, weights_gib) * 1024) * 2 * tensor_parallel
+    if shard_mib <= free:
+        return WeightLoad(
+            "eager",
+            STREAM_MIBPS,
+            shard_mib,
+            f"one sequential read per shard at {STREAM_MIBPS:g} MiB/s; the checkpoint does not "
+            f"fit the container's page cache next to vLLM ({vllm_memory_mib:,} MiB)",
+        )
+    return WeightLoad(
+        "lazy",
+        STREAM_MIBPS,
+        0,
+        "memory-mapped reads: the container's memory holds neither the checkpoint nor a shard",
+    )
+
+
+def plan_cold_start(
+    *,
+    weights_gib: float,
+    vllm_memory_mib: int,
+    tensor_parallel: int,
+    warm_pool: bool,
+    wake_period_s: int,
+    wake_evaluation_periods: int,
+) -> ColdStartPlan:
+    load = weight_load(weights_gib, vllm_memory_mib, tensor_parallel)
+    weights_s = weights_gib * 1024 / load.mibps
+    scaling = (
+        f"ECS managed scaling {MANAGED_SCALING_REACTION_S} s (one 1-minute "
+        "CapacityProviderReservation datapoint)"
+    )
+    weights = Phase(
+        "weights",
+        weights_s,
+        f"{weights_gib:.1f} GiB from EFS, --safetensors-load-strategy {load.strategy}",
+        load.why,
+    )
+    first = StartPath(
+        "first",
+        (
+            Phase(
+                "capacity",
+                MANAGED_SCALING_REACTION_S + COLD_BOOT_S,
+                "a new instance boots and registers",
+                f"{scaling} + ECS GPU AMI boot {COLD_BOOT_S} s",
+            ),
+            Phase(
+                "image",
+                FIRST_IMAGE_S,
+                "engine image pulled and extracted",
+                f"{sizing.VLLM_IMAGE_GB:g} GB at {sizing.IMAGE_PULL_MBPS:g} MB/s extraction",
+            ),
+            weights,
+            Phase(
+                "engine",
+                sizing.ENGINE_INIT_SECONDS,
+                "vLLM compiles its graphs (the compile cache is empty) and captures CUDA graphs",
+                f"{sizing.ENGINE_INIT_SECONDS} s engine start (sizing.py)",
+            ),
+        ),
+    )
+    cached_engine = sizing.ENGINE_INIT_SECONDS - ENGINE_COMPILE_S + COMPILE_CACHE_LOAD_S
+    engine = Phase(
+        "engine",
+        cached_engine,
+        "compiled graphs read from VLLM_CACHE_ROOT on EFS, CUDA graphs captured",
+        f"{sizing.ENGINE_INIT_SECONDS} s - {ENGINE_COMPILE_S} s torch.compile + "
+        f"{COMPILE_CACHE_LOAD_S} s cache load",
+    )
+    if warm_pool:
+        warm = StartPath(
+            "warm",
+            (
+                Phase(
+                    "capacity",
+                    MANAGED_SCALING_REACTION_S + WARM_POOL_START_S,
+                    "a stopped, pre-initialized instance leaves the warm pool",
+                    f"{scaling} + warm-pool start {WARM_POOL_START_S} s (AWS: as low as 30 s, "
+                    "+10 s ECS agent registration)",
+                ),
+                Phase(
+                    "image",
+                    CACHED_IMAGE_S,
+                    "images already on the root volume; ENI attached, containers created",
+                    f"{CACHED_IMAGE_S} s assumed (no published figure)",
+                ),
+                weights,
+                engine,
+            ),
+        )
+    else:
+        warm = StartPath("warm", (first.phases[0], first.phases[1], weights, engine))
+    notes: list[str] = []
+    if not warm_pool:
+        notes.append(
+            "no warm pool on this capacity: every start from zero boots a new instance and pulls "
+            "the engine image; only the compile cache is warm"
+        )
+    window = wake_period_s * wake_evaluation_periods
+    trigger = TriggerPlan(
+        metric_period_s=wake_period_s,
+        alarm_window_s=window,
+        total_s=wake_period_s + window + warm.total_s,
+        source=(
+            f"ALB RequestCount arrives per {wake_period_s} s; the wake alarm evaluates "
+            f"{wake_evaluation_periods} x {wake_period_s} s before the service scales"
+        ),
+    )
+    return ColdStartPlan(first, warm, warm_pool, load, trigger, tuple(notes))
+
+
+def lifecycle_heartbeat_s(margin: float) -> int:
+    """How long Auto Scaling waits for the user data to pull the images and complete the
+    EC2_INSTANCE_LAUNCHING hook before it proceeds anyway: the first pull, with margin."""
+    return max(300, sizing.round_up((COLD_BOOT_S + FIRST_IMAGE_S) * margin, 60))
+
+
+ASSUMPTIONS: tuple[sizing.Assumption, ...] = (
+    sizing.Assumption(
+        "managed scaling reaction",
+        f"{MANAGED_SCALING_REACTION_S} s",
+        "one 1-minute CapacityProviderReservation datapoint (AWS containers blog)",
+    ),
+    sizing.Assumption(
+        "warm-pool start",
+        f"{WARM_POOL_START_S} s",
+        "stopped instance to InService 'as low as 30 s' (AWS) + ECS agent registration",
+    ),
+    sizing.Assumption(
+        "cached images",
+        f"{CACHED_IMAGE_S} s",
+        "images on the warm instance's root volume: ENI attach + container create",
+    ),
+    sizing.Assumption(
+        "weight load (prefetch)",
+        f"{PREFETCH_THREADS} x {STREAM_MIBPS:g} MiB/s, at most {EFS_PER_CLIENT_MIBPS:g} MiB/s",
+        "vLLM's prefetch readers; EFS Elastic per-client maximum (EFS performance docs)",
+    ),
+    sizing.Assumption(
+        "vLLM host memory",
+        f"{VLLM_HOST_MIB} MiB",
+        "beside what the load strategy buffers",
+    ),
+    sizing.Assumption(
+        "compile cache",
+        f"-{ENGINE_COMPILE_S} s compile, +{COMPILE_CACHE_LOAD_S} s load",
+        "torch.compile artifacts read from VLLM_CACHE_ROOT (vLLM design docs)",
+    ),
+)

@@ -243,6 +243,23 @@ def dependency_names(run: Run, start: Recorded) -> set[str]:
     return seen
 
 
+def expected_groups(m: Any) -> dict[str, tuple[int, int]]:
+    """The capacity groups a model's tasks land on, with (base, weight), worked out from the
+    issue's rule rather than the plan: on-demand and spot use one group each; mixed keeps
+    replicas.min as base on an on-demand group (which can have a warm pool) and bursts on a
+    spot group."""
+    itype = m.instance_type.replace(".", "-")
+    if m.capacity != "mixed":
+        return {f"{itype}-{m.capacity}": (0, 1)}
+    out: dict[str, tuple[int, int]] = {}
+    burst = m.replicas_max > m.replicas_min
+    if m.replicas_min > 0:
+        out[f"{itype}-on-demand"] = (m.replicas_min, 0 if burst else 1)
+    if burst or not out:
+        out[f"{itype}-spot"] = (0, 1)
+    return out
+
+
 def urn_name(urn: str) -> str:
     return urn.rsplit("::", 1)[-1]
 

@@ -63,12 +63,18 @@ def test_efs_encrypted_with_rotating_stack_key(request: pytest.FixtureRequest, s
 def test_access_point_per_model(request: pytest.FixtureRequest, stack: str) -> None:
     run, plan = _run_plan(request, stack)
     aps = run.by_type("aws:efs/accessPoint:AccessPoint")
-    assert len(aps) == len(plan.models)
+    # Weights and the compile cache: two per model.
+    assert len(aps) == 2 * len(plan.models)
+    version = plan.engine_image.version_key
     for m in plan.models:
         ap = run.one("aws:efs/accessPoint:AccessPoint", f"-{m.short}-ap").inputs
         assert ap["rootDirectory"]["path"] == f"/{m.name}"
         assert ap["posixUser"] == {"uid": 1000, "gid": 1000}
         assert ap["rootDirectory"]["creationInfo"]["ownerUid"] == 1000
+        compile_ap = run.one("aws:efs/accessPoint:AccessPoint", f"-{m.short}-compile-ap").inputs
+        # Per model and engine version, outside every model's weights directory.
+        assert compile_ap["rootDirectory"]["path"] == f"/_compile/{m.name}/{version}"
+        assert compile_ap["posixUser"] == {"uid": 1000, "gid": 1000}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -96,7 +102,8 @@ def test_prewarm_run_per_model_before_its_service(
     request: pytest.FixtureRequest, stack: str
 ) -> None:
     run, plan = _run_plan(request, stack)
-    assert len(run.by_type(DYNAMIC)) == len(plan.models)
+    runs = [r for r in run.by_type(DYNAMIC) if r.name.endswith("-run")]
+    assert len(runs) == len(plan.models)
     p = plan.config.prefix
     for m in plan.models:
         pre = run.one(DYNAMIC, f"-{m.short}-run")
@@ -177,7 +184,13 @@ def test_vllm_arguments_from_the_plan(request: pytest.FixtureRequest, stack: str
     for m in plan.models:
         vllm = container(serving_task(run, m.short), "vllm")
         cmd = vllm["command"]
-        assert vllm["image"].startswith("vllm/vllm-openai:v")  # pinned, never :latest
+        if plan.engine_image.mode == "pull-through":
+            # The stack's own registry, pinned by the digest the cache resolved.
+            host, _, path = vllm["image"].partition("/")
+            assert host == "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+            assert path.startswith(f"{plan.engine_image.cache_prefix}/vllm/vllm-openai@sha256:")
+        else:
+            assert vllm["image"].startswith("vllm/vllm-openai:v")  # pinned, never :latest
         assert vllm["resourceRequirements"] == [{"type": "GPU", "value": str(m.tensor_parallel)}]
         assert _flag(cmd, "--served-model-name") == m.name
         assert _flag(cmd, "--max-model-len") == str(m.max_model_len)
@@ -298,7 +311,12 @@ def test_execution_role_reads_only_the_stacks_secrets(
     request: pytest.FixtureRequest, stack: str
 ) -> None:
     run, plan = _run_plan(request, stack)
-    secret_arns = sorted(s.outputs["arn"] for s in run.by_type("aws:secretsmanager/secret:Secret"))
+    # The Docker Hub credentials are ECR's to read (the pull-through cache), never a task's.
+    secret_arns = sorted(
+        s.outputs["arn"]
+        for s in run.by_type("aws:secretsmanager/secret:Secret")
+        if not s.inputs.get("name", "").startswith("ecr-pullthroughcache/")
+    )
     assert secret_arns
     for m in plan.models:
         statements = policy_statements(run, f"-{m.short}-execution-policy")
@@ -316,17 +334,26 @@ def test_task_role_mounts_only_its_access_point(request: pytest.FixtureRequest, 
     fs_arn = run.one("aws:efs/fileSystem:FileSystem").outputs["arn"]
     for m in plan.models:
         ap_arn = run.one("aws:efs/accessPoint:AccessPoint", f"-{m.short}-ap").outputs["arn"]
+        compile_arn = run.one("aws:efs/accessPoint:AccessPoint", f"-{m.short}-compile-ap").outputs[
+            "arn"
+        ]
         statements = policy_statements(run, f"-{m.short}-task-policy")
         efs = [
             s for s in statements if any(a.startswith("elasticfilesystem:") for a in s["Action"])
         ]
-        assert len(efs) == 1
-        assert set(efs[0]["Action"]) == {
-            "elasticfilesystem:ClientMount",
-            "elasticfilesystem:ClientWrite",
-        }
-        assert efs[0]["Resource"] == fs_arn
-        assert efs[0]["Condition"] == {"StringEquals": {"elasticfilesystem:AccessPointArn": ap_arn}}
+        # The weights (the fetcher writes them) and the compile cache (vLLM writes it): this
+        # model's two access points and no other.
+        assert len(efs) == 2
+        for statement in efs:
+            assert set(statement["Action"]) == {
+                "elasticfilesystem:ClientMount",
+                "elasticfilesystem:ClientWrite",
+            }
+            assert statement["Resource"] == fs_arn
+        assert [s["Condition"] for s in efs] == [
+            {"StringEquals": {"elasticfilesystem:AccessPointArn": arn}}
+            for arn in (ap_arn, compile_arn)
+        ]
         # S3 reads exactly the prefixes the model and its adapters come from; none for the Hub.
         reads = {s["Resource"] for s in statements if s["Action"] == ["s3:GetObject"]}
         expected = set()

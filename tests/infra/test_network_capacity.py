@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 
 import pytest
+from infra_support import expected_groups
 
 from components.ecs.gpu_capacity import GPU_AMI_PARAMETER
 from components.harness import AMI, Run
@@ -165,24 +166,19 @@ def test_ami_comes_from_the_gpu_al2023_ssm_parameter() -> None:
 def test_asg_and_capacity_provider(request: pytest.FixtureRequest, stack: str) -> None:
     run: Run = request.getfixturevalue(stack)
     plan: FleetPlan = request.getfixturevalue(f"{stack}_plan")
-    groups: dict[str, list[object]] = {}
-    for m in plan.models:
-        groups.setdefault(f"{m.instance_type.replace('.', '-')}-{m.capacity}", []).append(m)
+    groups = {g for m in plan.models for g in expected_groups(m)}
     assert len(run.by_type(ASG)) == len(groups)
-    for key, models in groups.items():
+    for key in groups:
         asg = run.one(ASG, f"-{key}-asg").inputs
-        capacity = key.rsplit("-", 1)[1]
+        spot = key.endswith("-spot")
         assert asg["minSize"] == 0
         assert asg["protectFromScaleIn"] is True
-        spot = capacity in ("spot", "mixed")
         assert asg["capacityRebalance"] is spot
         if spot:
             assert "launchTemplate" not in asg
             dist = asg["mixedInstancesPolicy"]["instancesDistribution"]
-            expected_base = (
-                sum(m.cost.instances_min for m in models) if capacity == "mixed" else 0  # type: ignore[attr-defined]
-            )
-            assert dist["onDemandBaseCapacity"] == expected_base
+            # A spot group is spot throughout: the on-demand minimum has its own group.
+            assert dist["onDemandBaseCapacity"] == 0
             assert dist["onDemandPercentageAboveBaseCapacity"] == 0
         else:
             assert "mixedInstancesPolicy" not in asg
@@ -194,13 +190,19 @@ def test_asg_and_capacity_provider(request: pytest.FixtureRequest, stack: str) -
         assert cp["autoScalingGroupArn"].endswith(f"-{key}-asg")
 
 
-def test_prod_mixed_keeps_the_minimum_on_demand(prod: Run, prod_plan: FleetPlan) -> None:
+def test_prod_mixed_keeps_the_minimum_on_a_warm_on_demand_group(
+    prod: Run, prod_plan: FleetPlan
+) -> None:
     m = prod_plan.model("llama-70b")
     assert m.capacity == "mixed" and m.cost.instances_min >= 1
-    asg = prod.one(ASG, "-g6e-12xlarge-mixed-asg").inputs
-    assert asg["mixedInstancesPolicy"]["instancesDistribution"]["onDemandBaseCapacity"] == (
-        m.cost.instances_min
-    )
+    on_demand = prod.one(ASG, "-g6e-12xlarge-on-demand-asg").inputs
+    spot = prod.one(ASG, "-g6e-12xlarge-spot-asg").inputs
+    # Warm pools refuse mixed-instances and spot groups: the minimum gets its own on-demand
+    # group with the pool, the bursts a spot group without one.
+    assert on_demand["warmPool"]["maxGroupPreparedCapacity"] == m.cost.instances_min
+    assert "warmPool" not in spot
+    assert on_demand["maxSize"] == 2 * m.cost.instances_min
+    assert spot["maxSize"] == 2 * (m.cost.instances_max - m.cost.instances_min)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod", "staging"])

@@ -24,7 +24,8 @@ def _without_secrets(c: StackConfig) -> StackConfig:
     gw = c.gateway
     fallback = gw.fallback.model_copy(update={"api_key": None}) if gw.fallback else None
     gateway = gw.model_copy(update={"api_keys": None, "fallback": fallback})
-    return c.model_copy(update={"gateway": gateway, "hf_token": None})
+    images = c.images.model_copy(update={"docker_hub_credentials": None})
+    return c.model_copy(update={"gateway": gateway, "hf_token": None, "images": images})
 
 
 DEV_YAML = f"""
@@ -135,7 +136,8 @@ def test_full_stack_same_from_both_loaders_with_secrets(tmp_path: Path) -> None:
     cfg["modelfleet:gateway"]["apiKeys"] = "team-a:key-a,team-b:key-b"
     cfg["modelfleet:gateway"]["fallback"]["apiKey"] = "sk-fallback"
     cfg["modelfleet:hfToken"] = "hf_token_value"
-    secret_keys = {"modelfleet:gateway", "modelfleet:hfToken"}
+    cfg["modelfleet:images"]["dockerHubCredentials"] = "hubuser:dckr_pat_value"
+    secret_keys = {"modelfleet:gateway", "modelfleet:hfToken", "modelfleet:images"}
     from_engine = load_config_mapping(engine_form(cfg), "full", secret_keys)
 
     assert _without_secrets(from_engine) == _without_secrets(from_file)
@@ -145,8 +147,11 @@ def test_full_stack_same_from_both_loaders_with_secrets(tmp_path: Path) -> None:
     assert from_engine.gateway.api_keys.get_secret_value() == "team-a:key-a,team-b:key-b"
     assert from_engine.hf_token is not None
     assert from_engine.hf_token.get_secret_value() == "hf_token_value"
+    creds = from_engine.images.docker_hub_credentials
+    assert creds is not None and creds.get_secret_value() == "hubuser:dckr_pat_value"
     for text in (repr(from_engine), str(from_engine), from_engine.model_dump_json()):
         assert "key-a" not in text and "sk-fallback" not in text and "hf_token_value" not in text
+        assert "dckr_pat_value" not in text
 
 
 def test_engine_secret_not_marked_secret_is_rejected() -> None:

@@ -187,6 +187,9 @@ def test_images_pricing_guardrails_keys_land(full: StackConfig) -> None:
     assert full.images.vllm == "vllm/vllm-openai:v0.30.0-cu129"
     assert full.images.sidecar == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/sidecar:1.2.3"
     assert full.images.fetcher == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/fetcher:1.2.3"
+    creds = full.images.docker_hub_credentials
+    assert creds is not None and is_encrypted(creds)  # ciphertext offline, never plain
+    assert full.cold_start.warm_pool is False
     assert full.pricing.instances == {"g6e.xlarge": 1.5}
     assert full.pricing.spot_discount == 0.5
     gr = full.guardrails

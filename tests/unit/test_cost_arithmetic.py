@@ -138,7 +138,13 @@ def test_zero_min_replicas_cost_nothing_at_rest(tmp_path: Path) -> None:
     m = p.models[0]
     assert (m.cost.instances_min, m.cost.monthly_usd) == (0, 0.0)
     assert m.cost.monthly_max_usd == pytest.approx(2 * 0.8048 * MONTH)
-    assert "replicas.min 0: the first request after idle waits a cold start" in m.notes
+    # Nothing runs; the note says what the first request waits for (trigger + warm start).
+    assert m.cold_start is not None
+    wait = round(m.cold_start.trigger.total_s)
+    assert (
+        f"replicas.min 0: the first request after idle waits the trigger and a start (~{wait} s)"
+        in m.notes
+    )
 
 
 def test_pricing_overrides(tmp_path: Path) -> None:

@@ -117,7 +117,9 @@ FULL: dict[str, Any] = {
         "vllm": "vllm/vllm-openai:v0.30.0-cu129",
         "sidecar": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/sidecar:1.2.3",
         "fetcher": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/fetcher:1.2.3",
+        "dockerHubCredentials": {"secure": "v1:CCCC:hub-ciphertext"},
     },
+    "modelfleet:coldStart": {"warmPool": False},
     "modelfleet:pricing": {"instances": {"g6e.xlarge": 1.5}, "spotDiscount": 0.5},
     "modelfleet:guardrails": {
         "allowedInstanceFamilies": ["g6", "g6e"],

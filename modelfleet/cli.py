@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from modelfleet import cost, sizing
+from modelfleet import coldstart, cost, sizing
 from modelfleet.catalog import INSTANCE_TYPES
+from modelfleet.coldstart import ColdStartPlan
 from modelfleet.config import ConfigError, StackConfig, load_stack_file, resolve_stack
 from modelfleet.plan import FleetPlan, ModelPlan, build_plan
 
@@ -103,8 +104,8 @@ def plan(
     out.print(f"[bold]Monthly cost: {_usd(p.monthly_usd)}[/] (a month is 730 h)")
     out.print(
         "[dim]Estimates assume: "
-        + "; ".join(f"{a.name} {a.value}" for a in sizing.ASSUMPTIONS)
-        + " (modelfleet/sizing.py gives the reasons).[/]",
+        + "; ".join(f"{a.name} {a.value}" for a in (*sizing.ASSUMPTIONS, *coldstart.ASSUMPTIONS))
+        + " (modelfleet/sizing.py and coldstart.py give the reasons).[/]",
         highlight=False,
     )
 
@@ -141,8 +142,9 @@ def _model_table(m: ModelPlan) -> None:
         ),
         (
             "cold start",
-            f"{_duration(m.cold_start_s)} from zero instances, "
-            f"{_duration(m.task_start_s)} on a running one",
+            f"{_duration(m.cold_start_s)} from the capacity request with zero running instances"
+            f" (first start {_duration(m.first_start_s)}, on a running instance "
+            f"{_duration(m.task_start_s)})",
         ),
         (
             "health check",
@@ -162,9 +164,28 @@ def _model_table(m: ModelPlan) -> None:
     ]
     for k, v in rows:
         t.add_row(k, v)
+    if m.cold_start is not None:
+        _cold_start_rows(t, m.cold_start)
     for note in m.notes:
         t.add_row("note", f"[yellow]{note}[/]")
     out.print(t)
+
+
+def _cold_start_rows(t: Table, cs: ColdStartPlan) -> None:
+    """Each phase of both starts with its figure's source, and the request-triggered path."""
+    for path in (cs.warm, cs.first):
+        label = "warm start" if path.kind == "warm" else "first start"
+        for ph in path.phases:
+            t.add_row(
+                f"  {label}: {ph.phase}",
+                f"{_duration(ph.seconds)} - {escape(ph.how)} [dim]({escape(ph.source)})[/]",
+            )
+    tr = cs.trigger
+    t.add_row(
+        "  woken by a request",
+        f"{_duration(tr.total_s)}: trigger {tr.metric_period_s}s metric + "
+        f"{tr.alarm_window_s}s alarm window, then the warm start [dim]({escape(tr.source)})[/]",
+    )
 
 
 def _deployment_table(p: FleetPlan) -> None:
@@ -189,11 +210,28 @@ def _deployment_table(p: FleetPlan) -> None:
         f"{d.sidecar_drain_s}s · stopTimeout {d.stop_timeout_s}s",
     )
     for g in p.capacity.values():
+        wp = g.warm_pool
+        pool = (
+            f"; warm pool up to {wp.max_group_prepared_capacity} prepared (stopped, "
+            f"{_usd(wp.stopped_volume_monthly_usd)}/month of volumes)"
+            if wp
+            else "; no warm pool"
+        )
         t.add_row(
             f"GPU group {g.key}",
-            f"{', '.join(g.models)}: ASG 0-{g.max_size}, on-demand base {g.on_demand_base}, "
-            f"scaling step <= {g.max_scaling_step}",
+            f"{', '.join(g.models)}: ASG 0-{g.max_size}, scaling step <= "
+            f"{g.max_scaling_step}{pool}",
         )
+    e = p.engine_image
+    t.add_row(
+        "engine image",
+        escape(
+            f"{e.cache_repository} (ECR pull-through cache of Docker Hub, "
+            f"{'@' + e.digest if e.digest else 'digest resolved at pulumi up'})"
+            if e.mode == "pull-through"
+            else f"{e.reference} (as given)"
+        ),
+    )
     t.add_row(
         "secrets",
         ", ".join(f"{s.config_key} -> {s.container} {s.env}" for s in p.secrets) or "none",
@@ -222,6 +260,8 @@ def _cost_table(p: FleetPlan) -> None:
         ("VPC endpoints", f"{len(p.interface_endpoints)} interface endpoints", s.endpoints_usd),
         ("CloudWatch", "alarms, dashboard, custom metrics", s.monitoring_usd),
         ("KMS + Secrets Manager", "keys and secrets", s.keys_and_secrets_usd),
+        ("warm pools", "stopped GPU hosts' root volumes (gp3)", s.warm_pools_usd),
+        ("engine image cache", "ECR storage of the pulled-through image", s.engine_cache_usd),
     ):
         t.add_row(name, detail, _usd(value))
     t.add_row("[bold]total[/]", "", f"[bold]{_usd(p.monthly_usd)}[/]")

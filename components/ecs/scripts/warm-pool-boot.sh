@@ -3,20 +3,23 @@
 # data). Entering the pool (Warmed:*): pull the images the tasks run, by their exact digests,
 # onto the root volume. Then, entering or leaving the pool, complete the EC2_INSTANCE_LAUNCHING
 # lifecycle hook so Auto Scaling proceeds without waiting out its heartbeat.
-# /etc/modelfleet/warm-pool.env (written by the user data) sets REGION, HOOK and IMAGES.
+# /etc/modelfleet/warm-pool.env (written by the user data) sets REGION, HOOK and IMAGES;
+# MODELFLEET_WARM_POOL_ENV names another file (the tests run this script against fakes).
 set -euo pipefail
 
 # shellcheck source=/dev/null
-. /etc/modelfleet/warm-pool.env
+. "${MODELFLEET_WARM_POOL_ENV:-/etc/modelfleet/warm-pool.env}"
+
+IMDS=${MODELFLEET_IMDS:-http://169.254.169.254}
 
 log() { echo "modelfleet-warm-pool: $*" | systemd-cat -t modelfleet-warm-pool -p info || true; }
 
 imds() {
   local token
-  token=$(curl -sf -X PUT http://169.254.169.254/latest/api/token \
+  token=$(curl -sf -X PUT "${IMDS}/latest/api/token" \
     -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')
   curl -sf -H "X-aws-ec2-metadata-token: ${token}" \
-    "http://169.254.169.254/latest/meta-data/$1"
+    "${IMDS}/latest/meta-data/$1"
 }
 
 # The AWS CLI pulls the registry password and completes the hook; install it where the AMI

@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -51,6 +53,11 @@ def user_data(
     cluster_name: str, region: str, group: CapacityGroupPlan, images: Sequence[str]
 ) -> str:
     return base64.b64encode(user_data_script(cluster_name, region, group, images).encode()).decode()
+
+
+def _rendered_user_data(region: str, group: CapacityGroupPlan, values: list[Any]) -> str:
+    """`values`: the cluster name, then the images (resolved Outputs)."""
+    return user_data(str(values[0]), region, group, [str(i) for i in values[1:]])
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,7 @@ class GpuCapacity(pulumi.ComponentResource):
                 instance_type=itype,
                 iam_instance_profile={"arn": profile.arn},
                 user_data=pulumi.Output.all(cluster.name, *args.images).apply(
-                    lambda v, g=group: user_data(str(v[0]), c.region, g, [str(i) for i in v[1:]])
+                    partial(_rendered_user_data, c.region, group)
                 ),
                 update_default_version=True,
                 ebs_optimized="true",

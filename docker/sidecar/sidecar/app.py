@@ -113,6 +113,8 @@ def build_app(settings: Settings) -> Gateway:
             ok = False
         if not ok:
             return _json(503, b'{"status":"engine not ready"}')
+        # The load balancer may ask before the gateway's own probe does; serve at once.
+        gateway.engine.ready = True
         return _json(200, b'{"status":"ready"}')
 
     @api.get("/metrics")

@@ -110,6 +110,14 @@ def test_a_request_head_that_stalls_is_closed(make_sidecar: MakeSidecar) -> None
     assert proc.client().chat.completions.create(model="fake-model", messages=HELLO).choices
 
 
+def test_a_connection_that_never_sends_a_request_is_closed(make_sidecar: MakeSidecar) -> None:
+    proc = make_sidecar(SIDECAR_HTTP_KEEPALIVE_SECONDS="1")
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=8) as sock:
+        # uvicorn's keep-alive timer starts only after a first response; the sidecar's
+        # starts with the connection.
+        assert sock.recv(1) == b""
+
+
 # -- 2. abandoned streams are charged ------------------------------------------------------
 
 

@@ -258,6 +258,23 @@ def test_the_idle_timeout_is_not_a_deadline_for_a_whole_body(make_sidecar: MakeS
         assert answer.usage is not None and answer.usage.completion_tokens == 16
 
 
+def test_a_large_answer_cut_by_the_idle_timeout_arrives_incomplete(
+    make_sidecar: MakeSidecar,
+) -> None:
+    proc = make_sidecar(SIDECAR_IDLE_TIMEOUT="1")
+    request_id = rid("bigcut")
+    with pytest.raises(httpx.HTTPError):
+        httpx.post(
+            f"{proc.url}/v1/chat/completions",
+            json={"model": "fake-model", "messages": fault("big=4 pieces=4 gap=3")},
+            headers={"Authorization": f"Bearer {KEY_A}", "X-Request-Id": request_id},
+            timeout=20,
+        )
+    line = proc.request_log(request_id)
+    assert line["status"] == 504
+    assert line["error"] == "upstream_idle_timeout"
+
+
 # -- 6. drain, Retry-After, negative usage -------------------------------------------------
 
 

@@ -131,6 +131,8 @@ class Exchange:
     usage: str | None = None
     fallback: bool = False
     forwarded: bool = False
+    # The head of a passed-through (large, non-SSE) body went out: no error can follow.
+    head_sent: bool = False
     retries: int = 0
     error: str | None = None
 
@@ -636,6 +638,7 @@ class Gateway:
         for name, value in resp.headers:
             if name.lower() == b"content-length":
                 headers.append((b"content-length", value))
+        ex.head_sent = True
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await self._pass_through(ex, guard, send, resp, raw, complete, loop)
 
@@ -783,6 +786,10 @@ class Gateway:
         ex.status = failure.status
         guard.done = True
         await guard.settle()
+        if ex.head_sent and not guard.committed:
+            # A large body was being passed through: its head is gone and no error can
+            # follow; the connection closes short of the body, which the client sees.
+            raise _Abort
         if guard.committed:
             message = failure.message or f"The model engine returned HTTP {failure.status}"
             await self._end_stream(send, sse_error_event(failure.status, message, failure.code))

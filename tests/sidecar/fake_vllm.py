@@ -273,6 +273,10 @@ async def _generate(
                 assert request.transport is not None
                 request.transport.abort()
                 return resp
+        if "sse_comments" in fault:
+            # SSE comment lines between events (a keep-alive, as proxies and some
+            # servers send): the SDK skips them, and they are not tokens.
+            await resp.write(b": ping\n\n")
         if "split_events" in fault:
             # Event boundaries that do not match reads: halves with a pause between.
             await resp.write(event[:25])

@@ -211,13 +211,19 @@ def test_a_half_event_never_reaches_the_client(
     assert received == ["tok0 ", "tok1 ", "tok2 "]
 
 
-def test_events_split_across_reads_arrive_whole(sidecar: Sidecar) -> None:
+@pytest.mark.parametrize("spec", ["split_events chunks=5", "sse_comments chunks=5"])
+def test_events_split_across_reads_or_among_comments_arrive_whole(
+    sidecar: Sidecar, spec: str
+) -> None:
+    request_id = rid("split")
     chunks = list(
         sidecar.client().chat.completions.create(
-            model="fake-model", messages=fault("split_events chunks=5"), stream=True
+            model="fake-model", messages=fault(spec), stream=True,
+            extra_headers={"X-Request-Id": request_id},
         )
-    )
+    )  # fmt: skip
     assert [c.choices[0].delta.content for c in chunks] == [f"tok{i} " for i in range(5)]
+    assert sidecar.request_log(request_id)["completion_tokens"] == 5
 
 
 # -- 5. large non-streamed answers ---------------------------------------------------------

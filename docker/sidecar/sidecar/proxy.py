@@ -144,10 +144,6 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, f"The request body exceeds {limit} bytes", "request_too_large")
 
 
-def _json_headers(body: bytes, request_id: bytes) -> list[tuple[bytes, bytes]]:
-    return [_JSON, (b"content-length", str(len(body)).encode()), (b"x-request-id", request_id)]
-
-
 class Gateway:
     """ASGI entry point: proxies the OpenAI routes, delegates everything else to ``app``."""
 

@@ -224,7 +224,11 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "cpu": SIDECAR_CPU_UNITS,
         "memoryReservation": SIDECAR_MEMORY_MIB,
         "portMappings": [{"containerPort": SIDECAR_PORT, "protocol": "tcp", "name": "http"}],
-        "dependsOn": [{"containerName": "vllm", "condition": "HEALTHY"}],
+        # With vLLM, not after it: the task runs and registers with its target group while
+        # the engine loads, and the gateway answers 503 with Retry-After meanwhile (the ALB
+        # fails open to unhealthy targets when none is healthy) instead of the ALB's own 503
+        # for the whole start. The target's /ready turns healthy with the engine.
+        "dependsOn": [{"containerName": "vllm", "condition": "START"}],
         "environment": _env(env),
         "secrets": secrets,
         "readonlyRootFilesystem": True,

@@ -234,7 +234,15 @@ def _deployment_table(p: FleetPlan) -> None:
     )
     t.add_row(
         "secrets",
-        ", ".join(f"{s.config_key} -> {s.container} {s.env}" for s in p.secrets) or "none",
+        ", ".join(
+            [f"{s.config_key} -> {s.container} {s.env}" for s in p.secrets]
+            + (
+                [f"modelfleet:images.dockerHubCredentials -> {e.secret_name} (ECR)"]
+                if e.mode == "pull-through"
+                else []
+            )
+        )
+        or "none",
     )
     out.print(t)
 

@@ -240,6 +240,12 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
             f"replicas.min 0: the first request after idle waits the trigger and a start "
             f"(~{round(cs.trigger.total_s)} s)"
         )
+    if m.replicas.min > 1:
+        notes.append(
+            f"{m.replicas.min} replicas starting together on an empty compile cache each "
+            "compile (vLLM takes no lock on VLLM_CACHE_ROOT) and write the same hash-keyed "
+            "files; starts after that read them"
+        )
     if m.capacity is Capacity.SPOT and stack.cold_start.warm_pool:
         notes.append(
             "capacity spot: Auto Scaling refuses warm pools on spot groups, so a start from zero "

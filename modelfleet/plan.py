@@ -569,8 +569,9 @@ def _group_needs(
     return needs
 
 
-# gp3's list price per GB-month, for the warm pool's stopped root volumes.
 def _warm_pool(stack: StackConfig, key: str, instances_max: int) -> WarmPoolPlan:
+    """Stopped hosts up to the group's instances at replicas.max; they pay for their root
+    volumes at gp3's list price."""
     return WarmPoolPlan(
         max_group_prepared_capacity=instances_max,
         min_size=0,
@@ -587,9 +588,7 @@ def _warm_pool(stack: StackConfig, key: str, instances_max: int) -> WarmPoolPlan
     )
 
 
-def capacity_plans(
-    models: list[ModelPlan], stack: StackConfig | None = None
-) -> dict[str, CapacityGroupPlan]:
+def capacity_plans(models: list[ModelPlan], stack: StackConfig) -> dict[str, CapacityGroupPlan]:
     """Models sharing GPU capacity (one ASG and capacity provider): same instance type and
     purchase option, keyed `g6e-xlarge-on-demand`, in the order the models come."""
     members: dict[str, list[tuple[ModelPlan, _GroupNeed]]] = {}
@@ -602,7 +601,7 @@ def capacity_plans(
             m.cost.instances_max,
         ):
             members.setdefault(need.key, []).append((m, need))
-    warm = stack is None or stack.cold_start.warm_pool
+    warm = stack.cold_start.warm_pool
     out: dict[str, CapacityGroupPlan] = {}
     for key, ms in members.items():
         n_min = sum(n.instances_min for _, n in ms)
@@ -627,7 +626,7 @@ def capacity_plans(
             max_size=2 * n_max,
             on_demand_base=0,
             max_scaling_step=max(1, n_max),
-            warm_pool=_warm_pool(stack, key, n_max) if on_demand and warm and stack else None,
+            warm_pool=_warm_pool(stack, key, n_max) if on_demand and warm else None,
             notes=notes,
         )
     return out

@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from fetcher.manifest import RECORD_NAME
+from fetcher.manifest import JOURNAL_NAME
 from fetcher.paths import MANIFEST_NAME, model_dir
 from fetcher_fakehub import FakeHub
 from fetcher_helpers import EXPECTED_FILES, REPO, finish, run_fetcher, start_fetcher, wait_for
@@ -18,10 +18,14 @@ SMALL = "model-00001-of-00002.safetensors"
 
 
 def _verified(staging: Path) -> set[str]:
+    """The paths in the verified-files journal (complete lines only)."""
     try:
-        return set(json.loads((staging / RECORD_NAME).read_text())["files"])
-    except (OSError, ValueError, KeyError):
+        text = (staging / JOURNAL_NAME).read_text()
+    except OSError:
         return set()
+    return {
+        json.loads(line)["path"] for line in text.splitlines(keepends=True) if line.endswith("\n")
+    }
 
 
 def test_kill_mid_download_then_rerun_reuses_verified_files(

@@ -22,10 +22,12 @@ import hashlib
 import posixpath
 import re
 
+from fetcher.safety import MANIFEST_NAME
 from fetcher.source import HfSource, S3Source, Source, parse_source
 
+__all__ = ["MANIFEST_NAME", "folder_name", "lock_path", "model_dir", "staging_dir", "work_dir"]
+
 WORK_DIR = ".modelfleet"
-MANIFEST_NAME = ".modelfleet-complete.json"
 _SAFE = re.compile(r"[A-Za-z0-9._-]+")
 _UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9._-]")
 # Leaves room for the '.partial' and '.lock' suffixes under the 255-byte NAME_MAX of Linux and NFS.

@@ -114,6 +114,9 @@ class S3Backend:
     def _key(self, path: str) -> str:
         return self.source.prefix + path
 
+    def resolve(self) -> str | None:
+        return None  # S3 prefixes have no revisions; the plan names its listing instead
+
     def plan(self, choose: Chooser) -> Plan:
         src = self.source
         paginator = self.client.get_paginator("list_objects_v2")
@@ -121,11 +124,10 @@ class S3Backend:
         for page in paginator.paginate(Bucket=src.bucket, Prefix=src.prefix):
             for obj in page.get("Contents", []):
                 rel = obj["Key"][len(src.prefix) :]
-                if not rel or rel.endswith("/"):
+                if not rel or (rel.endswith("/") and obj.get("Size", 0) == 0):
                     continue  # folder markers made by the console
-                parts = rel.split("/")
-                if any(part in ("", ".", "..") for part in parts):
-                    raise FetchError(f"{src}: object key {obj['Key']!r} cannot be a file path")
+                # Keys with '//', '.' or '..' go to choose() too: it refuses them only when
+                # they would be fetched, naming the key (safety.py).
                 paths.append(rel)
         if not paths:
             raise FetchError(f"{src}: no objects under this prefix", ExitCode.NOT_FOUND)

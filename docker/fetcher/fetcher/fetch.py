@@ -409,8 +409,8 @@ class _Fetch:
                 "plan",
                 f"fetching {self.source} into {self.final}: {len(everything)} files, "
                 f"{human_bytes(total)} ({human_bytes(weight_bytes)} of weights); "
-                f"{len(everything) - len(todo)} already verified "
-                f"({human_bytes(done)}), {len(todo)} to fetch",
+                f"{len(everything) - len(todo)} verified ({human_bytes(done)}), "
+                f"{len(todo)} to fetch",
                 files=len(everything),
                 bytes_total=total,
                 bytes_weights=weight_bytes,

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 import pytest
-from fetcher.expect import Expectation, quant_matches
 from fetcher.paths import MANIFEST_NAME, model_dir
 from fetcher.selection import select_files
 from fetcher_fakehub import FakeHub, FakeRepo
@@ -341,6 +340,8 @@ def test_malformed_expectation_is_a_usage_error(
 
 
 def test_quantization_spellings_vllm_treats_as_equal() -> None:
+    from fetcher.expect import Expectation, quant_matches
+
     # auto_awq.py / auto_gptq.py override_quantization_method (vLLM 0.31.0 lines 263 / 214).
     assert quant_matches("awq", "awq_marlin") and quant_matches("AWQ", "marlin")
     assert quant_matches("gptq", "gptq_marlin") and not quant_matches("gptq", "awq")
@@ -379,3 +380,22 @@ def test_a_moved_branch_is_fetched_again_reusing_unchanged_files(
     assert resolved and resolved[0]["commit"] == NEW_COMMIT
     done = moved.events()[-1]
     assert done["event"] == "done" and done["resolved_revision"] == NEW_COMMIT
+
+
+def test_a_branch_folder_is_used_as_is_when_the_hub_cannot_be_reached(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    first = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    unreachable = {**env, "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there
+
+    offline = run_fetcher(unreachable, f"hf://{REPO}@main", str(tmp_path), timeout=60)
+    never_fetched = run_fetcher(unreachable, f"hf://{REPO}@other", str(tmp_path), timeout=60)
+
+    assert offline.returncode == 0, offline.stderr
+    assert offline.last_line == first.last_line
+    warning = [e for e in offline.events() if e["event"] == "resolve-failed"]
+    assert warning and COMMIT in warning[0]["message"]
+    assert never_fetched.returncode == 1
+    assert "cannot reach http://127.0.0.1:9" in never_fetched.events()[-1]["message"]

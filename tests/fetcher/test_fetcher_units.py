@@ -396,3 +396,16 @@ def test_listed_names_are_checked_as_relative_paths_inside_the_folder() -> None:
             inside("/models/.modelfleet/x.partial", bad)
     assert is_reserved(".modelfleet-complete.json") and is_reserved(".modelfleet-verified.jsonl")
     assert is_reserved(".cache/huggingface/download/x.metadata") and not is_reserved("cache.json")
+
+
+def test_s3_short_bodies_after_retries_are_a_size_mismatch() -> None:
+    """s3transfer's own retries end in RetriesExceededError wrapping IncompleteReadError."""
+    from botocore.exceptions import IncompleteReadError
+    from fetcher.s3 import S3Backend
+    from s3transfer.exceptions import RetriesExceededError
+
+    backend = S3Backend(S3Source("bucket-name", "m/"), workers=1)
+    short = IncompleteReadError(actual_bytes=100, expected_bytes=4096)
+    translated = backend.translate(RetriesExceededError(short))
+    assert translated is not None and translated.code == ExitCode.CHECKSUM
+    assert translated.message == "size mismatch: download ended at 100 of 4096 bytes"

@@ -39,6 +39,7 @@ from fetcher.safety import (
 )
 from fetcher.selection import (
     has_weights,
+    is_support,
     is_weight,
     select_files,
     weight_rule,
@@ -367,10 +368,11 @@ class _Fetch:
         files = list(plan.files)
         self._check_space([f for f in files if self._reuse(f) is None])
         # First the small files that decide what else to fetch (the weight index) and whether
-        # to go on at all (config.json against --expect); then the weights.
-        hashes = self._fetch_files([f for f in files if not is_weight(f.path)])
+        # to go on at all (config.json against --expect); then the weights and anything large.
+        hashes = self._fetch_files([f for f in files if is_support(f.path)])
         files = self._filter_by_index(files)
         weights = [f for f in files if is_weight(f.path)]
+        rest = [f for f in files if not is_support(f.path)]
         if self.options.expect is not None:
             from fetcher.expect import check
 
@@ -379,7 +381,7 @@ class _Fetch:
                 self.staging,
                 weight_total((f.path, f.expected.size) for f in weights),
             )
-        hashes.update(self._fetch_files(weights, announce=True, plan_files=files))
+        hashes.update(self._fetch_files(rest, announce=True, plan_files=files))
         self._finish(plan, files, hashes, started)
 
     def _reuse(self, file: RemoteFile) -> str | None:
@@ -404,7 +406,7 @@ class _Fetch:
             everything = plan_files or files
             total = sum(f.expected.size for f in everything)
             done = total - sum(f.expected.size for f in todo)
-            weight_bytes = sum(f.expected.size for f in files)
+            weight_bytes = weight_total((f.path, f.expected.size) for f in files)
             self.reporter.event(
                 "plan",
                 f"fetching {self.source} into {self.final}: {len(everything)} files, "

@@ -22,6 +22,7 @@ from botocore.exceptions import (
     ClientError,
     EndpointConnectionError,
     FlexibleChecksumError,
+    IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
 )
@@ -176,6 +177,21 @@ class S3Backend:
 
     def translate(self, exc: BaseException) -> FetchError | None:
         src = self.source
+        if isinstance(exc, RetriesExceededError):
+            # s3transfer retries short bodies itself (S3_RETRYABLE_DOWNLOAD_ERRORS) and then
+            # wraps the last error; a body that keeps ending early is a size mismatch (exit 5).
+            last = exc.last_exception
+            if isinstance(last, IncompleteReadError):
+                return ChecksumError(
+                    f"size mismatch: download ended at {last.kwargs.get('actual_bytes')} of "
+                    f"{last.kwargs.get('expected_bytes')} bytes"
+                )
+            return FetchError(f"{src}: download failed after retries: {type(last).__name__}")
+        if isinstance(exc, IncompleteReadError):
+            return ChecksumError(
+                f"size mismatch: download ended at {exc.kwargs.get('actual_bytes')} of "
+                f"{exc.kwargs.get('expected_bytes')} bytes"
+            )
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             return FetchError(
                 f"{src}: no AWS credentials found (task role or AWS_* environment)", ExitCode.AUTH

@@ -81,6 +81,11 @@ def is_weight(path: str) -> bool:
     return "/" not in path and path.endswith(WEIGHT_SUFFIXES) and not _not_for_inference(path)
 
 
+def is_support(path: str) -> bool:
+    """A configuration, tokenizer or code file (kilobytes to megabytes), by its name."""
+    return _matches(path.rsplit("/", 1)[-1], _SUPPORT_PATTERNS)
+
+
 def _not_for_inference(path: str) -> bool:
     return path.endswith(_NOT_FOR_INFERENCE)
 

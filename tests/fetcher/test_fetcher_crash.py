@@ -147,3 +147,46 @@ def test_sigterm_stops_the_downloads_with_one_line(
     assert "interrupted" in run.events()[-1]["message"]
     assert "Traceback" not in run.stderr
     assert not Path(model_dir(SOURCE, str(tmp_path))).exists()
+
+
+def test_random_kills_leave_no_model_or_a_complete_one(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL at random moments (seeded), through downloads, journal appends and the rename.
+
+    After every kill the model folder is absent or complete and verified; the last run finishes.
+    """
+    import hashlib
+    import random
+
+    repo = hub.repos[REPO]
+    for i in range(40):
+        repo.files[f"extra-{i:02d}.json"] = json.dumps({"i": i}).encode()
+    hub.delays[BIG] = 0.04
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    folder = Path(model_dir(SOURCE, str(tmp_path)))
+    rng = random.Random(20261201)
+    kills = 0
+    for _ in range(12):
+        started = time.monotonic()
+        proc = start_fetcher(env, SOURCE, str(tmp_path))
+        time.sleep(rng.uniform(0.3, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        run = finish(proc, started)
+        kills += run.returncode == -signal.SIGKILL
+        if folder.exists():
+            manifest = json.loads((folder / MANIFEST_NAME).read_text())
+            for entry in manifest["files"]:
+                data = (folder / entry["path"]).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["path"]
+            break
+    final = run_fetcher(env, SOURCE, str(tmp_path), timeout=60)
+    assert final.returncode == 0, final.stderr
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    for entry in manifest["files"]:
+        assert (folder / entry["path"]).read_bytes() == repo.files[entry["path"]]
+    print(
+        f"\n{kills} kills before the model completed; big shard served "
+        f"{hub.downloads(REPO, BIG)} times"
+    )
+    assert kills >= 1

@@ -348,6 +348,10 @@ def test_quantization_spellings_vllm_treats_as_equal() -> None:
     assert quant_matches("compressed-tensors", "compressed_tensors")
     assert not quant_matches("fp8", "awq")
     assert Expectation(key="k").checks_quant_method is False
+    assert (
+        Expectation.model_validate_json('{"key": "k", "weight_bytes_tolerance": null}').tolerance
+        == 0.15
+    )
     assert Expectation(key="k", quant_method=None).checks_quant_method is True
 
 

@@ -61,8 +61,15 @@ class Expectation(BaseModel):
     quant_method: str | None = Field(default=None, min_length=1, max_length=64)
     torch_dtype: str | None = Field(default=None, min_length=1, max_length=32)
     weight_bytes: int | None = Field(default=None, gt=0)
-    weight_bytes_tolerance: float = Field(default=_DEFAULT_TOLERANCE, ge=0.0, le=1.0)
+    weight_bytes_tolerance: float | None = Field(default=None, ge=0.0, le=1.0)
     max_lora_rank: int | None = Field(default=None, gt=0)
+
+    @property
+    def tolerance(self) -> float:
+        """``weight_bytes_tolerance``, 0.15 when absent or null."""
+        if self.weight_bytes_tolerance is None:
+            return _DEFAULT_TOLERANCE
+        return self.weight_bytes_tolerance
 
     @property
     def checks_quant_method(self) -> bool:
@@ -183,14 +190,15 @@ def check(expect: Expectation, folder: str, weight_bytes: int) -> None:
                 f"but the stack says {expect.torch_dtype}; set checkpoint: {have}"
             )
     if expect.weight_bytes is not None:
-        low = expect.weight_bytes * (1 - expect.weight_bytes_tolerance)
-        high = expect.weight_bytes * (1 + expect.weight_bytes_tolerance)
+        tolerance = expect.tolerance
+        low = expect.weight_bytes * (1 - tolerance)
+        high = expect.weight_bytes * (1 + tolerance)
         if not low <= weight_bytes <= high:
             ratio = weight_bytes / expect.weight_bytes
             raise ExpectationError(
                 f"{key}: checkpoint weights are {weight_bytes} bytes, {ratio:.2f}x the "
                 f"{expect.weight_bytes} the plan sized the download, load and health window "
-                f"for (tolerance ±{expect.weight_bytes_tolerance:.0%}); set the model's "
+                f"for (tolerance ±{tolerance:.0%}); set the model's "
                 "checkpoint format (or parameter count) in the stack to what the repository holds"
             )
     if expect.max_lora_rank is not None:

@@ -22,7 +22,13 @@ import pulumi_aws as aws
 
 from components._common import child, stack_tags
 from components.model_cache import efs_volume
-from modelfleet.containers import PREWARM_CONTAINER, TaskRefs, fetcher_sources, prewarm_container
+from modelfleet.containers import (
+    PREWARM_CONTAINER,
+    TaskRefs,
+    fetcher_command,
+    fetcher_sources,
+    prewarm_container,
+)
 from modelfleet.plan import MODELS_MOUNT, FleetPlan, ModelPlan
 
 # Download from the hub or S3 through NAT at ~100 MiB/s sustained; the timeout allows three
@@ -34,8 +40,10 @@ POLL_SECONDS = 10.0
 LOG_TAIL_LINES = 30
 
 
-def prewarm_timeout_s(weights_gib: float) -> int:
-    return math.ceil(3 * weights_gib * 1024 / DOWNLOAD_MIBPS) + 600
+def prewarm_timeout_s(checkpoint_gib: float) -> int:
+    """From the checkpoint as stored: a bf16 repository served as fp8 downloads 2 bytes a
+    weight."""
+    return math.ceil(3 * checkpoint_gib * 1024 / DOWNLOAD_MIBPS) + 600
 
 
 class PrewarmError(Exception):
@@ -64,7 +72,9 @@ def run_prewarm(
     `ecs` and `logs` are boto3 clients (tests pass stubbed ones).
     """
     started: list[tuple[str, str]] = []
+    commands: dict[str, list[str]] = props.get("commands") or {}
     for source in props["sources"]:
+        command = commands.get(source) or [source, props["destRoot"]]
         resp = ecs.run_task(
             cluster=props["cluster"],
             taskDefinition=props["taskDefinition"],
@@ -77,11 +87,7 @@ def run_prewarm(
                     "assignPublicIp": "DISABLED",
                 }
             },
-            overrides={
-                "containerOverrides": [
-                    {"name": PREWARM_CONTAINER, "command": [source, props["destRoot"]]}
-                ]
-            },
+            overrides={"containerOverrides": [{"name": PREWARM_CONTAINER, "command": command}]},
             startedBy="modelfleet-prewarm",
             propagateTags="TASK_DEFINITION",
         )
@@ -141,7 +147,8 @@ def run_prewarm(
 
 
 # Inputs whose change means the cache must be (re)filled; a new fetcher image does not.
-TRIGGERS = ("sources", "destRoot", "accessPoint")
+# `commands` carries what the fetcher verifies: a changed expectation re-runs the check.
+TRIGGERS = ("sources", "destRoot", "accessPoint", "commands")
 
 
 class PrewarmProvider(pulumi.dynamic.ResourceProvider):
@@ -252,11 +259,13 @@ class Prewarm(pulumi.ComponentResource):
                     "subnets": args.subnet_ids,
                     "securityGroups": [args.security_group_id],
                     "sources": [s for _, s in fetcher_sources(m, plan)],
+                    # Per source: SOURCE DEST_ROOT --expect JSON, as in the serving task.
+                    "commands": {s: fetcher_command(m, s) for _, s in fetcher_sources(m, plan)},
                     "destRoot": MODELS_MOUNT,
                     "accessPoint": args.access_point_ids[m.name],
                     "logGroup": log_group.name,
                     "logStreamPrefix": "fetcher",
-                    "timeoutSeconds": prewarm_timeout_s(m.weights_gib),
+                    "timeoutSeconds": prewarm_timeout_s(m.checkpoint_gib),
                 },
                 opts=child(self),
             )

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from unit_stacks import STACKS, config, write_stack
 
-# Catalog checkpoints other than the bf16 default; ephemeral test stacks may follow a branch.
-AWQ_8B = "hf://hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4@main"
-FP8_70B = "hf://RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic@main"
-
 from modelfleet.config import RESERVED_VLLM_FLAGS, ConfigError, load_stack_file
 from modelfleet.limits import ECS_HEALTHCHECK, check_limits
 from modelfleet.plan import FleetPlan, build_plan, vllm_health_check
 from modelfleet.sizing import SizingError
+
+# Catalog checkpoints other than the bf16 default; ephemeral test stacks may follow a branch.
+AWQ_8B = "hf://hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4@main"
+FP8_70B = "hf://RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic@main"
 
 
 @pytest.fixture(scope="module")

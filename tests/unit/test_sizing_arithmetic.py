@@ -390,8 +390,16 @@ def test_lora_buffers_by_max_rank_come_out_of_the_kv_cache() -> None:
     # + down 18432 = 81,920; x 32 layers x 2 bytes x rank 16 = 83.9 MB; rank 64: 0.3125 GiB.
     assert sizing.lora_bytes(LLAMA_8B, 16) == pytest.approx(16 * 81920 * 32 * 2, rel=1e-6)
     assert sizing.lora_bytes(LLAMA_8B, None) == 0.0
-    plain = size(LLAMA_8B, G6, dtype="bfloat16", kv_cache_dtype="auto", max_model_len=8192,
-                 tensor_parallel=None, gpu_memory_utilization=UTIL, max_num_seqs=None)
+    plain = size(
+        LLAMA_8B,
+        G6,
+        dtype="bfloat16",
+        kv_cache_dtype="auto",
+        max_model_len=8192,
+        tensor_parallel=None,
+        gpu_memory_utilization=UTIL,
+        max_num_seqs=None,
+    )
     lora = size(LLAMA_8B, G6, dtype="bfloat16", kv_cache_dtype="auto", max_model_len=8192,
                 tensor_parallel=None, gpu_memory_utilization=UTIL, max_num_seqs=None,
                 max_lora_rank=64)  # fmt: skip

@@ -72,9 +72,9 @@ def run_prewarm(
     `ecs` and `logs` are boto3 clients (tests pass stubbed ones).
     """
     started: list[tuple[str, str]] = []
-    commands: dict[str, list[str]] = props.get("commands") or {}
     for source in props["sources"]:
-        command = commands.get(source) or [source, props["destRoot"]]
+        # SOURCE DEST_ROOT --expect JSON: the plan's expectations travel with every run.
+        command = props["commands"][source]
         resp = ecs.run_task(
             cluster=props["cluster"],
             taskDefinition=props["taskDefinition"],

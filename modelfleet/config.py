@@ -484,8 +484,12 @@ PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
 
 class ImagesConfig(_Model):
     # vLLM's OpenAI server image, pinned; a moving tag would change the engine under a fleet.
-    # The -cu129 build, not the default CUDA 13 one: that needs NVIDIA driver 580+, which the
-    # ECS GPU-optimized AMI may not carry yet (https://github.com/vllm-project/vllm/releases).
+    # The ECS GPU-optimized AL2023 AMI the capacity uses ships NVIDIA driver 580 (580.95.05
+    # from its 20251014 release, 580.126.09 by 2026-02: https://github.com/aws/amazon-ecs-ami
+    # pull/560 and pull/619), which runs vLLM's default CUDA 13 build as well as this one
+    # (CUDA 13 needs 580+: https://github.com/vllm-project/vllm/releases). The -cu129 build
+    # stays the default because CUDA 12's minor-version compatibility also runs it on the
+    # 570/575 drivers of older or custom AMIs; on the shipped AMI either tag works.
     vllm: Annotated[
         PinnedImage,
         # [registry[:port]/]path[:tag][@sha256:digest]

@@ -4,8 +4,9 @@ Every figure carries the document it came from and the date that document was re
 reviewer can check it and a maintainer knows when it went stale. Figures that AWS or NVIDIA
 publish in decimal units (GB, GB/s) stay decimal. GPU memory is kept twice: what `nvidia-smi`
 reports (MiB) and what torch reports as the device's total (`torch.cuda.mem_get_info()[1]`),
-which is what vLLM multiplies by `gpu_memory_utilization` (vllm/v1/worker/gpu_worker.py,
-`requested_memory = total_gpu_memory * gpu_memory_utilization`); sizing uses the latter.
+which is what vLLM multiplies by `gpu_memory_utilization` (vllm/v1/worker/utils.py
+`request_memory`: `init_snapshot.total_memory * cache_config.gpu_memory_utilization`, the
+snapshot's total being torch's); sizing uses the latter.
 """
 
 from __future__ import annotations

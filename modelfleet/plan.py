@@ -301,6 +301,9 @@ def fetch_expectations(m: ModelConfig, checkpoint_bytes: float) -> dict[str, dic
 def quantization_flags(m: ModelConfig) -> list[str]:
     """--dtype / --quantization for vLLM 0.31, from the checkpoint and the serving dtype.
 
+    Read in vLLM's own source as the code index holds it (the v0.31.0 tree itself was too
+    large to check out here; the paths below are those of the 0.30/0.31 line).
+
     - 16-bit checkpoint as bfloat16/float16: `--dtype` (vLLM casts at load).
     - 16-bit checkpoint as fp8: online quantization, `--quantization fp8_per_tensor`. In 0.31
       `fp8` on a 16-bit checkpoint is a deprecated alias that warns and redirects to it

@@ -94,6 +94,10 @@ VLLM_DEFAULT_LORA_RANK = 16
 SIXTEEN_BIT = frozenset({Checkpoint.BFLOAT16, Checkpoint.FLOAT16})
 
 
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
+
+
 def serving_problem(checkpoint: Checkpoint, dtype: Dtype) -> str | None:
     """Why vLLM 0.31 cannot serve `checkpoint` weights as `dtype`, or None when it can.
 
@@ -101,24 +105,27 @@ def serving_problem(checkpoint: Checkpoint, dtype: Dtype) -> str | None:
     after loading: vllm/model_executor/layers/quantization/online/fp8.py, "Loads fp16/bf16
     weights and quantizes them per-tensor during loading"). A quantized checkpoint serves only
     as what it is: vLLM reads its quantization_config from config.json and refuses a
-    --quantization that differs (vllm/config/model.py, `_verify_quantization`), and has no
-    path that dequantizes it back to 16 bits or converts one 4-bit scheme into another.
+    --quantization that differs (vllm/config/model.py `_verify_quantization`: "Quantization
+    method specified in the model config (X) does not match the quantization method specified
+    in the `quantization` argument (Y)"), and has no path that dequantizes it back to 16 bits
+    or converts one 4-bit scheme into another.
     """
     if checkpoint in SIXTEEN_BIT:
         if dtype in (Dtype.AWQ, Dtype.GPTQ):
+            fmt = dtype.value.upper()
             return (
-                f"dtype {dtype.value} needs an {dtype.value.upper()} checkpoint, and this source "
-                f"is a {checkpoint.value} one (vLLM quantizes 16-bit weights online only to "
-                f"fp8); use dtype: fp8 or {checkpoint.value}, or a source that is an "
-                f"{dtype.value.upper()} repository (with checkpoint: {dtype.value})"
+                f"{dtype.value} needs {_a(fmt)} checkpoint and this source is "
+                f"{_a(checkpoint.value)} one (vLLM quantizes 16-bit weights online only to "
+                f"fp8); use dtype: fp8 or {checkpoint.value}, or {_a(fmt)} repository as the "
+                f"source (checkpoint: {dtype.value})"
             )
         return None
     if dtype.value == checkpoint.value:
         return None
     return (
-        f"a {checkpoint.value} checkpoint serves only as dtype: {checkpoint.value} (vLLM reads "
-        f"its quantization from config.json and cannot dequantize it to {dtype.value}); use "
-        f"dtype: {checkpoint.value}, or a 16-bit source for dtype: {dtype.value}"
+        f"{_a(checkpoint.value)} checkpoint serves only as dtype: {checkpoint.value} (vLLM "
+        f"reads its quantization from config.json and cannot dequantize it to {dtype.value}); "
+        f"use dtype: {checkpoint.value}, or a 16-bit source for dtype: {dtype.value}"
     )
 
 
@@ -366,8 +373,7 @@ class ModelConfig(_Model):
     def _servable(self) -> Self:
         problem = serving_problem(self.checkpoint_format, self.dtype)
         if problem:
-            key = "dtype" if self.checkpoint is None else "dtype/checkpoint"
-            raise ValueError(f"{key}: {problem} (source {self.source})")
+            raise ValueError(f"dtype: {problem} (source {self.source})")
         return self
 
     @property

@@ -123,7 +123,8 @@ def serving_problem(checkpoint: Checkpoint, dtype: Dtype) -> str | None:
     if dtype.value == checkpoint.value:
         return None
     return (
-        f"{_a(checkpoint.value)} checkpoint serves only as dtype: {checkpoint.value} (vLLM "
+        f"the source is {checkpoint.value.upper()}-quantized and serves only as dtype: "
+        f"{checkpoint.value} (vLLM "
         f"reads its quantization from config.json and cannot dequantize it to {dtype.value}); "
         f"use dtype: {checkpoint.value}, or a 16-bit source for dtype: {dtype.value}"
     )

@@ -287,3 +287,14 @@ def test_prod_70b_health_window_covers_reading_its_bf16_checkpoint() -> None:
     assert m.grace_period_s >= 808
     assert "--quantization" in m.vllm_command
     assert m.vllm_command[m.vllm_command.index("--quantization") + 1] == "fp8_per_tensor"
+
+
+def test_efs_and_nat_cost_follow_the_checkpoint(tmp_path: Path) -> None:
+    # Served as fp8 or as bf16, the bf16 repository stores and transfers the same 16.06e9 B;
+    # only an FP8 repository halves them.
+    bf16 = _plan(tmp_path, maxModelLen=4096).shared_cost
+    online_fp8 = _plan(tmp_path, dtype="fp8", maxModelLen=4096).shared_cost
+    assert (online_fp8.efs_usd, online_fp8.nat_usd) == (bf16.efs_usd, bf16.nat_usd)
+    fp8_repo = _plan(tmp_path, source="hf://RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8@main",
+                     dtype="fp8", maxModelLen=4096).shared_cost  # fmt: skip
+    assert fp8_repo.efs_usd < bf16.efs_usd

@@ -22,9 +22,8 @@ from infra_support import (
 )
 
 from components.harness import SECRET_STAND_INS, Run
-from components.prewarm import prewarm_timeout_s
 from modelfleet.containers import fetcher_command, fetcher_sources
-from modelfleet.plan import MODELS_MOUNT, SIDECAR_PORT, FleetPlan
+from modelfleet.plan import MODELS_MOUNT, SIDECAR_PORT, FleetPlan, prewarm_timeout_s
 
 pytestmark = pytest.mark.xdist_group("infra")
 

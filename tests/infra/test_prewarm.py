@@ -13,16 +13,16 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from components.prewarm import (
+from components.ecs.prewarm import (
     LOG_TAIL_LINES,
     POLL_SECONDS,
     TRIGGERS,
     PrewarmError,
     PrewarmProvider,
-    prewarm_timeout_s,
     run_prewarm,
 )
 from modelfleet.containers import PREWARM_CONTAINER
+from modelfleet.plan import prewarm_timeout_s
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -237,7 +237,7 @@ def test_timeout_stops_the_task(clients: tuple[Any, Stubber, Any, Stubber]) -> N
 
 
 def test_timeout_grows_with_the_checkpoint() -> None:
-    assert prewarm_timeout_s(140) > prewarm_timeout_s(15) > 600
+    assert prewarm_timeout_s(140) > prewarm_timeout_s(15) > 600  # the plan derives it
     # The prod 70B downloads its 131.41 GiB bf16 checkpoint (served as fp8): 3 x 131.41 x
     # 1024 / 100 MiB/s + 600 = 4637 s, where 1 byte a weight (67.66 GiB) allowed only 2679 s.
     assert prewarm_timeout_s(131.41) == 4637

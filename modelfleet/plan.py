@@ -32,6 +32,7 @@ from modelfleet.contract import (
     ECS_REGISTERED_MEMORY_SHARE,
     FETCHER_CPU_UNITS,
     FETCHER_MEMORY_MIB,
+    MAX_REQUEST_SECONDS,
     MAX_STOP_TIMEOUT,
     MODELS_MOUNT,
     READY_PATH,
@@ -64,6 +65,7 @@ from modelfleet.plan_types import (
     ScheduledAction,
     SecretSpec,
     SharedCost,
+    SidecarTimeouts,
     SubnetLayout,
 )
 
@@ -392,10 +394,13 @@ def listener_priorities(names: list[str]) -> dict[str, int]:
     """A listener-rule priority per model, from its name alone, so reordering or removing
     models never renumbers another model's rule mid-update.
 
-    A hash picks a slot among 1,000 per model name; on the rare collision, the name that sorts
-    first keeps the slot and the other takes the next free one (deterministic, and it moves
-    only the colliding model). Rules match disjoint path prefixes, so their relative order
-    does not change which rule serves a request.
+    A hash of the name picks a priority in AWS's range (1-50000); on the rare collision, the
+    name that sorts first keeps it and the other takes the next free one (deterministic, and it
+    moves only the colliding model). Rules match disjoint path prefixes (`/<name>/*`), so their
+    relative order never changes which rule serves a request. A changed priority is updated in
+    place (SetRulePriorities in terraform-provider-aws's `internal/service/elbv2/
+    listener_rule.go`, resourceListenerRuleUpdate), so the first release's 100 + index
+    priorities move without replacing a rule.
     """
     lo, hi = int(LISTENER_RULE_PRIORITY.minimum), int(LISTENER_RULE_PRIORITY.maximum)
     span = hi - lo + 1
@@ -525,6 +530,17 @@ def subnet_layout(cidr: str, azs: int, private_needed: int) -> SubnetLayout | st
 
 def _example(net: ipaddress.IPv4Network, prefix: int) -> str:
     return str(ipaddress.IPv4Network((int(net.network_address), max(prefix, 16)), strict=False))
+
+
+def sidecar_timeouts(alb_idle_timeout_s: int, m: ModelPlan) -> SidecarTimeouts:
+    first_byte = max(30, alb_idle_timeout_s - 5)
+    longest = m.max_model_len / max(m.single_stream_tokens_per_s, 1.0) * STARTUP_MARGIN
+    return SidecarTimeouts(
+        first_byte_s=first_byte,
+        total_s=min(MAX_REQUEST_SECONDS, first_byte + math.ceil(longest / 60) * 60),
+        sse_keepalive_s=min(15, alb_idle_timeout_s // 4),
+        http_keepalive_s=max(620, alb_idle_timeout_s + 60),
+    )
 
 
 def drain_plan(stack: StackConfig) -> DrainPlan:
@@ -689,16 +705,18 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
             "(pulumi config set --secret hfToken hf_...) or the pre-warm fetch fails"
         )
     drain = drain_plan(stack)
+    idle = _idle_timeout(stack, models)
     plan = FleetPlan(
         config=stack,
         models=models,
         running_fraction=fraction,
-        alb_idle_timeout_s=_idle_timeout(stack, models),
+        alb_idle_timeout_s=idle,
         https=https,
         interface_endpoints=endpoints,
         subnets=subnets,
         drain=drain,
         capacity=groups,
+        sidecar={m.name: sidecar_timeouts(idle, m) for m in models},
         secrets=secrets,
         ids=ids,
         shared_cost=shared,

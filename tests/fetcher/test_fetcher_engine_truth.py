@@ -355,6 +355,30 @@ def test_quantization_spellings_vllm_treats_as_equal() -> None:
     assert Expectation(key="k", quant_method=None).checks_quant_method is True
 
 
+def test_a_stated_fp8_checkpoint_accepts_the_serialized_fp8_formats(tmp_path: Path) -> None:
+    """`checkpoint: fp8` on a repository the catalog does not know expects `fp8`; RedHatAI's
+    FP8 repositories say `compressed-tensors` (8-bit float weights), and vLLM serves them as
+    FP8 from their own config, so they match. An int4 compressed-tensors one does not."""
+    import json as _json
+
+    from fetcher.errors import ExpectationError
+    from fetcher.expect import Expectation, check
+
+    def config(bits: int, kind: str) -> None:
+        group = {"weights": {"num_bits": bits, "type": kind, "strategy": "channel"}}
+        quant = {"quant_method": "compressed-tensors", "config_groups": {"group_0": group}}
+        (tmp_path / "config.json").write_text(
+            _json.dumps({"torch_dtype": "bfloat16", "quantization_config": quant})
+        )
+
+    expect = Expectation(key="modelfleet:models[m]", quant_method="fp8")
+    config(8, "float")
+    check(expect, str(tmp_path), 0)
+    config(4, "int")
+    with pytest.raises(ExpectationError, match=r"modelfleet:models\[m\]\.dtype"):
+        check(expect, str(tmp_path), 0)
+
+
 # Revisions -----------------------------------------------------------------------------------
 
 NEW_COMMIT = "abcdefabcdefabcdefabcdefabcdefabcdefabcd"

@@ -101,6 +101,35 @@ def quant_matches(checkpoint: str, expected: str) -> bool:
     return have == want or want in _SERVES.get(have, set())
 
 
+def fp8_scheme(method: str, quant: dict[str, Any]) -> bool:
+    """A serialized FP8 checkpoint under another method name: compressed-tensors with 8-bit
+    float weights in every group (RedHatAI's FP8 repositories), ModelOpt's FP8, or FBGEMM's.
+
+    A stack that states `checkpoint: fp8` for a repository the catalog does not know expects
+    `fp8`; vLLM 0.31.0 serves all of these as FP8 from their own config, so they match it.
+    """
+    name = _norm_quant(method)
+    if name == "fbgemm-fp8":
+        return True
+    if name == "modelopt":
+        inner = quant.get("quantization")
+        return isinstance(inner, dict) and str(inner.get("quant_algo", "")).upper() == "FP8"
+    if name != "compressed-tensors":
+        return False
+    groups = quant.get("config_groups")
+    if not isinstance(groups, dict) or not groups:
+        return False
+    for group in groups.values():
+        weights = group.get("weights") if isinstance(group, dict) else None
+        if not (
+            isinstance(weights, dict)
+            and weights.get("num_bits") == 8
+            and weights.get("type") == "float"
+        ):
+            return False
+    return True
+
+
 def _read_json(folder: str, name: str) -> dict[str, Any] | None:
     path = os.path.join(folder, name)
     try:
@@ -169,7 +198,11 @@ def check(expect: Expectation, folder: str, weight_bytes: int) -> None:
         if found is not None:
             where, quant = found
             method = _quant_method(quant)
-            if expect.quant_method is None or not quant_matches(method, expect.quant_method):
+            matches = expect.quant_method is not None and (
+                quant_matches(method, expect.quant_method)
+                or (_norm_quant(expect.quant_method) == "fp8" and fp8_scheme(method, quant))
+            )
+            if not matches:
                 raise ExpectationError(
                     f"{key}.dtype: checkpoint is {method.upper()} ({where}.quant_method="
                     f"{method}) but the stack says {says}; set dtype: {method}"

@@ -151,9 +151,12 @@ class ColdStartPlan:
     notes: tuple[str, ...] = ()
 
 
-def weight_load(weights_gib: float, vllm_memory_mib: int, tensor_parallel: int) -> WeightLoad:
-    """The load strategy the vLLM container's memory can carry, and its read rate."""
-    weights_mib = math.ceil(weights_gib * 1024)
+def weight_load(checkpoint_gib: float, vllm_memory_mib: int, tensor_parallel: int) -> WeightLoad:
+    """The load strategy the vLLM container's memory can carry, and its read rate.
+
+    `checkpoint_gib`: the checkpoint as stored on EFS (what vLLM reads, whatever the serving
+    dtype: a bf16 repository served as fp8 reads 2 bytes a weight)."""
+    weights_mib = math.ceil(checkpoint_gib * 1024)
     free = vllm_memory_mib - VLLM_HOST_MIB
     if weights_mib <= free:
         return WeightLoad(
@@ -162,10 +165,10 @@ def weight_load(weights_gib: float, vllm_memory_mib: int, tensor_parallel: int) 
             weights_mib,
             f"{PREFETCH_THREADS} parallel readers x {STREAM_MIBPS:g} MiB/s, at most EFS "
             f"Elastic's {EFS_PER_CLIENT_MIBPS:g} MiB/s per client; the page cache holds the "
-            f"{weights_gib:.1f} GiB checkpoint",
+            f"{checkpoint_gib:.1f} GiB checkpoint",
         )
     # Every TP rank reads every shard it needs at once: a shard's bytes and its tensors each.
-    shard_mib = math.ceil(min(SHARD_GIB, weights_gib) * 1024) * 2 * tensor_parallel
+    shard_mib = math.ceil(min(SHARD_GIB, checkpoint_gib) * 1024) * 2 * tensor_parallel
     if shard_mib <= free:
         return WeightLoad(
             "eager",
@@ -184,15 +187,15 @@ def weight_load(weights_gib: float, vllm_memory_mib: int, tensor_parallel: int) 
 
 def plan_cold_start(
     *,
-    weights_gib: float,
+    checkpoint_gib: float,
     vllm_memory_mib: int,
     tensor_parallel: int,
     warm_pool: bool,
     wake_period_s: int,
     wake_evaluation_periods: int,
 ) -> ColdStartPlan:
-    load = weight_load(weights_gib, vllm_memory_mib, tensor_parallel)
-    weights_s = weights_gib * 1024 / load.mibps
+    load = weight_load(checkpoint_gib, vllm_memory_mib, tensor_parallel)
+    weights_s = checkpoint_gib * 1024 / load.mibps
     scaling = (
         f"ECS managed scaling {MANAGED_SCALING_REACTION_S} s (one 1-minute "
         "CapacityProviderReservation datapoint)"
@@ -200,7 +203,8 @@ def plan_cold_start(
     weights = Phase(
         "weights",
         weights_s,
-        f"{weights_gib:.1f} GiB from EFS, --safetensors-load-strategy {load.strategy}",
+        f"{checkpoint_gib:.1f} GiB checkpoint from EFS, --safetensors-load-strategy "
+        f"{load.strategy}",
         load.why,
     )
     first = StartPath(

@@ -89,6 +89,12 @@ SHARD_GIB = 5e9 / sizing.GIB
 VLLM_HOST_MIB = 6144
 
 # --- engine ----------------------------------------------------------------------------------
+# The compile cache has no lock: vllm/compilation/backends.py `CompilerManager` reads its index
+# with `ast.literal_eval(open(...).read())` and rewrites it with a plain `open(path, "w")`
+# (same stored snapshot). Replicas that start together on an empty cache each compile and
+# write the same hash-keyed files; one that reads the index while another rewrites it fails
+# to parse it and exits, and ECS starts the task again, now on the complete cache. Only the
+# model's own task role can write its cache (what it holds is code vLLM loads).
 # Of sizing.py's 90 s engine start, torch.compile of the model's graphs; with the compiled
 # artifacts in VLLM_CACHE_ROOT vLLM loads them instead (vLLM's torch.compile design notes,
 # https://docs.vllm.ai/en/latest/design/torch_compile/ "Compilation Cache", read 2026-12-01:

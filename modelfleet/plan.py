@@ -319,8 +319,8 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
     if m.replicas.min > 1:
         notes.append(
             f"{m.replicas.min} replicas starting together on an empty compile cache each "
-            "compile (vLLM takes no lock on VLLM_CACHE_ROOT) and write the same hash-keyed "
-            "files; starts after that read them"
+            "compile and write the same files without a lock; one that reads the index while "
+            "another rewrites it fails to start, and ECS starts it again on the complete cache"
         )
     if m.capacity is Capacity.SPOT and stack.cold_start.warm_pool:
         notes.append(

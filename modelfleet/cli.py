@@ -169,13 +169,13 @@ def _model_table(m: ModelPlan) -> None:
     for k, v in rows:
         t.add_row(k, v)
     if m.cold_start is not None:
-        _cold_start_rows(t, m.cold_start)
+        _cold_start_rows(t, m.cold_start, woken=m.replicas_min == 0)
     for note in m.notes:
         t.add_row("note", f"[yellow]{note}[/]")
     out.print(t)
 
 
-def _cold_start_rows(t: Table, cs: ColdStartPlan) -> None:
+def _cold_start_rows(t: Table, cs: ColdStartPlan, woken: bool) -> None:
     """Each phase of both starts with its figure's source, and the request-triggered path."""
     for path in (cs.warm, cs.first):
         label = "warm start" if path.kind == "warm" else "first start"
@@ -188,7 +188,8 @@ def _cold_start_rows(t: Table, cs: ColdStartPlan) -> None:
     t.add_row(
         "  woken by a request",
         f"{_duration(tr.total_s)}: trigger {tr.metric_period_s}s metric + "
-        f"{tr.alarm_window_s}s alarm window, then the warm start [dim]({escape(tr.source)})[/]",
+        f"{tr.alarm_window_s}s alarm window, then the warm start [dim]({escape(tr.source)})[/]"
+        + ("" if woken else " (applies with replicas.min 0)"),
     )
 
 

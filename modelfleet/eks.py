@@ -103,6 +103,13 @@ class NodePoolPlan:
     gpu_limit: int
     models: tuple[str, ...]
     termination_grace_period: str
+    capacity: str  # the GPU class's capacity mode: on-demand | spot | mixed
+    gpus_per_instance: int
+    instance_hourly_usd: float  # on-demand list price (or the stack's pricing override)
+
+    @property
+    def max_instances(self) -> int:
+        return self.gpu_limit // self.gpus_per_instance
 
     @property
     def labels(self) -> dict[str, str]:
@@ -376,6 +383,9 @@ def _pools(stack: StackConfig, models: list[Any]) -> dict[str, NodePoolPlan]:
                 gpu_limit=n * gpus,
                 models=names,
                 termination_grace_period=grace,
+                capacity=inst.capacity,
+                gpus_per_instance=gpus,
+                instance_hourly_usd=inst.cost.on_demand_hourly,
             )
     return pools
 

@@ -26,7 +26,7 @@ PROD_EKS = STACKS / "Pulumi.prod-eks.yaml"
 
 
 def small_variant(config: dict[str, Any]) -> None:
-    """An ephemeral EKS stack in an existing VPC: one on-demand model that scales to zero,
+    """An ephemeral dev EKS stack in an existing VPC: one spot model that scales to zero,
     private endpoint only, defaults everywhere else."""
     config["modelfleet:environment"] = "dev"
     config["modelfleet:ephemeral"] = True
@@ -38,7 +38,7 @@ def small_variant(config: dict[str, Any]) -> None:
     }
     model = config["modelfleet:models"][0]
     model["replicas"] = {"min": 0, "max": 2}
-    model["capacity"] = "on-demand"
+    model["capacity"] = "spot"
     config["modelfleet:models"] = [model]
     config.pop("modelfleet:schedule", None)
     config["modelfleet:gateway"] = {"allowNoAuth": True}

@@ -40,7 +40,7 @@ class Nodes(pulumi.ComponentResource):
         attachments: list[pulumi.Resource] = []
         for key in ("system_node_role", "gpu_node_role"):
             roles[key] = aws.iam.Role(
-                lg[key],
+                lg[key].name,
                 assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
                 tags=tags,
                 opts=child(self),
@@ -48,7 +48,7 @@ class Nodes(pulumi.ComponentResource):
             for policy in eks_versions.NODE_MANAGED_POLICIES:
                 attachments.append(
                     aws.iam.RolePolicyAttachment(
-                        lg[f"{key}:{policy}"],
+                        lg[f"{key}:{policy}"].name,
                         role=roles[key].name,
                         policy_arn=f"arn:{args.partition}:iam::aws:policy/{policy}",
                         opts=child(self),
@@ -59,7 +59,7 @@ class Nodes(pulumi.ComponentResource):
         # the controllers survive a node or AZ loss. No taint, so CoreDNS and the controllers
         # land here; GPU nodes carry the nvidia.com/gpu taint instead.
         self.system_node_group = aws.eks.NodeGroup(
-            lg["system_node_group"],
+            lg["system_node_group"].name,
             cluster_name=args.cluster_name,
             node_role_arn=roles["system_node_role"].arn,
             subnet_ids=args.subnet_ids,
@@ -81,7 +81,7 @@ class Nodes(pulumi.ComponentResource):
         # Karpenter launches GPU nodes with this role; in API authentication mode they join
         # through an EC2_LINUX access entry (no aws-auth ConfigMap).
         self.gpu_node_access = aws.eks.AccessEntry(
-            lg["gpu_node_access"],
+            lg["gpu_node_access"].name,
             cluster_name=args.cluster_name,
             principal_arn=self.gpu_node_role.arn,
             type="EC2_LINUX",

@@ -63,6 +63,8 @@ DATA_VOLUME_GIB = int(math.ceil(sizing.VLLM_IMAGE_GB * 2.5 / 10) * 10) + 20
 DATA_VOLUME_THROUGHPUT_MIBPS = 600
 DATA_VOLUME_IOPS = 6000
 OS_VOLUME_GIB = 4  # Bottlerocket's default root volume size
+# System nodes (AL2023): root volume for the OS and the controllers' images.
+SYSTEM_ROOT_VOLUME_GIB = 40
 # Margin on drain + cold start before a forceful expiry kills a pod (see termination_grace_s).
 GRACE_MARGIN = 1.5
 
@@ -100,6 +102,7 @@ T_ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
 T_ACCESS_POLICY = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
 T_K8S_PROVIDER = "pulumi:providers:kubernetes"
 T_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+T_LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 T_POD_IDENTITY = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
 T_ADDON = "aws:eks/addon:Addon"
 T_QUEUE = "aws:sqs/queue:Queue"
@@ -535,6 +538,7 @@ def build_eks_plan(
         "log_group": (T_LOG_GROUP, f"{p}-eks-control-plane-logs"),
         "system_node_role": (T_ROLE, f"{p}-eks-system-node-role"),
         "gpu_node_role": (T_ROLE, f"{p}-eks-gpu-node-role"),
+        "system_launch_template": (T_LAUNCH_TEMPLATE, f"{p}-eks-system-nodes-lt"),
         "system_node_group": (T_NODE_GROUP, f"{p}-eks-system-nodes"),
         "gpu_node_access": (T_ACCESS_ENTRY, f"{p}-eks-gpu-node-access"),
         "provider": (T_K8S_PROVIDER, f"{p}-k8s"),
@@ -604,7 +608,7 @@ def _with_resources(plan: EksPlan) -> EksPlan:
     for role in ("system_node_role", "gpu_node_role"):
         out.append(lg[role])
         out += [lg[f"{role}:{policy}"] for policy in eks_versions.NODE_MANAGED_POLICIES]
-    out += [lg["system_node_group"], lg["gpu_node_access"]]
+    out += [lg["system_launch_template"], lg["system_node_group"], lg["gpu_node_access"]]
     # karpenter.py: the interruption queue
     out += [lg["interruption_queue"], lg["interruption_queue_policy"]]
     for key in INTERRUPTION_EVENTS:

@@ -437,3 +437,24 @@ def test_prod_eks_stack_plans_two_models_with_mixed_capacity() -> None:
     assert all(m.capacity == "mixed" for m in plan.models)
     kinds = {(p.gpu_class, p.capacity_type) for p in plan.eks.node_pools.values()}
     assert ("g6e-xlarge-mixed", "on-demand") in kinds and ("g6e-xlarge-mixed", "spot") in kinds
+
+
+def test_system_nodes_also_keep_pods_off_imds(eks_case: Case) -> None:
+    _, run, plan = eks_case
+    assert plan.eks is not None
+    lt = run.named(plan.eks.logical["system_launch_template"].name).inputs
+    assert lt["metadataOptions"]["httpTokens"] == "required"
+    assert lt["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    assert all(b["ebs"]["encrypted"] == "true" for b in lt["blockDeviceMappings"])
+    ng = run.one("aws:eks/nodeGroup:NodeGroup").inputs
+    assert (
+        ng["launchTemplate"]["id"]
+        == run.named(plan.eks.logical["system_launch_template"].name).outputs["id"]
+    )
+    # Nothing on them needs IMDS: the controllers are told their region (and VPC).
+    values = {r.inputs["name"]: r.inputs["values"] for r in run.by_type(
+        "kubernetes:helm.sh/v3:Release")}  # fmt: skip
+    assert {"name": "AWS_REGION", "value": plan.config.region} in values["karpenter"]["controller"][
+        "env"
+    ]
+    assert values["aws-load-balancer-controller"]["region"] == plan.config.region

@@ -327,11 +327,13 @@ class Identities:
     secrets: SecretsIds
     images: ImagesIds
     engine_image: EngineImageIds
-    gpu: GpuIds
+    gpu: GpuIds | None  # None on EKS: Karpenter's NodePools are the GPU capacity
     roles: RolesIds
     load_balancer: LoadBalancerIds
     prewarm: PrewarmIds
     serving: Mapping[str, ServingIds]  # by model name
+    # platform: eks: the EKS platform's resources (modelfleet.eks.EksPlan.resources).
+    eks: tuple[Res, ...]
     monitoring: MonitoringIds
 
     def resources(self) -> list[Res]:
@@ -422,8 +424,11 @@ def security_ids(prefix: str, ingress_cidrs: Sequence[str], ports: Sequence[int]
     )
 
 
-def cache_ids(prefix: str, mount_targets: int, models: Mapping[str, str]) -> CacheIds:
-    """`models`: model name -> short name."""
+def cache_ids(
+    prefix: str, mount_targets: int, models: Mapping[str, str], *, compile_cache: bool = True
+) -> CacheIds:
+    """`models`: model name -> short name; `compile_cache`: the ECS tasks mount vLLM's compile
+    cache from a second access point per model."""
     n = f"{prefix}-cache"
     return CacheIds(
         component=n,
@@ -433,7 +438,9 @@ def cache_ids(prefix: str, mount_targets: int, models: Mapping[str, str]) -> Cac
         mounts=tuple(Res(T_MOUNT, f"{n}-mount-{i}") for i in range(mount_targets)),
         access_points={name: Res(T_ACCESS_POINT, f"{n}-{s}-ap") for name, s in models.items()},
         compile_access_points={
-            name: Res(T_ACCESS_POINT, f"{n}-{s}-compile-ap") for name, s in models.items()
+            name: Res(T_ACCESS_POINT, f"{n}-{s}-compile-ap")
+            for name, s in models.items()
+            if compile_cache
         },
     )
 

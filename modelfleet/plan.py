@@ -9,6 +9,7 @@ the program.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import ipaddress
 import math
@@ -27,6 +28,7 @@ from modelfleet.config import (
     Dtype,
     Environment,
     ModelConfig,
+    Platform,
     StackConfig,
     is_commit_sha,
     is_encrypted,
@@ -46,6 +48,7 @@ from modelfleet.contract import (
     VLLM_PORT,
 )
 from modelfleet.cron import parse_cron, running_fraction, starts_per_month
+from modelfleet.eks import EksPlan, build_eks_plan
 from modelfleet.limits import (
     ALB_MIN_SUBNET_PREFIX,
     ECS_HEALTHCHECK,
@@ -271,8 +274,14 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
     # What the others reserve: the sidecar and one fetcher per source (model + adapters);
     # ECS rejects a task whose containers reserve more than its memory.
     vllm_memory = memory - SIDECAR_MEMORY_MIB - FETCHER_MEMORY_MIB * (1 + len(m.lora_adapters))
-    warm_pool = stack.cold_start.warm_pool and (
-        m.capacity is Capacity.ON_DEMAND or (m.capacity is Capacity.MIXED and m.replicas.min > 0)
+    # Warm pools are Auto Scaling's: ECS only (EKS's Karpenter launches nodes itself).
+    warm_pool = (
+        stack.platform is Platform.ECS
+        and stack.cold_start.warm_pool
+        and (
+            m.capacity is Capacity.ON_DEMAND
+            or (m.capacity is Capacity.MIXED and m.replicas.min > 0)
+        )
     )
     cs = coldstart.plan_cold_start(
         # What vLLM reads from EFS: the checkpoint as stored, not the serving dtype's bytes.
@@ -282,6 +291,7 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
         warm_pool=warm_pool,
         wake_period_s=WAKE_PERIOD_S,
         wake_evaluation_periods=WAKE_EVALUATION_PERIODS,
+        platform=stack.platform.value,
     )
     # Health checks and the grace period cover the slowest start made on purpose: the first
     # one, which compiles (the warm start reads the compile cache and is shorter).
@@ -316,13 +326,17 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
             f"replicas.min 0: the first request after idle waits the trigger and a start "
             f"(~{round(cs.trigger.total_s)} s)"
         )
-    if m.replicas.min > 1:
+    if m.replicas.min > 1 and stack.platform is Platform.ECS:
         notes.append(
             f"{m.replicas.min} replicas starting together on an empty compile cache each "
             "compile and write the same files without a lock; one that reads the index while "
             "another rewrites it fails to start, and ECS starts it again on the complete cache"
         )
-    if m.capacity is Capacity.SPOT and stack.cold_start.warm_pool:
+    if (
+        m.capacity is Capacity.SPOT
+        and stack.cold_start.warm_pool
+        and stack.platform is Platform.ECS
+    ):
         notes.append(
             "capacity spot: Auto Scaling refuses warm pools on spot groups, so a start from zero "
             "boots a new instance and pulls the engine image; capacity mixed keeps replicas.min "
@@ -695,7 +709,7 @@ def capacity_plans(models: list[ModelPlan], stack: StackConfig) -> dict[str, Cap
             m.cost.instances_max,
         ):
             members.setdefault(need.key, []).append((m, need))
-    warm = stack.cold_start.warm_pool
+    warm = stack.cold_start.warm_pool and stack.platform is Platform.ECS
     out: dict[str, CapacityGroupPlan] = {}
     for key, ms in members.items():
         n_min = sum(n.instances_min for _, n in ms)
@@ -798,10 +812,16 @@ def _identities(
     endpoints: list[str],
     https: bool,
     secrets: tuple[SecretSpec, ...],
+    eks: EksPlan | None = None,
 ) -> identities.Identities:
     c = stack
     p = c.prefix
     shorts = {m.name: m.short for m in models}
+    # On EKS the ECS compute (capacity groups, task roles, pre-warm tasks, services) is
+    # replaced by the EKS platform; everything else is shared.
+    ecs = {} if eks is not None else shorts
+    if eks is not None:
+        groups = {}
     engine = engine_image_plan(c)
     pull_through = engine.mode == "pull-through"
     warm = any(g.warm_pool is not None for g in groups.values())
@@ -819,18 +839,22 @@ def _identities(
             else identities.NetworkIds(f"{p}-network")
         ),
         security=identities.security_ids(p, c.network.ingress_cidrs, [443, 80] if https else [80]),
-        cache=identities.cache_ids(p, _subnet_count(c), shorts),
+        cache=identities.cache_ids(p, _subnet_count(c), shorts, compile_cache=eks is None),
         secrets=identities.secrets_ids(p, [s.key for s in secrets]),
         images=identities.images_ids(p, built),
         engine_image=identities.engine_image_ids(
             p, pull_through=pull_through, resolve_digest=engine.digest is None
         ),
-        gpu=identities.gpu_ids(p, list(groups), host_policy=warm or pull_through),
-        roles=identities.roles_ids(p, shorts),
+        gpu=(
+            identities.gpu_ids(p, list(groups), host_policy=warm or pull_through)
+            if eks is None
+            else None
+        ),
+        roles=identities.roles_ids(p, ecs),
         load_balancer=identities.load_balancer_ids(
             p, shorts, access_logs=not c.ephemeral, https=https
         ),
-        prewarm=identities.prewarm_ids(p, shorts),
+        prewarm=identities.prewarm_ids(p, ecs),
         serving={
             m.name: identities.serving_ids(
                 p,
@@ -839,15 +863,23 @@ def _identities(
                 actions=[a.action for a in m.scheduled_actions],
             )
             for m in models
+            if eks is None
         },
+        eks=tuple(identities.Res(r.type, r.name) for r in eks.resources) if eks else (),
         monitoring=identities.monitoring_ids(
             p, c.alarms.emails, alarm_names(c, models, list(groups))
         ),
     )
 
 
-def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
-    """Plan a validated stack; what cannot be built raises ConfigError naming its key."""
+def build_plan(
+    stack: StackConfig, origin: str | None = None, as_of: dt.date | None = None
+) -> FleetPlan:
+    """Plan a validated stack; what cannot be built raises ConfigError naming its key.
+
+    `as_of` (default: today) only matters on EKS: a Kubernetes version's support status, and
+    so its control-plane price, depends on the date.
+    """
     where = origin or f"stacks/Pulumi.{stack.stack}.yaml"
     fraction = 1.0
     if stack.schedule is not None:
@@ -876,10 +908,11 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
         else []
     )
     engine = engine_image_plan(stack)
-    models = [
-        replace(mp, compile_cache_path=compile_cache_path(mp.name, engine.version_key))
-        for mp in models
-    ]
+    if stack.platform is Platform.ECS:  # EKS's pods mount no compile cache yet
+        models = [
+            replace(mp, compile_cache_path=compile_cache_path(mp.name, engine.version_key))
+            for mp in models
+        ]
     if problem := _credentials_problem(stack):
         problems.append(problem)
     groups = capacity_plans(models, stack)
@@ -907,7 +940,13 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
             "hf_token": stack.hf_token is not None,
         }[s.key]
     )
-    ids = _identities(stack, models, groups, endpoints, https, secrets)
+    eks_plan = None
+    if stack.platform is Platform.EKS:
+        try:
+            eks_plan = build_eks_plan(stack, models, as_of or dt.date.today(), fraction)
+        except ValueError as exc:
+            raise ConfigError(where, [str(exc)]) from None
+    ids = _identities(stack, models, groups, endpoints, https, secrets, eks_plan)
     alarms = len(ids.monitoring.alarms) + sum(
         1 for s in ids.serving.values() if s.from_zero_alarm is not None
     )
@@ -940,8 +979,11 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
         engine_image=engine,
         ids=ids,
         shared_cost=shared,
-        monthly_usd=sum(m.cost.monthly_usd for m in models) + shared.total,
-        notes=notes + list(drain.notes),
+        monthly_usd=sum(m.cost.monthly_usd for m in models)
+        + shared.total
+        + (eks_plan.cost.total if eks_plan else 0.0),
+        notes=notes + list(drain.notes) + (eks_plan.notes if eks_plan else []),
+        eks=eks_plan,
     )
     limit_problems = check_limits(plan)
     if limit_problems:

@@ -431,8 +431,14 @@ def _serving_dtypes(inst: InstanceType, wanted: tuple[str, ...], explicit: bool)
     return ok
 
 
-def _option(ctx: _Context, inst: InstanceType, dtype: str, tp: int) -> Option | str:
-    """One instance x dtype x TP, sized and priced; a string says why it cannot serve."""
+@dataclass(frozen=True)
+class _TooSlow:
+    reason: str
+    replica_tokens_per_s: float
+
+
+def _option(ctx: _Context, inst: InstanceType, dtype: str, tp: int) -> Option | _TooSlow:
+    """One instance x dtype x TP, sized and priced, or why its replicas cannot keep up."""
     arch, s_in, max_len = ctx.subject.arch, ctx.subject, ctx.max_model_len
     sized = sizing.size(
         arch,
@@ -453,10 +459,11 @@ def _option(ctx: _Context, inst: InstanceType, dtype: str, tp: int) -> Option | 
     usable = per_replica * load.target_utilization
     peak = max(ctx.min_replicas, math.ceil(load.needed_tokens_per_s / per_replica - 1e-9))
     if peak > MAX_REPLICAS:
-        return (
+        return _TooSlow(
             f"not enough throughput: {per_replica:,.0f} tokens/s per replica needs {peak} "
             f"replicas for {load.needed_tokens_per_s:,.0f} tokens/s; a stack allows "
-            f"{MAX_REPLICAS}"
+            f"{MAX_REPLICAS}",
+            per_replica,
         )
     average = max(1, math.ceil(load.average_tokens_per_s / usable - 1e-9))
     tasks = sized.tasks_per_instance
@@ -552,14 +559,14 @@ def _search(
                 if not fit.fits:
                     continue
                 got = _option(ctx, inst, dtype, tp)
-                if isinstance(got, str):
-                    slow = got
-                    continue
-                if got.capacity_tokens_per_s / got.replicas > out.best_capacity[0]:
+                if got.replica_tokens_per_s > out.best_capacity[0]:
                     out.best_capacity = (
-                        got.capacity_tokens_per_s / got.replicas,
+                        got.replica_tokens_per_s,
                         f"{inst.name} (TP {tp}, {dtype})",
                     )
+                if isinstance(got, _TooSlow):
+                    slow = got.reason
+                    continue
                 if best is None or (got.monthly_usd, -got.capacity_tokens_per_s) < (
                     best.monthly_usd,
                     -best.capacity_tokens_per_s,
@@ -875,7 +882,7 @@ def _nothing_serves(
             nearest.append(f"--dtype {o.dtype} on {o.instance_type} (TP {o.tensor_parallel})")
     if found.longest[0] >= 256 and found.longest[0] < max_len:
         nearest.append(f"--max-model-len {found.longest[0]} on {found.longest[1]}")
-    if "awq" not in subject.checkpoint_dtypes and not any("max-model-len" in n for n in nearest):
+    if not nearest and "throughput" not in kinds and "awq" not in subject.checkpoint_dtypes:
         q = _search(
             _Context(subject, max_len, Capacity.ON_DEMAND, PricingConfig(), _idle(), 1),
             list(INSTANCE_TYPES.values()),
@@ -888,6 +895,15 @@ def _nothing_serves(
                 f"an AWQ checkpoint (a stack entry with dtype: awq) on {o.instance_type} "
                 f"(TP {o.tensor_parallel})"
             )
+    if not nearest and "fit" in kinds:
+        biggest = max(INSTANCE_TYPES.values(), key=lambda i: i.gpu_memory_gib_total)
+        smallest = min(
+            sizing.weights_bytes(subject.arch, d) / sizing.GIB for d in subject.checkpoint_dtypes
+        )
+        nearest.append(
+            f"none: its weights alone take {smallest:,.1f} GiB, the largest instance "
+            f"({biggest.name}) has {biggest.gpu_memory_gib_total:,.1f} GiB of GPU memory"
+        )
     why = {
         "fit": "too large for the GPU memory",
         "dtype": "dtype unsupported",
@@ -895,7 +911,7 @@ def _nothing_serves(
         "plan": "rejected by the plan",
     }
     reasons = ", ".join(why[k] for k in sorted(kinds) if k in why)
-    return f"nothing in the catalog serves {subject.label}: {tried} ({reasons}); nearest: " + (
+    return f"no option serves {subject.label}: {tried} ({reasons}); nearest: " + (
         "; ".join(nearest) if nearest else "none in the catalog"
     )
 

@@ -717,14 +717,14 @@ def recommend(req: RecommendRequest) -> Recommendation:
             + (" (or a stack file entry whose source is such a checkpoint)")
         )
     wanted = tuple(d for d in wanted if d in subject.checkpoint_dtypes)
+    schedule: ScheduleConfig | None
     if req.hours is not None:
-        hours = req.hours
+        hours, schedule = req.hours, _schedule(req.hours)
     elif subject.stack is not None and subject.stack.schedule is not None:
-        sch = subject.stack.schedule
-        hours = f"{sch.scale_up}; {sch.scale_down}"
+        schedule = subject.stack.schedule  # the stack's own, time zone and all
+        hours = f"{schedule.scale_up}; {schedule.scale_down}"
     else:
-        hours = ALWAYS
-    schedule = _schedule(hours)
+        hours, schedule = ALWAYS, None
     fraction = 1.0 if schedule is None else running_fraction(schedule.scale_down, schedule.scale_up)
     if fraction <= 0:
         raise RecommendError(f"--hours: {hours!r} never runs the fleet")
@@ -771,9 +771,7 @@ def recommend(req: RecommendRequest) -> Recommendation:
             kind = "throughput" if "throughput" in kinds else kinds[0]
             rejected[name] = Rejection(name, kind, "; ".join(r for _, r in misses))
     if not options:
-        raise RecommendError(
-            _nothing_serves(subject, max_len, wanted, chosen, found, rejected, req)
-        )
+        raise RecommendError(_nothing_serves(ctx, wanted, chosen, found, rejected, req))
 
     notes = []
     if not subject.pinned:
@@ -839,14 +837,14 @@ def _with_breakeven(r: Recommendation, api: ApiPrice, req: RecommendRequest) -> 
 
 
 def _nothing_serves(
-    subject: Subject,
-    max_len: int,
+    ctx: _Context,
     dtypes: tuple[str, ...],
     chosen: list[InstanceType],
     found: _Search,
     rejected: dict[str, Rejection],
     req: RecommendRequest,
 ) -> str:
+    subject, max_len = ctx.subject, ctx.max_model_len
     kinds = {r.kind for r in rejected.values()}
     tried = (
         f"tried {len(chosen)} instance type(s) x tensor parallel 1-8 x dtype "
@@ -855,7 +853,7 @@ def _nothing_serves(
     nearest: list[str] = []
     if req.instance_type and len(chosen) < len(INSTANCE_TYPES):
         wider = _search(
-            _Context(subject, max_len, Capacity.ON_DEMAND, PricingConfig(), _idle(), 1),
+            ctx,
             list(INSTANCE_TYPES.values()),
             dtypes,
             explicit=bool(req.dtype),
@@ -872,7 +870,7 @@ def _nothing_serves(
     other = [d for d in subject.checkpoint_dtypes if d not in dtypes]
     if other:
         more = _search(
-            _Context(subject, max_len, Capacity.ON_DEMAND, PricingConfig(), _idle(), 1),
+            ctx,
             list(INSTANCE_TYPES.values()),
             tuple(other),
             explicit=True,
@@ -884,7 +882,7 @@ def _nothing_serves(
         nearest.append(f"--max-model-len {found.longest[0]} on {found.longest[1]}")
     if not nearest and "throughput" not in kinds and "awq" not in subject.checkpoint_dtypes:
         q = _search(
-            _Context(subject, max_len, Capacity.ON_DEMAND, PricingConfig(), _idle(), 1),
+            ctx,
             list(INSTANCE_TYPES.values()),
             ("awq",),
             explicit=True,
@@ -913,12 +911,6 @@ def _nothing_serves(
     reasons = ", ".join(why[k] for k in sorted(kinds) if k in why)
     return f"no option serves {subject.label}: {tried} ({reasons}); nearest: " + (
         "; ".join(nearest) if nearest else "none in the catalog"
-    )
-
-
-def _idle() -> Load:
-    return Load(
-        sizing.TYPICAL_PROMPT_TOKENS, sizing.TYPICAL_OUTPUT_TOKENS, None, 0.0, 1.0, ALWAYS, 1.0, 1.0
     )
 
 
@@ -975,6 +967,10 @@ def _assumptions(
             f"{pricing.spot_discount:.0%} off"
             + (" with the stack's pricing overrides" if pricing.instances else ""),
             "a month is 730 h, as AWS prices it",
+        ),
+        "usd_per_million_tokens": Assumption(
+            "the month's cost over the load's input + output tokens",
+            "with no load given: over the capacity at the target utilization",
         ),
         "shared_costs": Assumption(
             "the winner planned alone in "

@@ -91,10 +91,15 @@ def test_idle_timeout_given_is_kept(tmp_path: Path) -> None:
 def test_scheduled_actions_in_aws_form(dev: FleetPlan) -> None:
     down, up = dev.scheduled_actions
     assert (down.name, down.schedule, down.timezone) == (
-        "llama-8b-scale-down", "cron(0 20 ? * MON,TUE,WED,THU,FRI *)", "America/New_York",
-    )  # fmt: skip
+        "mf-platform-dev-llama-8b-scale-down",
+        "cron(0 20 ? * MON,TUE,WED,THU,FRI *)",
+        "America/New_York",
+    )
     assert (down.min_capacity, down.max_capacity) == (0, 0)
-    assert (up.name, up.schedule) == ("llama-8b-scale-up", "cron(0 7 ? * MON,TUE,WED,THU,FRI *)")
+    assert (up.name, up.schedule) == (
+        "mf-platform-dev-llama-8b-scale-up", "cron(0 7 ? * MON,TUE,WED,THU,FRI *)"
+    )  # fmt: skip
+    assert (down.action, up.action) == ("scale-down", "scale-up")
     assert (up.min_capacity, up.max_capacity) == (1, 2)
 
 

@@ -162,7 +162,7 @@ class Monitoring(pulumi.ComponentResource):
             ids.dashboard.name,
             dashboard_name=c.prefix,
             dashboard_body=pulumi.Output.all(*dim_values).apply(body),
-            opts=child(self),
+            opts=child(self, delete_before_replace=True),  # the dashboard's name is explicit
         )
         self.topic_arn = topic.arn
         self.dashboard_url = dashboard.dashboard_name.apply(

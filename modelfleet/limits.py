@@ -9,12 +9,9 @@ GPU instances are already paid for. The plan and the infra tests check them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from modelfleet.naming import load_balancer_name, target_group_name
-
-if TYPE_CHECKING:
-    from modelfleet.plan_types import FleetPlan
+from modelfleet.plan_types import FleetPlan
 
 READ = "2026-11-23"
 

@@ -307,10 +307,13 @@ def listener_priorities(names: list[str]) -> dict[str, int]:
     """A listener-rule priority per model, from its name alone, so reordering or removing
     models never renumbers another model's rule mid-update.
 
-    A hash picks a slot among 1,000 per model name; on the rare collision, the name that sorts
-    first keeps the slot and the other takes the next free one (deterministic, and it moves
-    only the colliding model). Rules match disjoint path prefixes, so their relative order
-    does not change which rule serves a request.
+    A hash of the name picks a priority in AWS's range (1-50000); on the rare collision, the
+    name that sorts first keeps it and the other takes the next free one (deterministic, and it
+    moves only the colliding model). Rules match disjoint path prefixes (`/<name>/*`), so their
+    relative order never changes which rule serves a request. A changed priority is updated in
+    place (SetRulePriorities in terraform-provider-aws's `internal/service/elbv2/
+    listener_rule.go`, resourceListenerRuleUpdate), so the first release's 100 + index
+    priorities move without replacing a rule.
     """
     lo, hi = int(LISTENER_RULE_PRIORITY.minimum), int(LISTENER_RULE_PRIORITY.maximum)
     span = hi - lo + 1

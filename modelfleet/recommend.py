@@ -189,19 +189,34 @@ def parse_request(values: dict[str, Any]) -> RecommendRequest:
 
 
 @dataclass(frozen=True)
+class Weights:
+    """One checkpoint of the model: where it is, how it is stored, what it can be served as."""
+
+    source: str
+    model: str | None  # the entry's `model:` (catalog key), when the source does not say it
+    stored: str  # how the repository stores the weights: bfloat16, fp8, awq, ...
+    dtypes: tuple[str, ...]  # serving dtypes vLLM can load it as
+
+
+@dataclass(frozen=True)
 class Subject:
     """The model to place: a catalog entry, or one model of a stack file."""
 
     label: str
     arch: ModelArch
-    entry: dict[str, Any]  # stack-file form, without the keys recommend decides
-    checkpoint_dtypes: tuple[str, ...]  # serving dtypes its checkpoint can be served in
+    entry: dict[str, Any]  # stack-file form, without the keys recommend decides or the source
+    weights: tuple[Weights, ...]  # the checkpoints known for it
     kv_cache_dtype: str
     gpu_memory_utilization: float
     max_model_len: int | None
     stack: StackConfig | None
     capacity: Capacity | None
     pinned: bool  # the source names a commit, not a branch
+
+    @property
+    def checkpoint_dtypes(self) -> tuple[str, ...]:
+        """Serving dtypes some known checkpoint gives, in the order the checkpoints come."""
+        return tuple(dict.fromkeys(d for w in self.weights for d in w.dtypes))
 
 
 # Keys of a models[] entry that recommend chooses for each option.
@@ -235,8 +250,8 @@ def resolve_subject(text: str) -> Subject:
         arch=arch,
         # The catalog knows each model's 16-bit repository, not a commit of it: `@main` plans,
         # and the printed entry says to pin a commit before a non-ephemeral deploy.
-        entry={"name": _entry_name(key), "source": f"hf://{key}@main", "model": alias},
-        checkpoint_dtypes=FROM_16BIT,
+        entry={"name": _entry_name(key)},
+        weights=(Weights(f"hf://{key}@main", alias, "bfloat16", FROM_16BIT),),
         kv_cache_dtype="auto",
         gpu_memory_utilization=ModelConfig.model_fields["gpu_memory_utilization"].default,
         max_model_len=None,
@@ -263,14 +278,17 @@ def _from_stack(path: Path, wanted: str) -> Subject:
     entry = m.model_dump(
         mode="json", by_alias=True, exclude_none=True, exclude_defaults=True, exclude=set(DECIDED)
     )
-    entry["name"], entry["source"] = m.name, m.source
+    entry["name"] = m.name
+    entry.pop("source", None)
+    entry.pop("model", None)
+    stored = m.dtype.value if m.dtype.value in ("awq", "gptq") else "bfloat16"
     dtypes = FROM_16BIT if m.dtype.value in ("bfloat16", "float16") else (m.dtype.value,)
     revision = m.source.rpartition("@")[2] if m.source.startswith("hf://") else ""
     return Subject(
         label=f"{path}#{m.name}",
         arch=m.arch,
         entry=entry,
-        checkpoint_dtypes=dtypes,
+        weights=(Weights(m.source, m.model, stored, dtypes),),
         kv_cache_dtype=m.kv_cache_dtype,
         gpu_memory_utilization=m.gpu_memory_utilization,
         max_model_len=m.max_model_len,
@@ -359,6 +377,7 @@ class Option:
     gpus_per_instance: int
     tensor_parallel: int
     dtype: str
+    checkpoint: str  # how the source stores the weights
     replicas: int  # what serves the peak: replicas.max, every GPU of the instances paid for
     replicas_min: int  # what serves the average load
     instances: int
@@ -378,6 +397,7 @@ class Option:
             "gpus_per_instance": self.gpus_per_instance,
             "tensor_parallel": self.tensor_parallel,
             "dtype": self.dtype,
+            "checkpoint": self.checkpoint,
             "replicas": self.replicas,
             "replicas_min": self.replicas_min,
             "instances": self.instances,
@@ -437,8 +457,10 @@ class _TooSlow:
     replica_tokens_per_s: float
 
 
-def _option(ctx: _Context, inst: InstanceType, dtype: str, tp: int) -> Option | _TooSlow:
-    """One instance x dtype x TP, sized and priced, or why its replicas cannot keep up."""
+def _option(
+    ctx: _Context, inst: InstanceType, weights: Weights, dtype: str, tp: int
+) -> Option | _TooSlow:
+    """One instance x checkpoint x dtype x TP, sized and priced, or why it cannot keep up."""
     arch, s_in, max_len = ctx.subject.arch, ctx.subject, ctx.max_model_len
     sized = sizing.size(
         arch,
@@ -481,7 +503,10 @@ def _option(ctx: _Context, inst: InstanceType, dtype: str, tp: int) -> Option | 
         per_million = cost.usd_per_million_tokens(hourly, load.average_tokens_per_s, 1.0)
     else:
         per_million = cost.usd_per_million_tokens(hourly, capacity, load.target_utilization)
-    entry: dict[str, Any] = dict(s_in.entry)
+    entry: dict[str, Any] = {"name": s_in.entry["name"], "source": weights.source}
+    if weights.model:
+        entry["model"] = weights.model
+    entry |= {k: v for k, v in s_in.entry.items() if k != "name"}
     entry |= {
         "dtype": dtype,
         "maxModelLen": max_len,
@@ -498,6 +523,7 @@ def _option(ctx: _Context, inst: InstanceType, dtype: str, tp: int) -> Option | 
         gpus_per_instance=inst.gpus,
         tensor_parallel=tp,
         dtype=dtype,
+        checkpoint=weights.stored,
         replicas=replicas,
         replicas_min=replicas_min,
         instances=instances,
@@ -532,8 +558,12 @@ def _search(
     out = _Search()
     arch, s_in, max_len = ctx.subject.arch, ctx.subject, ctx.max_model_len
     for inst in instances:
-        runnable = _serving_dtypes(inst, dtypes, explicit)
-        if not runnable:
+        pairs = [
+            (w, d)
+            for w in s_in.weights
+            for d in _serving_dtypes(inst, tuple(x for x in w.dtypes if x in dtypes), explicit)
+        ]
+        if not pairs:
             out.miss(
                 inst.name,
                 "dtype",
@@ -541,10 +571,11 @@ def _search(
                 f"{', '.join(sorted(inst.gpu.dtypes))}; asked for {', '.join(dtypes)}",
             )
             continue
-        for dtype in runnable:
+        for weights, dtype in pairs:
             best: Option | None = None
             last_fit: sizing.Fit | None = None
             slow = ""
+            where = f"{dtype}" if len(s_in.weights) == 1 else f"{dtype} from {weights.source}"
             for tp in sizing.valid_tensor_parallel(arch, inst):
                 fit = sizing.evaluate_fit(
                     arch, inst, dtype, s_in.kv_cache_dtype, max_len, tp, s_in.gpu_memory_utilization
@@ -554,15 +585,15 @@ def _search(
                 if longest > out.longest[0]:
                     out.longest = (
                         min(longest, arch.max_context),
-                        f"{inst.name} (TP {tp}, {dtype})",
+                        f"{inst.name} (TP {tp}, {where})",
                     )
                 if not fit.fits:
                     continue
-                got = _option(ctx, inst, dtype, tp)
+                got = _option(ctx, inst, weights, dtype, tp)
                 if got.replica_tokens_per_s > out.best_capacity[0]:
                     out.best_capacity = (
                         got.replica_tokens_per_s,
-                        f"{inst.name} (TP {tp}, {dtype})",
+                        f"{inst.name} (TP {tp}, {where})",
                     )
                 if isinstance(got, _TooSlow):
                     slow = got.reason
@@ -575,14 +606,14 @@ def _search(
             if best is not None:
                 out.options.append(best)
             elif slow:
-                out.miss(inst.name, "throughput", f"{slow} ({dtype})")
+                out.miss(inst.name, "throughput", f"{slow} ({where})")
             else:
                 assert last_fit is not None  # TP 1 is always valid
                 f = last_fit
                 out.miss(
                     inst.name,
                     "fit",
-                    f"does not fit: {dtype} needs {f.need_per_gpu_gib:.1f} GiB per GPU at TP "
+                    f"does not fit: {where} needs {f.need_per_gpu_gib:.1f} GiB per GPU at TP "
                     f"{f.tensor_parallel} (weights {f.weights_per_gpu_gib:.1f} + runtime "
                     f"{f.overhead_per_gpu_gib:.1f} + one {max_len}-token sequence "
                     f"{f.kv_per_gpu_for_sequence_gib:.1f}) > {f.budget_gib:.1f} budget",
@@ -663,7 +694,14 @@ def _base_stack(subject: Subject, req: RecommendRequest) -> StackConfig:
         if req.region:
             stack = stack.model_copy(update={"region": req.region})
         return stack
-    placeholder = subject.entry | {"maxModelLen": 256, "instanceType": "g6.xlarge"}
+    w = subject.weights[0]
+    placeholder = subject.entry | {
+        "source": w.source,
+        "maxModelLen": 256,
+        "instanceType": "g6.xlarge",
+    }
+    if w.model:
+        placeholder["model"] = w.model
     return StackConfig.model_validate(
         {
             "stack": "recommend",
@@ -1070,6 +1108,7 @@ OUTPUT_SCHEMA: dict[str, Any] = {
                     "gpus_per_instance": {"type": "integer", "minimum": 1},
                     "tensor_parallel": {"enum": [1, 2, 4, 8]},
                     "dtype": {"enum": [d.value for d in Dtype]},
+                    "checkpoint": {"enum": [d.value for d in Dtype]},
                     "replicas": {"type": "integer", "minimum": 1, "maximum": MAX_REPLICAS},
                     "replicas_min": {"type": "integer", "minimum": 1},
                     "capacity_tokens_per_s": {"type": "number", "exclusiveMinimum": 0},

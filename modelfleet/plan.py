@@ -30,6 +30,7 @@ from modelfleet.contract import (
     ECS_REGISTERED_MEMORY_SHARE,
     FETCHER_CPU_UNITS,
     FETCHER_MEMORY_MIB,
+    MAX_REQUEST_SECONDS,
     MAX_STOP_TIMEOUT,
     MODELS_MOUNT,
     READY_PATH,
@@ -62,6 +63,7 @@ from modelfleet.plan_types import (
     ScheduledAction,
     SecretSpec,
     SharedCost,
+    SidecarTimeouts,
     SubnetLayout,
 )
 
@@ -443,6 +445,17 @@ def _example(net: ipaddress.IPv4Network, prefix: int) -> str:
     return str(ipaddress.IPv4Network((int(net.network_address), max(prefix, 16)), strict=False))
 
 
+def sidecar_timeouts(alb_idle_timeout_s: int, m: ModelPlan) -> SidecarTimeouts:
+    first_byte = max(30, alb_idle_timeout_s - 5)
+    longest = m.max_model_len / max(m.single_stream_tokens_per_s, 1.0) * STARTUP_MARGIN
+    return SidecarTimeouts(
+        first_byte_s=first_byte,
+        total_s=min(MAX_REQUEST_SECONDS, first_byte + math.ceil(longest / 60) * 60),
+        sse_keepalive_s=min(15, alb_idle_timeout_s // 4),
+        http_keepalive_s=max(620, alb_idle_timeout_s + 60),
+    )
+
+
 def drain_plan(stack: StackConfig) -> DrainPlan:
     asked = stack.gateway.drain_seconds
     dereg = min(asked + 5, int(TARGET_GROUP_DEREGISTRATION_DELAY.maximum))
@@ -605,16 +618,18 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
             "(pulumi config set --secret hfToken hf_...) or the pre-warm fetch fails"
         )
     drain = drain_plan(stack)
+    idle = _idle_timeout(stack, models)
     plan = FleetPlan(
         config=stack,
         models=models,
         running_fraction=fraction,
-        alb_idle_timeout_s=_idle_timeout(stack, models),
+        alb_idle_timeout_s=idle,
         https=https,
         interface_endpoints=endpoints,
         subnets=subnets,
         drain=drain,
         capacity=groups,
+        sidecar={m.name: sidecar_timeouts(idle, m) for m in models},
         secrets=secrets,
         ids=ids,
         shared_cost=shared,

@@ -397,6 +397,10 @@ def recommend(
     _print_recommendation(r)
 
 
+def _short_dtype(d: str) -> str:
+    return {"bfloat16": "bf16", "float16": "fp16"}.get(d, d)
+
+
 def _print_recommendation(r: Any) -> None:
     import yaml
 
@@ -426,7 +430,7 @@ def _print_recommendation(r: Any) -> None:
         t.add_row(
             f"{o.instance_type} {o.gpus_per_instance}x{gpu_names.get(o.gpu, o.gpu).split('-')[0]}",
             str(o.tensor_parallel),
-            o.dtype,
+            o.dtype if o.checkpoint == o.dtype else f"{o.dtype}<{_short_dtype(o.checkpoint)}",
             f"{o.replicas_min}-{o.replicas}" if o.replicas_min != o.replicas else str(o.replicas),
             f"{o.capacity_tokens_per_s:,.0f}{vs}",
             f"${o.monthly_usd:,.0f}",
@@ -479,8 +483,9 @@ def _print_recommendation(r: Any) -> None:
     out.print(
         f"[dim]Replicas serve the peak ({escape(a['peak_to_average'].value)}x the average) at "
         f"{escape(a['target_utilization'].value)} utilization; tokens/s counts input + output "
-        "(x: capacity over the peak); $/month prices replicas.max every scheduled hour, "
-        "without shared costs. `--json` gives every assumption with its reason and source.[/]",
+        "(x: capacity over the peak); dtype<ckpt: served as dtype from a ckpt checkpoint; "
+        "$/month prices replicas.max every scheduled hour, without shared costs. `--json` "
+        "gives every assumption with its reason and source.[/]",
         highlight=False,
     )
 

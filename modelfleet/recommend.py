@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -797,6 +797,7 @@ def recommend(req: RecommendRequest) -> Recommendation:
             shared = p.shared_cost.total
         options.append(opt)
     shown = {o.instance_type for o in options}
+    rejected = {k: v for k, v in rejected.items() if k not in shown}  # another dtype made it
     for opt in found.options:
         if opt.instance_type not in shown and opt.instance_type not in rejected:
             rejected[opt.instance_type] = Rejection(
@@ -814,6 +815,11 @@ def recommend(req: RecommendRequest) -> Recommendation:
         raise RecommendError(_nothing_serves(ctx, wanted, chosen, found, rejected, req))
 
     notes = []
+    if impossible:
+        notes.append(
+            f"--dtype {', '.join(impossible)}: no such checkpoint of {subject.label} is known; "
+            "left out"
+        )
     if not subject.pinned:
         notes.append(
             "source follows a branch (@main): pin it to a commit "
@@ -840,8 +846,6 @@ def recommend(req: RecommendRequest) -> Recommendation:
 
 
 def _with_plan_cost(opt: Option, monthly: float, load: Load) -> Option:
-    from dataclasses import replace
-
     hourly = monthly / (cost.HOURS_PER_MONTH * load.running_fraction)
     if load.average_tokens_per_s > 0:
         per_million = cost.usd_per_million_tokens(hourly, load.average_tokens_per_s, 1.0)
@@ -853,8 +857,6 @@ def _with_plan_cost(opt: Option, monthly: float, load: Load) -> Option:
 
 
 def _with_breakeven(r: Recommendation, api: ApiPrice, req: RecommendRequest) -> Recommendation:
-    from dataclasses import replace
-
     winner = r.options[0]
     engineering = req.engineering_hours * req.engineering_rate
     # `cost.breakeven` prices always-on instances; the self-hosted month here already holds

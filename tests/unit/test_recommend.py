@@ -557,3 +557,10 @@ def test_plan_note_on_the_shipped_prod_stack() -> None:
         for n in p.model("llama-8b").notes
     )
     assert not any("cheapest" in n for n in p.model("llama-70b").notes)
+
+
+def test_region_and_left_out_dtypes_are_noted() -> None:
+    r = rec(model="llama-3.2-3b", region="eu-west-1", dtype=["awq", "float16"])
+    assert "prices are us-east-1 list prices; eu-west-1 differs" in r.notes
+    assert any(n.startswith("--dtype awq: no such checkpoint") for n in r.notes)
+    assert {o.dtype for o in r.options} == {"float16"}

@@ -963,7 +963,11 @@ def _usd(x: float) -> str:
 def _assumptions(
     req: RecommendRequest, subject: Subject, pricing: PricingConfig, hours: str, base: StackConfig
 ) -> dict[str, Assumption]:
-    return {
+    # The plan's own sizing assumptions hold here too (modelfleet/sizing.py gives sources).
+    planned = {
+        "sizing." + a.name.replace(" ", "_"): Assumption(a.value, a.why) for a in sizing.ASSUMPTIONS
+    }
+    return planned | {
         "peak_to_average": Assumption(
             f"{req.peak_to_average:g}",
             "replicas serve the peak, not the daily mean: a global user base peaks at "

@@ -372,7 +372,9 @@ def recommend(
     instance_type: Annotated[
         list[str] | None, typer.Option(help="only these instance types")
     ] = None,
-    min_replicas: Annotated[int, typer.Option(help="at least this many (availability)")] = 1,
+    min_replicas: Annotated[
+        int | None, typer.Option(help="at least this many (default: a stack entry's min, or 1)")
+    ] = None,
     peak_to_average: Annotated[float, typer.Option()] = 2.0,
     target_utilization: Annotated[float, typer.Option()] = 0.7,
     api: Annotated[str | None, typer.Option(help="a named API price from the catalog")] = None,

@@ -127,7 +127,7 @@ class RecommendRequest(BaseModel):
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] | None = None
     top: int = Field(DEFAULT_TOP, ge=1, le=50)
     instance_type: list[InstanceTypeName] = []
-    min_replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    min_replicas: int | None = Field(None, ge=1, le=MAX_REPLICAS)  # default: the entry's, or 1
     peak_to_average: float = Field(PEAK_TO_AVERAGE, ge=1, le=100, allow_inf_nan=False)
     target_utilization: float = Field(TARGET_UTILIZATION, gt=0, le=1)
     api: str | None = None
@@ -212,6 +212,7 @@ class Subject:
     stack: StackConfig | None
     capacity: Capacity | None
     pinned: bool  # the source names a commit, not a branch
+    replicas_min: int = 1  # a stack entry's replicas.min: the floor it asked for
 
     @property
     def checkpoint_dtypes(self) -> tuple[str, ...]:
@@ -294,6 +295,7 @@ def _from_stack(path: Path, wanted: str) -> Subject:
         max_model_len=m.max_model_len,
         stack=stack,
         capacity=m.capacity,
+        replicas_min=m.replicas.min,
         pinned=not m.source.startswith("hf://") or bool(re.fullmatch(r"[0-9a-f]{40}", revision)),
     )
 
@@ -771,7 +773,8 @@ def recommend(req: RecommendRequest) -> Recommendation:
     load = _load(req, hours, fraction)
     capacity = req.capacity or subject.capacity or Capacity.ON_DEMAND
     pricing = subject.stack.pricing if subject.stack is not None else PricingConfig()
-    ctx = _Context(subject, max_len, capacity, pricing, load, req.min_replicas)
+    floor = req.min_replicas or max(subject.replicas_min, 1)
+    ctx = _Context(subject, max_len, capacity, pricing, load, floor)
     chosen = [INSTANCE_TYPES[n] for n in req.instance_type] or list(INSTANCE_TYPES.values())
     found = _search(ctx, chosen, wanted, explicit=bool(req.dtype))
     base = _base_stack(subject, req)

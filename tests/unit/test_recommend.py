@@ -564,3 +564,12 @@ def test_region_and_left_out_dtypes_are_noted() -> None:
     assert "prices are us-east-1 list prices; eu-west-1 differs" in r.notes
     assert any(n.startswith("--dtype awq: no such checkpoint") for n in r.notes)
     assert {o.dtype for o in r.options} == {"float16"}
+
+
+def test_a_stack_entrys_replica_floor_holds_unless_overridden() -> None:
+    # prod's llama-8b asks for replicas.min 2 (an on-demand pair in mixed capacity)
+    prod8 = f"{STACKS / 'Pulumi.prod.yaml'}#llama-8b"
+    r = rec(model=prod8)
+    assert all(o.replicas_min >= 2 and o.replicas >= 2 for o in r.options)
+    one = rec(model=prod8, min_replicas=1, instance_type=["g6.xlarge"])
+    assert one.options[0].replicas_min == 1

@@ -351,9 +351,14 @@ def breakeven(
 @app.command()
 def recommend(
     model: Annotated[
-        str, typer.Argument(help="catalog model (llama-3.1-8b, a repo id) or stack.yaml[#name]")
+        str,
+        typer.Argument(
+            help="catalog model (llama-3.1-8b, a repo id) or stacks/Pulumi.prod.yaml#llama-70b"
+        ),
     ],
-    max_model_len: Annotated[int | None, typer.Option(help="default: context, max 8192")] = None,
+    max_model_len: Annotated[
+        int | None, typer.Option(help="default: the stack entry's, or the context up to 8192")
+    ] = None,
     dtype: Annotated[
         list[str] | None, typer.Option(help="serving dtype(s); default: all the checkpoint allows")
     ] = None,
@@ -375,8 +380,10 @@ def recommend(
     min_replicas: Annotated[
         int | None, typer.Option(help="at least this many (default: a stack entry's min, or 1)")
     ] = None,
-    peak_to_average: Annotated[float, typer.Option()] = 2.0,
-    target_utilization: Annotated[float, typer.Option()] = 0.7,
+    peak_to_average: Annotated[float, typer.Option(help="peak load over the average")] = 2.0,
+    target_utilization: Annotated[
+        float, typer.Option(help="how busy replicas run at the peak")
+    ] = 0.7,
     api: Annotated[str | None, typer.Option(help="a named API price from the catalog")] = None,
     api_input_price: Annotated[float | None, typer.Option(help="USD per 1M input tokens")] = None,
     api_output_price: Annotated[float | None, typer.Option(help="USD per 1M output tokens")] = None,

@@ -175,3 +175,27 @@ def test_impossible_or_bad_requests_exit_2_with_one_line(
     for fragment in fragments:
         assert fragment in proc.stderr, (fragment, proc.stderr)
     assert proc.stdout == ""
+
+
+def test_seed_breakeven_through_both_commands() -> None:
+    # `modelfleet breakeven`'s first seed (10M in + 2M out a day at $3/$15, one g6.xlarge)
+    # and the same load through `recommend`: the same API bill, the same GPU month, and
+    # recommend's self-hosted month adds the stack's shared costs.
+    be = subprocess.run(
+        [sys.executable, "-m", "modelfleet.cli", "breakeven", "--input-tokens-per-day", "1e7",
+         "--output-tokens-per-day", "2e6", "--api-input-price", "3", "--api-output-price", "15",
+         "--instance-type", "g6.xlarge", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert be.returncode == 0, be.stderr
+    seed = json.loads(be.stdout)
+    doc = run_json(
+        "llama-3.1-8b", "--requests-per-day", "10000", "--input-tokens", "1000",
+        "--output-tokens", "200", "--instance-type", "g6.xlarge", "--dtype", "bfloat16",
+        "--api-input-price", "3", "--api-output-price", "15",
+    )  # fmt: skip
+    b = doc["breakeven"]
+    assert b["api_monthly_usd"] == seed["api_monthly_usd"] == 1825.0
+    assert b["gpu_monthly_usd"] == seed["self_hosted_monthly_usd"] == 587.5
+    assert b["self_hosted_monthly_usd"] == pytest.approx(587.5 + b["shared_monthly_usd"], abs=0.01)
+    assert b["cheaper"] == seed["cheaper"] == "self-hosted"

@@ -6,6 +6,7 @@ limits table without Pulumi; the component only fills in ARNs and image referenc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "PREWARM_CONTAINER",
     "TaskRefs",
     "container_definitions",
+    "fetcher_command",
     "fetcher_sources",
     "prewarm_container",
 ]
@@ -83,6 +85,13 @@ def fetcher_sources(m: ModelPlan, plan: FleetPlan) -> list[tuple[str, str]]:
     return out
 
 
+def fetcher_command(m: ModelPlan, source: str) -> list[str]:
+    """`python -m fetcher SOURCE DEST_ROOT --expect JSON`: the fetch, and what the plan assumed
+    of it (format, dtype, weight bytes, LoRA rank) for the fetcher to verify before any GPU
+    task loads it."""
+    return [source, MODELS_MOUNT, "--expect", json.dumps(m.fetch_expect[source], sort_keys=True)]
+
+
 def fetcher_container(
     name: str, command: list[str], plan: FleetPlan, refs: TaskRefs, essential: bool
 ) -> dict[str, Any]:
@@ -119,7 +128,7 @@ def _http_probe(port: int, path: str) -> list[str]:
 def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list[dict[str, Any]]:
     c = plan.config
     fetchers = [
-        fetcher_container(n, [s, MODELS_MOUNT], plan, refs, essential=False)
+        fetcher_container(n, fetcher_command(m, s), plan, refs, essential=False)
         for n, s in fetcher_sources(m, plan)
     ]
     hc = m.vllm_health_check
@@ -220,8 +229,9 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
 def prewarm_container(plan: FleetPlan, refs: TaskRefs) -> list[dict[str, Any]]:
     """The one-shot pre-warm task: the fetcher alone, sized by the Fargate task.
 
-    Its command (SOURCE DEST_ROOT) is given per run by the pre-warm provider, one run per
-    source, so one task definition serves a model and its adapters.
+    Its command (SOURCE DEST_ROOT --expect JSON, `fetcher_command`) is given per run by the
+    pre-warm provider, one run per source, so one task definition serves a model and its
+    adapters.
     """
     c = fetcher_container(PREWARM_CONTAINER, [], plan, refs, essential=True)
     del c["cpu"], c["memoryReservation"]

@@ -189,6 +189,16 @@ class ModelPlan:
     prewarm_timeout_s: int
     scheduled_actions: tuple[ScheduledAction, ...] = ()
     notes: list[str] = field(default_factory=list)
+    # Checkpoint vs serving precision: what is fetched, stored and read at start (checkpoint)
+    # against what sits on the GPU (dtype, weights_gib).
+    checkpoint: str = "bfloat16"
+    checkpoint_gib: float = 0.0
+    quant_method: str | None = None  # config.json's quantization_config.quant_method
+    max_lora_rank: int | None = None  # --max-lora-rank, None without adapters
+    lora_gib: float = 0.0  # per GPU, preallocated adapter buffers
+    # What the fetcher must find, per source (model and each adapter), keyed by the source:
+    # `python -m fetcher SOURCE DEST_ROOT --expect JSON`.
+    fetch_expect: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -291,6 +301,8 @@ def _model_dict(m: ModelPlan) -> dict[str, Any]:
         "cold_start_s",
         "task_start_s",
         "container_start_s",
+        "checkpoint_gib",
+        "lora_gib",
     ):
         d[key] = round(d[key], 2)
     d["monthly_usd"] = round(m.cost.monthly_usd, 2)

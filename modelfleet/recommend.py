@@ -24,6 +24,8 @@ from modelfleet.catalog import (
     API_PRICES,
     INSTANCE_TYPES,
     MODEL_ALIASES,
+    MODELS,
+    QUANTIZED,
     ApiPrice,
     InstanceType,
     ModelArch,
@@ -32,6 +34,7 @@ from modelfleet.catalog import (
 )
 from modelfleet.config import (
     Capacity,
+    Checkpoint,
     ConfigError,
     Dtype,
     InstanceTypeName,
@@ -41,6 +44,7 @@ from modelfleet.config import (
     ScheduleConfig,
     StackConfig,
     load_stack_file,
+    serving_problem,
 )
 from modelfleet.cron import CronError, parse_cron, running_fraction
 from modelfleet.plan import FleetPlan, build_plan
@@ -212,6 +216,7 @@ class Subject:
     stack: StackConfig | None
     capacity: Capacity | None
     pinned: bool  # the source names a commit, not a branch
+    max_lora_rank: int | None = None
     replicas_min: int = 1  # a stack entry's replicas.min: the floor it asked for
 
     @property
@@ -231,6 +236,15 @@ def _entry_name(key: str) -> str:
     return name if name[:1].isalpha() else f"m-{name}"[:24].strip("-")
 
 
+def _alias(repo: str) -> str:
+    return next((a for a, k in MODEL_ALIASES.items() if k == repo), repo)
+
+
+def _servable(stored: str) -> tuple[str, ...]:
+    """Serving dtypes vLLM can load a checkpoint stored as `stored` in (config.serving_problem)."""
+    return tuple(d.value for d in Dtype if serving_problem(Checkpoint(stored), d) is None)
+
+
 def resolve_subject(text: str) -> Subject:
     """MODEL: a catalog key (repo id or short name), or `stack.yaml[#model-name]`."""
     path_text, _, wanted = text.partition("#")
@@ -245,14 +259,26 @@ def resolve_subject(text: str) -> Subject:
             + ") nor a stack file (stacks/Pulumi.<stack>.yaml#<model name>)"
         )
     key = canonical_model(text)
-    alias = next((a for a, k in MODEL_ALIASES.items() if k == key), key)
+    # The model's own repository and, for a 16-bit one, every quantized checkpoint of it the
+    # catalog knows. The catalog names repositories, not commits: `@main` plans on an
+    # ephemeral stack, and the printed entry says to pin a commit before any other deploy.
+    repos = [key]
+    if arch.checkpoint in ("bfloat16", "float16"):
+        repos += [repo for repo, (base, *_) in QUANTIZED.items() if base == key]
+    weights = tuple(
+        Weights(
+            f"hf://{repo}@main",
+            _alias(repo),
+            MODELS[repo].checkpoint,
+            _servable(MODELS[repo].checkpoint),
+        )
+        for repo in repos
+    )
     return Subject(
         label=key,
         arch=arch,
-        # The catalog knows each model's 16-bit repository, not a commit of it: `@main` plans,
-        # and the printed entry says to pin a commit before a non-ephemeral deploy.
         entry={"name": _entry_name(key)},
-        weights=(Weights(f"hf://{key}@main", alias, "bfloat16", FROM_16BIT),),
+        weights=weights,
         kv_cache_dtype="auto",
         gpu_memory_utilization=ModelConfig.model_fields["gpu_memory_utilization"].default,
         max_model_len=None,
@@ -282,14 +308,15 @@ def _from_stack(path: Path, wanted: str) -> Subject:
     entry["name"] = m.name
     entry.pop("source", None)
     entry.pop("model", None)
-    stored = m.dtype.value  # the plan sizes a stack entry's checkpoint as its dtype
-    dtypes = FROM_16BIT if m.dtype.value in ("bfloat16", "float16") else (m.dtype.value,)
+    stored = m.checkpoint_format.value
+    dtypes = _servable(stored)
     revision = m.source.rpartition("@")[2] if m.source.startswith("hf://") else ""
     return Subject(
         label=f"{path}#{m.name}",
         arch=m.arch,
         entry=entry,
         weights=(Weights(m.source, m.model, stored, dtypes),),
+        max_lora_rank=m.max_lora_rank,
         kv_cache_dtype=m.kv_cache_dtype,
         gpu_memory_utilization=m.gpu_memory_utilization,
         max_model_len=m.max_model_len,
@@ -426,14 +453,14 @@ class Rejection:
 @dataclass
 class _Search:
     options: list[Option] = field(default_factory=list)
-    # per instance: (kind, reason) for each dtype that did not give an option
-    misses: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # per instance: (kind, reason, need over budget) for each dtype that gave no option
+    misses: dict[str, list[tuple[str, str, float]]] = field(default_factory=dict)
     # the longest context that fits, over everything tried: (tokens, where)
     longest: tuple[int, str] = (0, "")
     best_capacity: tuple[float, str] = (0.0, "")
 
-    def miss(self, instance: str, kind: str, reason: str) -> None:
-        self.misses.setdefault(instance, []).append((kind, reason))
+    def miss(self, instance: str, kind: str, reason: str, need: float = 0.0) -> None:
+        self.misses.setdefault(instance, []).append((kind, reason, need))
 
 
 @dataclass(frozen=True)
@@ -473,6 +500,8 @@ def _option(
         tensor_parallel=tp,
         gpu_memory_utilization=s_in.gpu_memory_utilization,
         max_num_seqs=None,
+        checkpoint=weights.stored,
+        max_lora_rank=s_in.max_lora_rank,
     )
     load = ctx.load
     shape = load.input_tokens + load.output_tokens
@@ -540,6 +569,7 @@ def _option(
     )
 
 
+KIND_ORDER = {"throughput": 0, "fit": 1, "dtype": 2}
 # At the same price, serve the checkpoint as it is: quantizing changes the model's answers,
 # so it has to buy something (fewer or cheaper GPUs) to be recommended.
 QUANTIZATION_RANK = {"bfloat16": 0, "float16": 0, "fp8": 1, "awq": 2, "gptq": 2}
@@ -579,10 +609,18 @@ def _search(
             best: Option | None = None
             last_fit: sizing.Fit | None = None
             slow = ""
-            where = f"{dtype}" if len(s_in.weights) == 1 else f"{dtype} from {weights.source}"
+            ckpt = weights.model or weights.source
+            where = dtype if len(s_in.weights) == 1 else f"{dtype} from {ckpt}"
             for tp in sizing.valid_tensor_parallel(arch, inst):
                 fit = sizing.evaluate_fit(
-                    arch, inst, dtype, s_in.kv_cache_dtype, max_len, tp, s_in.gpu_memory_utilization
+                    arch,
+                    inst,
+                    dtype,
+                    s_in.kv_cache_dtype,
+                    max_len,
+                    tp,
+                    s_in.gpu_memory_utilization,
+                    sizing.lora_bytes(arch, s_in.max_lora_rank) / sizing.GIB,
                 )
                 last_fit = fit
                 longest = fit.kv_pool_tokens // 256 * 256
@@ -621,6 +659,7 @@ def _search(
                     f"{f.tensor_parallel} (weights {f.weights_per_gpu_gib:.1f} + runtime "
                     f"{f.overhead_per_gpu_gib:.1f} + one {max_len}-token sequence "
                     f"{f.kv_per_gpu_for_sequence_gib:.1f}) > {f.budget_gib:.1f} budget",
+                    f.need_per_gpu_gib / f.budget_gib,
                 )
     out.options.sort(key=_rank)
     return out
@@ -811,9 +850,9 @@ def recommend(req: RecommendRequest) -> Recommendation:
             )
     for name, misses in found.misses.items():
         if name not in shown and name not in rejected:
-            kinds = [k for k, _ in misses]
-            kind = "throughput" if "throughput" in kinds else kinds[0]
-            rejected[name] = Rejection(name, kind, "; ".join(r for _, r in misses))
+            # the nearest miss speaks for the instance: too slow, else the closest to fitting
+            kind, reason, _ = min(misses, key=lambda m: (KIND_ORDER[m[0]], m[2]))
+            rejected[name] = Rejection(name, kind, reason)
     if not options:
         raise RecommendError(_nothing_serves(ctx, wanted, chosen, found, rejected, req))
 
@@ -1052,6 +1091,7 @@ def cheapest_fit(m: ModelConfig, stack: StackConfig) -> tuple[InstanceType, int,
                 m.max_model_len,
                 tp,
                 m.gpu_memory_utilization,
+                sizing.lora_bytes(m.arch, m.max_lora_rank) / sizing.GIB,
             )
             if not fit.fits:
                 continue

@@ -103,13 +103,14 @@ def test_the_8b_example_names_the_cheapest_gpu_and_a_ready_entry() -> None:
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert "Options, cheapest first" in text
-    assert "g6.xlarge 1xL4" in text
-    assert "Not chosen" in text and "g4dn.xlarge" in text
+    # the catalog's FP8 checkpoint of it fits one T4, weight-only, the cheapest instance
+    assert "g4dn.xlarge 1xT4" in text
+    assert "Not chosen" in text and "g6.xlarge" in text
     # the printed entry is YAML that goes under modelfleet:models as it is
     entry_text = text.split("(paste under modelfleet:models)\n", 1)[1].split("\nnote:", 1)[0]
     entry = yaml.safe_load(entry_text)[0]
-    assert entry["instanceType"] == "g6.xlarge"
-    assert entry["model"] == "llama-3.1-8b"
+    assert entry["instanceType"] == "g4dn.xlarge"
+    assert entry["model"] == "llama-3.1-8b-fp8"
     assert "pin it to a commit" in text
 
 
@@ -155,7 +156,7 @@ def test_the_70b_example_with_break_even(tmp_path: Path) -> None:
         ),
         (("llama-3.1-8b", "--max-model-len", "200000"), ("nearest: --max-model-len 131072",)),
         (("llama-3.1-8b", "--requests-per-day", "1e9"), ("not enough throughput",)),
-        (("llama-3.1-8b", "--dtype", "awq"), ("--dtype: awq needs a checkpoint",)),
+        (("llama-3.2-3b", "--dtype", "awq"), ("--dtype: awq needs a checkpoint",)),
         (("llama-3.1-8b", "--hours", "weekdays"), ("--hours: expected 24x7",)),
         (("llama-3.1-8b", "--api", "nope"), ("--api: unknown API price",)),
         (("llama-3.1-8b", "--capacity", "cheap"), ("--capacity:",)),

@@ -321,6 +321,12 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
         ),
     )
     notes = list(s.notes) + list(cs.notes)
+    # recommend plans its options with build_plan, so it imports this module.
+    from modelfleet.recommend import costlier_note
+
+    costlier = costlier_note(m, stack, h_max)
+    if costlier:
+        notes.append(costlier)
     if m.replicas.min == 0:
         notes.append(
             f"replicas.min 0: the first request after idle waits the trigger and a start "

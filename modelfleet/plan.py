@@ -254,6 +254,47 @@ def _task_resources(inst: InstanceType, tasks_per_instance: int, tp: int) -> tup
     return cpu, memory, shm
 
 
+def _vllm_memory_mib(memory: int, sources: int) -> int:
+    """The task's memory less what the others reserve: the sidecar and one fetcher per source
+    (model + adapters); ECS rejects a task whose containers reserve more than its memory."""
+    return memory - SIDECAR_MEMORY_MIB - FETCHER_MEMORY_MIB * sources
+
+
+def cold_start_estimate(
+    *,
+    instance: InstanceType,
+    tasks_per_instance: int,
+    tensor_parallel: int,
+    checkpoint_gib: float,
+    sources: int,
+    capacity: Capacity,
+    replicas_min: int,
+    stack: StackConfig | None = None,
+) -> coldstart.ColdStartPlan:
+    """The cold start a model gets with these settings: what `plan` shows and `recommend`
+    ranks by. `sources`: the model and its adapters (one fetcher each); `stack`: its platform
+    and coldStart settings (defaults when None)."""
+    _, memory, _ = _task_resources(instance, tasks_per_instance, tensor_parallel)
+    platform = stack.platform if stack is not None else Platform.ECS
+    enabled = stack.cold_start.warm_pool if stack is not None else True
+    # Warm pools are Auto Scaling's: ECS only (EKS's Karpenter launches nodes itself).
+    warm_pool = (
+        platform is Platform.ECS
+        and enabled
+        and (capacity is Capacity.ON_DEMAND or (capacity is Capacity.MIXED and replicas_min > 0))
+    )
+    return coldstart.plan_cold_start(
+        # What vLLM reads from EFS: the checkpoint as stored, not the serving dtype's bytes.
+        checkpoint_gib=checkpoint_gib,
+        vllm_memory_mib=_vllm_memory_mib(memory, sources),
+        tensor_parallel=tensor_parallel,
+        warm_pool=warm_pool,
+        wake_period_s=WAKE_PERIOD_S,
+        wake_evaluation_periods=WAKE_EVALUATION_PERIODS,
+        platform=platform.value,
+    )
+
+
 def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: int) -> ModelPlan:
     inst = m.instance
     s = sizing.size(
@@ -271,27 +312,16 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
     fit, tps = s.fit, s.throughput
     path = model_dir(m.source, MODELS_MOUNT)
     cpu, memory, shm = _task_resources(inst, s.tasks_per_instance, fit.tensor_parallel)
-    # What the others reserve: the sidecar and one fetcher per source (model + adapters);
-    # ECS rejects a task whose containers reserve more than its memory.
-    vllm_memory = memory - SIDECAR_MEMORY_MIB - FETCHER_MEMORY_MIB * (1 + len(m.lora_adapters))
-    # Warm pools are Auto Scaling's: ECS only (EKS's Karpenter launches nodes itself).
-    warm_pool = (
-        stack.platform is Platform.ECS
-        and stack.cold_start.warm_pool
-        and (
-            m.capacity is Capacity.ON_DEMAND
-            or (m.capacity is Capacity.MIXED and m.replicas.min > 0)
-        )
-    )
-    cs = coldstart.plan_cold_start(
-        # What vLLM reads from EFS: the checkpoint as stored, not the serving dtype's bytes.
-        checkpoint_gib=s.checkpoint_gib,
-        vllm_memory_mib=vllm_memory,
+    vllm_memory = _vllm_memory_mib(memory, 1 + len(m.lora_adapters))
+    cs = cold_start_estimate(
+        instance=inst,
+        tasks_per_instance=s.tasks_per_instance,
         tensor_parallel=fit.tensor_parallel,
-        warm_pool=warm_pool,
-        wake_period_s=WAKE_PERIOD_S,
-        wake_evaluation_periods=WAKE_EVALUATION_PERIODS,
-        platform=stack.platform.value,
+        checkpoint_gib=s.checkpoint_gib,
+        sources=1 + len(m.lora_adapters),
+        capacity=m.capacity,
+        replicas_min=m.replicas.min,
+        stack=stack,
     )
     # Health checks and the grace period cover the slowest start made on purpose: the first
     # one, which compiles (the warm start reads the compile cache and is shorter).

@@ -47,7 +47,7 @@ from modelfleet.config import (
     serving_problem,
 )
 from modelfleet.cron import CronError, parse_cron, running_fraction
-from modelfleet.plan import FleetPlan, build_plan
+from modelfleet.plan import FleetPlan, build_plan, cold_start_estimate
 
 # --- The load model ---------------------------------------------------------------------------
 # Traffic is not flat: a day's requests bunch into busy hours. A globally spread user base
@@ -564,7 +564,17 @@ def _option(
         bound=rate.bound,
         monthly_usd=monthly,
         usd_per_million_tokens=per_million,
-        cold_start_s=sized.cold_start.total_s,
+        # The plan's own estimate for this option's settings (modelfleet/coldstart.py).
+        cold_start_s=cold_start_estimate(
+            instance=inst,
+            tasks_per_instance=tasks,
+            tensor_parallel=tp,
+            checkpoint_gib=sized.checkpoint_gib,
+            sources=1 + len(s_in.entry.get("loraAdapters") or []),
+            capacity=ctx.capacity,
+            replicas_min=replicas_min,
+            stack=s_in.stack,
+        ).warm.total_s,
         model_entry=entry,
     )
 

@@ -11,7 +11,6 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import child, policy_json, stack_tags
-from modelfleet.limits import TARGET_GROUP_DEREGISTRATION_DELAY
 from modelfleet.naming import load_balancer_name, target_group_name
 from modelfleet.plan import READY_PATH, SIDECAR_PORT, FleetPlan
 
@@ -85,18 +84,17 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=child(self),
         )
-        drain = min(c.gateway.drain_seconds + 5, int(TARGET_GROUP_DEREGISTRATION_DELAY.maximum))
         self.target_groups = {}
         for m in plan.models:
             self.target_groups[m.name] = aws.lb.TargetGroup(
                 target_group_name(m.short),
                 port=SIDECAR_PORT,
                 protocol="HTTP",
-                target_type="ip",  # awsvpc tasks register by ENI address
+                target_type=plan.target_type,
                 vpc_id=args.vpc_id,
                 health_check=TARGET_HEALTH_CHECK,
                 # Let in-flight streams finish while the sidecar drains.
-                deregistration_delay=drain,
+                deregistration_delay=plan.deregistration_delay_s,
                 # A long generation ties up a replica: send new work where the least is.
                 load_balancing_algorithm_type="least_outstanding_requests",
                 tags={**tags, "modelfleet:model": m.name},

@@ -9,7 +9,6 @@ model's ECS service depends on it, so a new revision is on EFS before any task l
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,18 +23,12 @@ from components._common import child, stack_tags
 from components.model_cache import efs_volume
 from modelfleet.containers import PREWARM_CONTAINER, TaskRefs, fetcher_sources, prewarm_container
 from modelfleet.plan import MODELS_MOUNT, FleetPlan, ModelPlan
+from modelfleet.prewarm import prewarm_timeout_s
 
-# Download from the hub or S3 through NAT at ~100 MiB/s sustained; the timeout allows three
-# times that plus ten minutes before calling a fetch hung.
-DOWNLOAD_MIBPS = 100.0
 FARGATE_CPU = "2048"  # hashing checksums of tens of GiB is CPU-bound at one vCPU
 FARGATE_MEMORY = "8192"
 POLL_SECONDS = 10.0
 LOG_TAIL_LINES = 30
-
-
-def prewarm_timeout_s(weights_gib: float) -> int:
-    return math.ceil(3 * weights_gib * 1024 / DOWNLOAD_MIBPS) + 600
 
 
 class PrewarmError(Exception):

@@ -92,7 +92,7 @@ def fetcher_container(
         "logConfiguration": _logs(refs, "fetcher"),
     }
     if refs.hf_token_arn:
-        c["secrets"] = [{"name": "HF_TOKEN", "valueFrom": refs.hf_token_arn}]
+        c["secrets"] = [{"name": SECRET_ENV["hf_token"], "valueFrom": refs.hf_token_arn}]
     return c
 
 
@@ -105,10 +105,81 @@ def total_timeout(plan: FleetPlan, m: ModelPlan) -> int:
     return min(MAX_REQUEST_SECONDS, first_byte_timeout(plan) + math.ceil(longest / 60) * 60)
 
 
-def _http_probe(port: int, path: str) -> list[str]:
+# The sidecar publishes QueueDepth every this many seconds (its own default, set explicitly
+# because the EKS scaler turns a per-minute Sum of the samples back into a total queue).
+EMF_INTERVAL_S = 10
+# Environment variable that carries each secret, keyed as the Secrets component keys them.
+SECRET_ENV = {
+    "api_keys": "SIDECAR_API_KEYS",
+    "fallback_api_key": "SIDECAR_FALLBACK_API_KEY",
+    "hf_token": "HF_TOKEN",
+}
+
+
+def fetcher_args(source: str) -> list[str]:
+    """The fetcher's arguments (after its entrypoint): fetch or verify SOURCE under the cache."""
+    return [source, MODELS_MOUNT]
+
+
+def vllm_env() -> dict[str, str]:
+    return {
+        # Weights come from the cache; serving must never reach for the hub.
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def ecs_drain_seconds(plan: FleetPlan) -> int:
+    """ECS kills a container stopTimeout after SIGTERM: drain within it."""
+    return min(plan.config.gateway.drain_seconds, MAX_STOP_TIMEOUT - 5)
+
+
+def sidecar_env(
+    plan: FleetPlan, m: ModelPlan, service_name: str, drain_seconds: int
+) -> dict[str, str]:
+    """The gateway sidecar's plain settings, the same on every platform; secrets go apart.
+
+    `service_name` is the `Service` dimension of its EMF metrics, which the autoscaler and the
+    alarms key on.
+    """
+    g = plan.config.gateway
+    env = {
+        "SIDECAR_HOST": "0.0.0.0",  # noqa: S104 - the task/pod address; only the ALB is admitted
+        "SIDECAR_PORT": str(SIDECAR_PORT),
+        "SIDECAR_UPSTREAM_URL": f"http://127.0.0.1:{VLLM_PORT}",
+        "SIDECAR_ROUTE_PREFIX": f"/{m.name}",
+        "SIDECAR_RPM": str(g.rate_limit.requests_per_minute),
+        "SIDECAR_TPM": str(g.rate_limit.tokens_per_minute),
+        "SIDECAR_MAX_BODY_BYTES": str(g.max_body_bytes),
+        "SIDECAR_MAX_INFLIGHT": str(m.sidecar_max_inflight),
+        "SIDECAR_DRAIN_SECONDS": str(drain_seconds),
+        # A blocking answer ends with a clean OpenAI-shaped 504 just before the ALB would cut
+        # the connection; a stream may run for a whole maxModelLen at single-stream speed.
+        "SIDECAR_FIRST_BYTE_TIMEOUT": str(first_byte_timeout(plan)),
+        "SIDECAR_TOTAL_TIMEOUT": str(total_timeout(plan, m)),
+        "SIDECAR_SERVICE_NAME": service_name,
+        "SIDECAR_MODEL_NAME": m.name,
+        "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,
+        "SIDECAR_EMF_INTERVAL": str(EMF_INTERVAL_S),
+        # Below the ALB idle timeout, so a slow first token never looks like a dead connection.
+        "SIDECAR_KEEPALIVE_SECONDS": str(min(15, plan.alb_idle_timeout_s // 4)),
+        # Idle HTTP connections outlive the ALB's, so the ALB never reuses one the sidecar is
+        # closing (a spurious 502); 620 s is the sidecar's own default.
+        "SIDECAR_HTTP_KEEPALIVE_SECONDS": str(max(620, plan.alb_idle_timeout_s + 60)),
+    }
+    if g.allow_no_auth:
+        env["SIDECAR_ALLOW_NO_AUTH"] = "1"
+    if g.fallback is not None:
+        env["SIDECAR_FALLBACK_URL"] = g.fallback.base_url
+        env["SIDECAR_FALLBACK_MODEL"] = g.fallback.model
+    return env
+
+
+def http_probe_argv(port: int, path: str) -> list[str]:
+    """A health probe run inside the container: the engine listens on 127.0.0.1 only."""
     # python3 is in both images (vLLM's and ours); curl is not guaranteed in either.
     return [
-        "CMD",
         "python3",
         "-c",
         f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', "
@@ -116,10 +187,13 @@ def _http_probe(port: int, path: str) -> list[str]:
     ]
 
 
+def _http_probe(port: int, path: str) -> list[str]:
+    return ["CMD", *http_probe_argv(port, path)]
+
+
 def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list[dict[str, Any]]:
-    c = plan.config
     fetchers = [
-        fetcher_container(n, [s, MODELS_MOUNT], refs, essential=False)
+        fetcher_container(n, fetcher_args(s), refs, essential=False)
         for n, s in fetcher_sources(m, plan)
     ]
     hc = m.vllm_health_check
@@ -142,14 +216,7 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
             {"sourceVolume": MODELS_VOLUME, "containerPath": MODELS_MOUNT, "readOnly": True}
         ],
         "dependsOn": [{"containerName": f["name"], "condition": "SUCCESS"} for f in fetchers],
-        "environment": _env(
-            {
-                # Weights come from the cache; serving must never reach for the hub.
-                "HF_HUB_OFFLINE": "1",
-                "VLLM_NO_USAGE_STATS": "1",
-                "DO_NOT_TRACK": "1",
-            }
-        ),
+        "environment": _env(vllm_env()),
         "healthCheck": {
             "command": _http_probe(VLLM_PORT, "/health"),
             "interval": hc.interval,
@@ -162,40 +229,12 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "stopTimeout": MAX_STOP_TIMEOUT,
         "logConfiguration": _logs(refs, "vllm"),
     }
-    g = c.gateway
-    env = {
-        "SIDECAR_HOST": "0.0.0.0",  # noqa: S104 - the task ENI; the security group admits only the ALB
-        "SIDECAR_PORT": str(SIDECAR_PORT),
-        "SIDECAR_UPSTREAM_URL": f"http://127.0.0.1:{VLLM_PORT}",
-        "SIDECAR_ROUTE_PREFIX": f"/{m.name}",
-        "SIDECAR_RPM": str(g.rate_limit.requests_per_minute),
-        "SIDECAR_TPM": str(g.rate_limit.tokens_per_minute),
-        "SIDECAR_MAX_BODY_BYTES": str(g.max_body_bytes),
-        "SIDECAR_MAX_INFLIGHT": str(m.sidecar_max_inflight),
-        "SIDECAR_DRAIN_SECONDS": str(min(g.drain_seconds, MAX_STOP_TIMEOUT - 5)),
-        # A blocking answer ends with a clean OpenAI-shaped 504 just before the ALB would cut
-        # the connection; a stream may run for a whole maxModelLen at single-stream speed.
-        "SIDECAR_FIRST_BYTE_TIMEOUT": str(first_byte_timeout(plan)),
-        "SIDECAR_TOTAL_TIMEOUT": str(total_timeout(plan, m)),
-        "SIDECAR_SERVICE_NAME": refs.service_name,
-        "SIDECAR_MODEL_NAME": m.name,
-        "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,
-        # Below the ALB idle timeout, so a slow first token never looks like a dead connection.
-        "SIDECAR_KEEPALIVE_SECONDS": str(min(15, plan.alb_idle_timeout_s // 4)),
-        # Idle HTTP connections outlive the ALB's, so the ALB never reuses one the sidecar is
-        # closing (a spurious 502); 620 s is the sidecar's own default.
-        "SIDECAR_HTTP_KEEPALIVE_SECONDS": str(max(620, plan.alb_idle_timeout_s + 60)),
-    }
-    if g.allow_no_auth:
-        env["SIDECAR_ALLOW_NO_AUTH"] = "1"
-    if g.fallback is not None:
-        env["SIDECAR_FALLBACK_URL"] = g.fallback.base_url
-        env["SIDECAR_FALLBACK_MODEL"] = g.fallback.model
+    env = sidecar_env(plan, m, refs.service_name, ecs_drain_seconds(plan))
     secrets = []
     if refs.api_keys_arn:
-        secrets.append({"name": "SIDECAR_API_KEYS", "valueFrom": refs.api_keys_arn})
+        secrets.append({"name": SECRET_ENV["api_keys"], "valueFrom": refs.api_keys_arn})
     if refs.fallback_key_arn:
-        secrets.append({"name": "SIDECAR_FALLBACK_API_KEY", "valueFrom": refs.fallback_key_arn})
+        secrets.append({"name": SECRET_ENV["fallback_api_key"], "valueFrom": refs.fallback_key_arn})
     sidecar: dict[str, Any] = {
         "name": "sidecar",
         "image": refs.sidecar_image,

@@ -20,10 +20,11 @@ from modelfleet.config import (
     Dtype,
     Environment,
     ModelConfig,
+    Platform,
     StackConfig,
 )
 from modelfleet.cron import parse_cron, running_fraction, starts_per_month
-from modelfleet.limits import ECS_HEALTHCHECK, check_limits
+from modelfleet.limits import ECS_HEALTHCHECK, TARGET_GROUP_DEREGISTRATION_DELAY, check_limits
 from modelfleet.naming import short_name
 
 MODELS_MOUNT = "/models"
@@ -174,6 +175,20 @@ class FleetPlan:
     @property
     def capacity_groups(self) -> dict[str, list[ModelPlan]]:
         return capacity_groups(self.models)
+
+    @property
+    def target_type(self) -> str:
+        """How the ALB's target groups reach replicas, per platform: ECS awsvpc tasks and EKS
+        pods (vpc-cni addresses, bound by the load balancer controller's TargetGroupBinding
+        with `targetType: ip`) both register by IP address."""
+        return {Platform.ECS: "ip", Platform.EKS: "ip"}[self.config.platform]
+
+    @property
+    def deregistration_delay_s(self) -> int:
+        """The ALB keeps a leaving replica's connections this long: the sidecar's drain plus a
+        little, so in-flight streams finish."""
+        drain = self.config.gateway.drain_seconds + 5
+        return min(drain, int(TARGET_GROUP_DEREGISTRATION_DELAY.maximum))
 
     def to_dict(self) -> dict[str, Any]:
         c = self.config

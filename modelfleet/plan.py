@@ -5,6 +5,7 @@ The CLI prints this plan and the Pulumi program deploys it, so the two cannot di
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from modelfleet.config import (
     StackConfig,
 )
 from modelfleet.cron import parse_cron, running_fraction, starts_per_month
+from modelfleet.eks import EksPlan, build_eks_plan
 from modelfleet.limits import ECS_HEALTHCHECK, TARGET_GROUP_DEREGISTRATION_DELAY, check_limits
 from modelfleet.naming import short_name
 
@@ -164,6 +166,8 @@ class FleetPlan:
     shared_cost: SharedCost
     monthly_usd: float
     notes: list[str] = field(default_factory=list)
+    # The EKS platform (cluster, pools, identities, add-ons) of a `platform: eks` stack.
+    eks: EksPlan | None = None
 
     @property
     def stack(self) -> str:
@@ -208,6 +212,7 @@ class FleetPlan:
             "monthly_usd": round(self.monthly_usd, 2),
             "notes": self.notes,
             "assumptions": [asdict(a) for a in sizing.ASSUMPTIONS],
+            **({"eks": self.eks.to_dict()} if self.eks is not None else {}),
         }
 
 
@@ -466,8 +471,14 @@ def _shared_cost(stack: StackConfig, models: list[ModelPlan], endpoints: list[st
     return SharedCost(efs, alb, nat, ep, mon, keys)
 
 
-def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
-    """Plan a validated stack; a model that cannot run raises ConfigError naming its key."""
+def build_plan(
+    stack: StackConfig, origin: str | None = None, as_of: dt.date | None = None
+) -> FleetPlan:
+    """Plan a validated stack; a model that cannot run raises ConfigError naming its key.
+
+    `as_of` (default: today) only matters on EKS: a Kubernetes version's support status, and
+    so its control-plane price, depends on the date.
+    """
     fraction = 1.0
     if stack.schedule is not None:
         fraction = running_fraction(stack.schedule.scale_down, stack.schedule.scale_up)
@@ -497,6 +508,13 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
             f"{', '.join(gated)}: gated on the Hugging Face Hub; set hfToken "
             "(pulumi config set --secret hfToken hf_...) or the pre-warm fetch fails"
         )
+    eks_plan = None
+    if stack.platform is Platform.EKS:
+        try:
+            eks_plan = build_eks_plan(stack, models, as_of or dt.date.today())
+        except ValueError as exc:
+            raise ConfigError(origin or f"stacks/Pulumi.{stack.stack}.yaml", [str(exc)]) from None
+        notes.extend(eks_plan.notes)
     plan = FleetPlan(
         config=stack,
         models=models,
@@ -506,8 +524,11 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
         https=stack.network.certificate_arn is not None,
         interface_endpoints=endpoints,
         shared_cost=shared,
-        monthly_usd=sum(m.cost.monthly_usd for m in models) + shared.total,
+        monthly_usd=sum(m.cost.monthly_usd for m in models)
+        + shared.total
+        + (eks_plan.cost.total if eks_plan else 0.0),
         notes=notes,
+        eks=eks_plan,
     )
     limit_problems = check_limits(plan)
     if limit_problems:

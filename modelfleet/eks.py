@@ -1,0 +1,589 @@
+"""The EKS platform of a stack, decided before any resource exists: names, pools, identities.
+
+Pure (no Pulumi): `modelfleet plan` prints it, the components under `components/eks/` only
+wire it, and the serving slice reads its namespace, service accounts and scheduling from it.
+Every name is keyed by what it is (model, add-on, identity, principal ARN), never a position.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from fetcher.source import S3Source, parse_source
+
+from modelfleet import cost, eks_versions, sizing
+from modelfleet.catalog import Source
+from modelfleet.config import SYSTEM_INSTANCE_PRICES, Capacity, StackConfig
+from modelfleet.eks_versions import HelmChart, Support
+
+# --- fixed facts -------------------------------------------------------------------------------
+
+SYSTEM_NAMESPACE = "kube-system"
+GPU_RESOURCE = "nvidia.com/gpu"
+# Every GPU node carries this taint, so only pods that tolerate it (the serving slice) land
+# there; the NVIDIA device plugin and the DaemonSets of the add-ons tolerate it by default.
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_TAINT_VALUE = "true"
+GPU_TAINT_EFFECT = "NoSchedule"
+# Label every GPU NodePool puts on its nodes; a model's pods select their GPU class by it, so
+# both pools of a mixed class match and Karpenter picks the higher weight first.
+GPU_CLASS_LABEL = "modelfleet.io/gpu-class"
+SYSTEM_NODE_LABEL = "modelfleet.io/system"
+# Pods a rollout may add above the autoscaler's max (`maxSurge` of the serving Deployment);
+# the NodePool GPU limits leave room for them.
+ROLLOUT_MAX_SURGE = 1
+# Empty GPU nodes go after 5 minutes: long enough that a KEDA scale-in/scale-out flap reuses
+# the node, short enough that an idle GPU costs at most 5 minutes.
+# Karpenter v1 requires consolidateAfter with every policy (karpenter.sh_nodepools.yaml,
+# spec.disruption.required; https://karpenter.sh/docs/concepts/disruption/).
+CONSOLIDATE_AFTER = "5m"
+# Karpenter's default expireAfter is 720h and expiry is forceful (it ignores do-not-disrupt and
+# PDBs once terminationGracePeriod runs out), so it is set explicitly: a month, for AMI patches.
+EXPIRE_AFTER = "720h"
+CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
+# Bottlerocket's NVIDIA variant has the device plugin built in; Karpenter picks the -nvidia
+# variant for GPU instance types from the alias (karpenter-provider-aws@1d927085
+# website/content/en/docs/concepts/nodeclasses.md, "amiSelectorTerms" / alias). Pinned, never
+# @latest. Bottlerocket 1.64.0 covers Kubernetes 1.33 - 1.36
+# (https://github.com/aws/eks-anywhere/releases/tag/v0.26.1, read 2026-12-01).
+GPU_AMI_ALIAS = "bottlerocket@v1.64.0"
+# Bottlerocket keeps container images on its second (data) volume, /dev/xvdb
+# (karpenter nodeclasses.md, "Bottlerocket" blockDeviceMappings). Room for the engine image
+# unpacked twice (a new tag is pulled beside the old during a rollout) plus the sidecar/fetcher.
+DATA_VOLUME_GIB = int(math.ceil(sizing.VLLM_IMAGE_GB * 2.5 / 10) * 10) + 20
+# gp3 above its 125 MiB/s baseline: ~10 GB of layers in under a minute, as data-on-eks does
+# (600 MiB/s, 6000 IOPS; https://aws.amazon.com/ebs/general-purpose/).
+DATA_VOLUME_THROUGHPUT_MIBPS = 600
+DATA_VOLUME_IOPS = 6000
+OS_VOLUME_GIB = 4  # Bottlerocket's default root volume size
+# Margin on drain + cold start before a forceful expiry kills a pod (see termination_grace_s).
+GRACE_MARGIN = 1.5
+
+
+def _hash(value: str, n: int = 8) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:n]
+
+
+def _minutes(seconds: float) -> str:
+    return f"{math.ceil(seconds / 60)}m"
+
+
+# --- plan pieces -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodePoolPlan:
+    name: str  # Kubernetes name, also the logical name's suffix
+    logical: str
+    gpu_class: str  # the GPU_CLASS_LABEL value its nodes carry
+    instance_type: str
+    capacity_type: str  # karpenter.sh/capacity-type: on-demand | spot
+    weight: int
+    gpu_limit: int
+    models: tuple[str, ...]
+    termination_grace_period: str
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {GPU_CLASS_LABEL: self.gpu_class}
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """Where a model's pods go: what the serving Deployment puts in its pod spec."""
+
+    gpu_class: str
+    pools: tuple[str, ...]
+    node_selector: dict[str, str]
+    tolerations: tuple[dict[str, str], ...]
+    gpus_per_pod: int
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One EKS Pod Identity: an IAM role assumed by one service account."""
+
+    key: str
+    namespace: str
+    service_account: str
+    role_logical: str
+    association_logical: str
+    policy_logical: str
+    # An AWS managed policy attached instead of an inline one (cloudwatch-agent only).
+    managed_policy: str | None = None
+
+
+@dataclass(frozen=True)
+class AddonPlan:
+    name: str
+    version: str | None  # None: EKS's default build for the Kubernetes version, at deploy
+    logical: str
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    key: str
+    chart: HelmChart
+    namespace: str
+    logical: str
+
+
+@dataclass(frozen=True)
+class AccessEntryPlan:
+    """A principal with cluster access; `principal_arn` None = the deploying role (at deploy)."""
+
+    key: str
+    principal_arn: str | None
+    entry_logical: str
+    association_logical: str
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    type: str  # Pulumi type token
+    name: str  # logical name
+
+
+@dataclass(frozen=True)
+class EksCost:
+    control_plane_usd: float
+    system_nodes_usd: float
+    interruption_queue_usd: float
+    container_insights_usd: float
+
+    @property
+    def total(self) -> float:
+        return (
+            self.control_plane_usd
+            + self.system_nodes_usd
+            + self.interruption_queue_usd
+            + self.container_insights_usd
+        )
+
+
+@dataclass(frozen=True)
+class EksPlan:
+    cluster_name: str
+    kubernetes_version: str
+    as_of: dt.date
+    support: Support  # what the version is in on `as_of`, and so what it is priced at
+    support_type: Support  # the cluster's upgrade policy, always sent
+    end_of_standard: dt.date
+    public_access_cidrs: tuple[str, ...]
+    namespace: str  # the serving slice's namespace
+    logical: dict[str, str]  # single resources, keyed by what they are
+    node_class_name: str
+    interruption_queue_name: str
+    node_pools: dict[str, NodePoolPlan]  # by pool name
+    scheduling: dict[str, Scheduling]  # by model name
+    identities: dict[str, Identity]  # by identity key; workloads as "workload:<model>"
+    workload_service_accounts: dict[str, str]  # by model name
+    access_entries: dict[str, AccessEntryPlan]
+    addons: dict[str, AddonPlan]
+    releases: dict[str, ReleasePlan]
+    system_instance_type: str
+    system_node_count: int
+    cost: EksCost
+    resources: tuple[PlannedResource, ...]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster_name": self.cluster_name,
+            "kubernetes_version": self.kubernetes_version,
+            "support": self.support.value,
+            "support_type": self.support_type.value,
+            "end_of_standard_support": self.end_of_standard.isoformat(),
+            "public_access_cidrs": list(self.public_access_cidrs),
+            "namespace": self.namespace,
+            "system_nodes": f"{self.system_node_count} x {self.system_instance_type}",
+            "node_pools": {
+                n: {
+                    "instance_type": p.instance_type,
+                    "capacity_type": p.capacity_type,
+                    "weight": p.weight,
+                    "gpu_limit": p.gpu_limit,
+                    "models": list(p.models),
+                    "termination_grace_period": p.termination_grace_period,
+                }
+                for n, p in self.node_pools.items()
+            },
+            "addons": {n: a.version or "EKS default at deploy" for n, a in self.addons.items()},
+            "charts": {k: f"{r.chart.name} {r.chart.version}" for k, r in self.releases.items()},
+            "identities": {
+                k: f"{i.namespace}/{i.service_account}" for k, i in self.identities.items()
+            },
+            "monthly_usd": {
+                "control_plane": round(self.cost.control_plane_usd, 2),
+                "system_nodes": round(self.cost.system_nodes_usd, 2),
+                "interruption_queue": round(self.cost.interruption_queue_usd, 2),
+                "container_insights": round(self.cost.container_insights_usd, 2),
+                "total": round(self.cost.total, 2),
+            },
+            "resources": [f"{r.type} {r.name}" for r in self.resources],
+            "notes": self.notes,
+        }
+
+
+# --- identities ----------------------------------------------------------------------------
+
+# (namespace, service account) of each controller, as its pinned chart or add-on names it:
+# karpenter chart values.yaml serviceAccount.name defaults to the release's fullname
+# ("karpenter"); aws-load-balancer-controller likewise; keda values.yaml
+# serviceAccount.operator.name "keda-operator"; aws-efs-csi-driver names its node account
+# efs-csi-node-sa (aws-efs-csi-driver #1759: the add-on cannot associate it itself);
+# amazon-cloudwatch-observability runs cloudwatch-agent in amazon-cloudwatch.
+CONTROLLER_ACCOUNTS: dict[str, tuple[str, str]] = {
+    "karpenter": (SYSTEM_NAMESPACE, "karpenter"),
+    "aws-load-balancer-controller": (SYSTEM_NAMESPACE, "aws-load-balancer-controller"),
+    "keda-operator": ("keda", "keda-operator"),
+    "efs-csi-node": (SYSTEM_NAMESPACE, "efs-csi-node-sa"),
+    "cloudwatch-agent": ("amazon-cloudwatch", "cloudwatch-agent"),
+}
+
+
+def workload_service_account(model_name: str) -> str:
+    """The service account of a model's pods (Deployment and pre-warm Job)."""
+    return f"{model_name}-serving"
+
+
+def _needs_aws(source: str) -> bool:
+    return isinstance(parse_source(source), S3Source)
+
+
+# --- cost --------------------------------------------------------------------------------------
+
+_READ = "2026-12-01"
+EKS_PRICES: dict[str, cost.Price] = {
+    # https://aws.amazon.com/eks/pricing/: $0.10 per cluster-hour in standard support, $0.60 in
+    # extended support.
+    "cluster_hour_standard": cost.Price(
+        0.10, "cluster-hour", Source("https://aws.amazon.com/eks/pricing/", _READ)
+    ),
+    "cluster_hour_extended": cost.Price(
+        0.60, "cluster-hour", Source("https://aws.amazon.com/eks/pricing/", _READ)
+    ),
+    # https://aws.amazon.com/sqs/pricing/: first 1M requests a month free, then $0.40 per
+    # million. Karpenter long-polls its queue (20 s), ~130k receives a month: inside the tier.
+    "sqs_million_requests": cost.Price(
+        0.40, "million SQS requests", Source("https://aws.amazon.com/sqs/pricing/", _READ)
+    ),
+    # https://aws.amazon.com/cloudwatch/pricing/ (Container Insights with enhanced
+    # observability for EKS): charged per observation; about $0.21 per node-month for a small
+    # node with few pods, per AWS's own pricing example, so one observation-priced node-month.
+    "container_insights_node_month": cost.Price(
+        0.21,
+        "node-month, Container Insights enhanced observability (pricing example)",
+        Source("https://aws.amazon.com/cloudwatch/pricing/", _READ),
+    ),
+    # Control-plane logs (api, audit, authenticator) go to CloudWatch Logs at $0.50/GB
+    # ingested; an idle small cluster's audit log is ~1 GB a month, assumed here.
+    "logs_ingest_gb": cost.Price(
+        0.50, "GB ingested", Source("https://aws.amazon.com/cloudwatch/pricing/", _READ)
+    ),
+}
+ASSUMED_CONTROL_PLANE_LOG_GB = 1.0
+KARPENTER_SQS_REQUESTS_PER_MONTH = 0.13e6
+SQS_FREE_REQUESTS = 1e6
+# Extended pricing starts when standard support ends inside the month being priced.
+PRICED_MONTH = dt.timedelta(days=30)
+
+
+def _cost(
+    stack: StackConfig, support: Support, gpu_node_months: float, system_count: int
+) -> EksCost:
+    h = cost.HOURS_PER_MONTH
+    key = "cluster_hour_extended" if support is Support.EXTENDED else "cluster_hour_standard"
+    control = h * EKS_PRICES[key].usd
+    assert stack.eks is not None
+    system = system_count * h * SYSTEM_INSTANCE_PRICES[stack.eks.system_nodes.instance_type]
+    billable = max(0.0, KARPENTER_SQS_REQUESTS_PER_MONTH - SQS_FREE_REQUESTS)
+    queue = billable / 1e6 * EKS_PRICES["sqs_million_requests"].usd
+    insights = (system_count + gpu_node_months) * EKS_PRICES[
+        "container_insights_node_month"
+    ].usd + ASSUMED_CONTROL_PLANE_LOG_GB * EKS_PRICES["logs_ingest_gb"].usd
+    return EksCost(control, system, queue, insights)
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+def termination_grace_s(drain_s: float, cold_start_s: float) -> int:
+    """How long an expiring node keeps its pods: a replacement pod on a new node must become
+    ready (a whole cold start) and the old one drain before Karpenter force-deletes it."""
+    return sizing.round_up((drain_s + cold_start_s) * GRACE_MARGIN, 60)
+
+
+def _pools(stack: StackConfig, models: list[Any]) -> dict[str, NodePoolPlan]:
+    """NodePools per GPU class (instance type + capacity), two for a mixed class."""
+    from modelfleet.plan import capacity_groups
+
+    prefix = stack.prefix
+    drain = stack.gateway.drain_seconds
+    pools: dict[str, NodePoolPlan] = {}
+    for gpu_class, group in capacity_groups(models).items():
+        inst = group[0]
+        gpus = inst.gpus_per_instance
+
+        def instances(replicas: int, per: int) -> int:
+            return sizing.ceil_div(replicas, per) if replicas > 0 else 0
+
+        # Room for every model's max plus a rollout surge; Karpenter's limit is eventually
+        # consistent, so the hard cost ceiling stays the autoscaler's max and the policy pack.
+        peak = sum(
+            instances(m.replicas_max + ROLLOUT_MAX_SURGE, m.tasks_per_instance) for m in group
+        )
+        floor = sum(instances(m.replicas_min, m.tasks_per_instance) for m in group)
+        grace = _minutes(termination_grace_s(drain, max(m.cold_start_s for m in group)))
+        names = tuple(m.name for m in group)
+        kinds: list[tuple[str, str, int, int]]
+        if inst.capacity == Capacity.MIXED.value:
+            # One pool allowing both types would always prefer spot: the floor runs on an
+            # on-demand pool of higher weight capped at `min` instances, the rest on spot.
+            kinds = [("on-demand", "od", 100, floor), ("spot", "spot", 10, peak - floor)]
+        else:
+            kinds = [(inst.capacity, "", 10, peak)]
+        for capacity_type, suffix, weight, n in kinds:
+            if n <= 0:
+                continue  # a mixed class with min 0 has no on-demand floor
+            name = f"gpu-{gpu_class}" + (f"-{suffix}" if suffix else "")
+            pools[name] = NodePoolPlan(
+                name=name,
+                logical=f"{prefix}-nodepool-{name}",
+                gpu_class=gpu_class,
+                instance_type=inst.instance_type,
+                capacity_type=capacity_type,
+                weight=weight,
+                gpu_limit=n * gpus,
+                models=names,
+                termination_grace_period=grace,
+            )
+    return pools
+
+
+def _scheduling(models: list[Any], pools: dict[str, NodePoolPlan]) -> dict[str, Scheduling]:
+    from modelfleet.plan import capacity_groups
+
+    out: dict[str, Scheduling] = {}
+    for gpu_class, group in capacity_groups(models).items():
+        mine = tuple(p.name for p in pools.values() if p.gpu_class == gpu_class)
+        for m in group:
+            out[m.name] = Scheduling(
+                gpu_class=gpu_class,
+                pools=mine,
+                node_selector={GPU_CLASS_LABEL: gpu_class},
+                tolerations=(
+                    {
+                        "key": GPU_TAINT_KEY,
+                        "operator": "Equal",
+                        "value": GPU_TAINT_VALUE,
+                        "effect": GPU_TAINT_EFFECT,
+                    },
+                ),
+                gpus_per_pod=m.tensor_parallel,
+            )
+    return out
+
+
+def build_eks_plan(stack: StackConfig, models: list[Any], as_of: dt.date) -> EksPlan:
+    """The platform of a `platform: eks` stack on day `as_of` (support status and its price)."""
+    eks = stack.eks
+    assert eks is not None, "build_eks_plan needs a platform: eks stack"
+    p = stack.prefix
+    cluster = p
+    row = eks_versions.KUBERNETES_VERSIONS[eks.kubernetes_version]
+    support = row.support_on(as_of)
+    notes: list[str] = []
+    if support is None:
+        raise ValueError(
+            f"eks.kubernetesVersion: EKS ended extended support for {row.version} on "
+            f"{row.end_of_extended.isoformat()}"
+        )
+    if support is Support.STANDARD and row.end_of_standard <= as_of + PRICED_MONTH:
+        support = Support.EXTENDED
+    if support is Support.EXTENDED:
+        notes.append(
+            f"eks.kubernetesVersion {row.version}: in extended support from "
+            f"{row.end_of_standard.isoformat()} (priced at the extended rate, "
+            f"${EKS_PRICES['cluster_hour_extended'].usd:.2f}/h); upgrade before "
+            f"{row.end_of_extended.isoformat()}"
+        )
+    support_type = eks.support_type or support
+    if support_type is Support.STANDARD and support is Support.EXTENDED:
+        notes.append(
+            "eks.supportType STANDARD: EKS upgrades the control plane at the end of standard "
+            f"support ({row.end_of_standard.isoformat()}) instead of charging the extended rate"
+        )
+
+    pools = _pools(stack, models)
+    scheduling = _scheduling(models, pools)
+
+    identities: dict[str, Identity] = {}
+    for key, (ns, sa) in CONTROLLER_ACCOUNTS.items():
+        managed = "CloudWatchAgentServerPolicy" if key == "cloudwatch-agent" else None
+        identities[key] = Identity(
+            key,
+            ns,
+            sa,
+            f"{p}-{key}-role",
+            f"{p}-{key}-pod-identity",
+            f"{p}-{key}-policy",
+            managed,
+        )
+    namespace = p
+    workload_sas: dict[str, str] = {}
+    for m in models:
+        workload_sas[m.name] = workload_service_account(m.name)
+        conf = next(mc for mc in stack.models if mc.name == m.name)
+        sources = [m.source, *(a.source for a in conf.lora_adapters)]
+        if any(_needs_aws(s) for s in sources):
+            key = f"workload:{m.name}"
+            identities[key] = Identity(
+                key,
+                namespace,
+                workload_sas[m.name],
+                f"{p}-{m.short}-workload-role",
+                f"{p}-{m.short}-workload-pod-identity",
+                f"{p}-{m.short}-workload-policy",
+            )
+
+    access: dict[str, AccessEntryPlan] = {
+        "deployer": AccessEntryPlan(
+            "deployer", None, f"{p}-access-deployer", f"{p}-access-deployer-admin"
+        )
+    }
+    for arn in eks.admin_role_arns:
+        h = _hash(arn)
+        access[f"admin:{arn}"] = AccessEntryPlan(
+            f"admin:{arn}", arn, f"{p}-access-admin-{h}", f"{p}-access-admin-{h}-admin"
+        )
+
+    addons = {
+        name: AddonPlan(name, version, f"{p}-addon-{name}")
+        for name, version in eks_versions.ADDON_VERSIONS[eks.kubernetes_version].items()
+    }
+    releases = {
+        key: ReleasePlan(key, chart, chart.namespace, f"{p}-release-{key}")
+        for key, chart in eks_versions.CHARTS.items()
+    }
+    logical = {
+        "cluster": f"{p}-eks",
+        "cluster_role": f"{p}-eks-cluster-role",
+        "cluster_role_policy": f"{p}-eks-cluster-role-policy",
+        "log_group": f"{p}-eks-control-plane-logs",
+        "system_node_role": f"{p}-eks-system-node-role",
+        "gpu_node_role": f"{p}-eks-gpu-node-role",
+        "system_node_group": f"{p}-eks-system-nodes",
+        "gpu_node_access": f"{p}-eks-gpu-node-access",
+        "provider": f"{p}-k8s",
+        "interruption_queue": f"{p}-karpenter-interruptions",
+        "interruption_queue_policy": f"{p}-karpenter-interruptions-policy",
+        "node_class": f"{p}-ec2nodeclass-gpu",
+        "keda_namespace": f"{p}-ns-keda",
+    }
+    rules = {
+        key: f"{p}-karpenter-{key}"
+        for key in ("scheduled-change", "spot-interruption", "rebalance", "instance-state")
+    }
+    logical.update({f"rule:{k}": v for k, v in rules.items()})
+    logical.update({f"target:{k}": f"{v}-target" for k, v in rules.items()})
+    node_roles = ("system_node_role", "gpu_node_role")
+    for role in node_roles:
+        for policy in eks_versions.NODE_MANAGED_POLICIES:
+            logical[f"{role}:{policy}"] = f"{logical[role]}-{policy}"
+
+    gpu_node_months = sum(m.cost.instances_min for m in models) * 1.0
+    plan = EksPlan(
+        cluster_name=cluster,
+        kubernetes_version=eks.kubernetes_version,
+        as_of=as_of,
+        support=support,
+        support_type=support_type,
+        end_of_standard=row.end_of_standard,
+        public_access_cidrs=tuple(eks.public_access_cidrs),
+        namespace=namespace,
+        logical=logical,
+        node_class_name="gpu",
+        interruption_queue_name=cluster,
+        node_pools=pools,
+        scheduling=scheduling,
+        identities=identities,
+        workload_service_accounts=workload_sas,
+        access_entries=access,
+        addons=addons,
+        releases=releases,
+        system_instance_type=eks.system_nodes.instance_type,
+        system_node_count=eks.system_nodes.count,
+        cost=_cost(stack, support, gpu_node_months, eks.system_nodes.count),
+        resources=(),
+        notes=notes,
+    )
+    return _with_resources(plan)
+
+
+def crd_logical(prefix: str, crd_name: str) -> str:
+    return f"{prefix}-crd-{crd_name}"
+
+
+def _with_resources(plan: EksPlan) -> EksPlan:
+    """The platform's resources in the order the components create them."""
+    from dataclasses import replace
+
+    lg = plan.logical
+    out: list[PlannedResource] = []
+
+    def add(type_token: str, name: str) -> None:
+        out.append(PlannedResource(type_token, name))
+
+    prefix = lg["cluster"].removesuffix("-eks")
+    # cluster.py
+    add("aws:cloudwatch/logGroup:LogGroup", lg["log_group"])
+    add("aws:iam/role:Role", lg["cluster_role"])
+    add("aws:iam/rolePolicyAttachment:RolePolicyAttachment", lg["cluster_role_policy"])
+    add("aws:eks/cluster:Cluster", lg["cluster"])
+    for entry in plan.access_entries.values():
+        add("aws:eks/accessEntry:AccessEntry", entry.entry_logical)
+        add("aws:eks/accessPolicyAssociation:AccessPolicyAssociation", entry.association_logical)
+    add("pulumi:providers:kubernetes", lg["provider"])
+    # nodes.py
+    for role in ("system_node_role", "gpu_node_role"):
+        add("aws:iam/role:Role", lg[role])
+        for policy in eks_versions.NODE_MANAGED_POLICIES:
+            add(
+                "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                lg[f"{role}:{policy}"],
+            )
+    add("aws:eks/nodeGroup:NodeGroup", lg["system_node_group"])
+    add("aws:eks/accessEntry:AccessEntry", lg["gpu_node_access"])
+    # identities.py
+    for ident in plan.identities.values():
+        add("aws:iam/role:Role", ident.role_logical)
+        if ident.managed_policy:
+            add("aws:iam/rolePolicyAttachment:RolePolicyAttachment", ident.policy_logical)
+        else:
+            add("aws:iam/rolePolicy:RolePolicy", ident.policy_logical)
+        add("aws:eks/podIdentityAssociation:PodIdentityAssociation", ident.association_logical)
+    # addons.py
+    for addon in plan.addons.values():
+        add("aws:eks/addon:Addon", addon.logical)
+    # karpenter.py: the interruption queue
+    add("aws:sqs/queue:Queue", lg["interruption_queue"])
+    add("aws:sqs/queuePolicy:QueuePolicy", lg["interruption_queue_policy"])
+    for key in ("scheduled-change", "spot-interruption", "rebalance", "instance-state"):
+        add("aws:cloudwatch/eventRule:EventRule", lg[f"rule:{key}"])
+        add("aws:cloudwatch/eventTarget:EventTarget", lg[f"target:{key}"])
+    # controllers.py: CRDs, then the charts
+    for crd in eks_versions.VENDORED_CRDS:
+        add("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition", crd_logical(prefix, crd))
+    add("kubernetes:core/v1:Namespace", lg["keda_namespace"])
+    for rel in plan.releases.values():
+        add("kubernetes:helm.sh/v3:Release", rel.logical)
+    # karpenter.py: the node class and the pools
+    add("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", lg["node_class"])
+    for pool in plan.node_pools.values():
+        add("kubernetes:karpenter.sh/v1:NodePool", pool.logical)
+    return replace(plan, resources=tuple(out))

@@ -34,6 +34,11 @@ class KubeObject:
     def name(self) -> str:
         return str(self.body["metadata"]["name"])
 
+    def logical(self, prefix: str) -> str:
+        """Pulumi's logical name: unique per kind, namespace and name in the stack."""
+        ns = self.body["metadata"].get("namespace")
+        return "-".join(p for p in (prefix, self.kind.lower(), ns, self.name) if p)
+
 
 @dataclass(frozen=True)
 class ModelRefs:
@@ -102,11 +107,7 @@ def secret_roles(plan: FleetPlan) -> list[str]:
     return roles
 
 
-def placeholder_refs(
-    plan: FleetPlan,
-    service_accounts: Mapping[str, str],
-    node_pools: Mapping[str, list[str]],
-) -> tuple[objects.SliceRefs, dict[str, ModelRefs]]:
+def placeholder_refs(plan: FleetPlan) -> tuple[objects.SliceRefs, dict[str, ModelRefs]]:
     """References as they read before `pulumi up` knows them: `<what>` placeholders, for
     `modelfleet render` and the pure tests (CRD schemas only check their types)."""
     c = plan.config
@@ -121,8 +122,6 @@ def placeholder_refs(
         sidecar_image=c.images.sidecar or "<sidecar-image@digest>",
         fetcher_image=c.images.fetcher or "<fetcher-image@digest>",
         alb_cidrs=["<alb-subnet-cidr>"],
-        service_accounts=service_accounts,
-        node_pools=node_pools,
         secret_roles=secret_roles(plan),
     )
     model_refs = {

@@ -45,7 +45,6 @@ from modelfleet.plan import (
 )
 
 GPU_RESOURCE = "nvidia.com/gpu"
-NODEPOOL_LABEL = "karpenter.sh/nodepool"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 EFS_CSI_DRIVER = "efs.csi.aws.com"
 MODELS_VOLUME = "models"
@@ -76,11 +75,6 @@ class SliceRefs:
     sidecar_image: Any
     fetcher_image: Any
     alb_cidrs: Sequence[Any]
-    # From the platform's pure EKS plan: each model's workload service account, and the
-    # Karpenter NodePools (one, or on-demand + spot for `capacity: mixed`) it may run on.
-    service_accounts: Mapping[str, str]
-    node_pools: Mapping[str, Sequence[str]]
-    gpu_taint_key: str = GPU_RESOURCE
     # Roles present in the stack's Secret (keys of containers.SECRET_ENV).
     secret_roles: Sequence[str] = field(default_factory=tuple)
 
@@ -288,7 +282,7 @@ def prewarm_job(sp: ServingPlan, sm: ServingModel, refs: SliceRefs) -> dict[str,
                 "metadata": {"labels": {**sm.labels, "app.kubernetes.io/component": "prewarm"}},
                 "spec": {
                     "restartPolicy": "Never",
-                    "serviceAccountName": refs.service_accounts[sm.model],
+                    "serviceAccountName": sm.service_account,
                     "securityContext": _pod_security(),
                     "containers": [
                         _fetcher(sp, name, source, refs, resources) for name, source in sm.sources
@@ -297,31 +291,6 @@ def prewarm_job(sp: ServingPlan, sm: ServingModel, refs: SliceRefs) -> dict[str,
                 },
             },
         },
-    }
-
-
-def _affinity(sm: ServingModel, m: ModelPlan, refs: SliceRefs) -> dict[str, Any]:
-    return {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {
-                        "matchExpressions": [
-                            {
-                                "key": NODEPOOL_LABEL,
-                                "operator": "In",
-                                "values": list(refs.node_pools[sm.model]),
-                            },
-                            {
-                                "key": "node.kubernetes.io/instance-type",
-                                "operator": "In",
-                                "values": [m.instance_type],
-                            },
-                        ]
-                    }
-                ]
-            }
-        }
     }
 
 
@@ -426,14 +395,14 @@ def deployment(
                     "annotations": {DO_NOT_DISRUPT: "true"},
                 },
                 "spec": {
-                    "serviceAccountName": refs.service_accounts[sm.model],
+                    "serviceAccountName": sm.service_account,
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": sm.termination_grace_s,
                     "securityContext": _pod_security(),
-                    "affinity": _affinity(sm, m, refs),
-                    "tolerations": [
-                        {"key": refs.gpu_taint_key, "operator": "Exists", "effect": "NoSchedule"}
-                    ],
+                    # The model's GPU class: its NodePool(s), two for `capacity: mixed`, where
+                    # Karpenter prefers the on-demand pool's higher weight.
+                    "nodeSelector": dict(sm.node_selector),
+                    "tolerations": [dict(t) for t in sm.tolerations],
                     # Spread across zones when capacity allows; a zone without GPUs must not
                     # block a scale-out (ScheduleAnyway).
                     "topologySpreadConstraints": [

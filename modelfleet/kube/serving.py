@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from modelfleet.containers import fetcher_sources
+from modelfleet.eks import ROLLOUT_MAX_SURGE, EksPlan
 from modelfleet.plan import STARTUP_MARGIN, FleetPlan, ModelPlan
 from modelfleet.prewarm import prewarm_timeout_s
 from modelfleet.sizing import round_up
@@ -74,6 +75,10 @@ class ServingModel:
     claim: str
     prewarm_job: str  # changes with the source revisions: a new revision is a new Job
     metric_service: str  # EMF `Service` dimension: the same value the ECS service name has
+    # From the platform's plan: the pods' identity, and the GPU class they schedule onto.
+    service_account: str
+    node_selector: dict[str, str]
+    tolerations: list[dict[str, str]]
     labels: dict[str, str]
     sources: list[tuple[str, str]]  # (container name, source): the model and its adapters
     gpus: int
@@ -101,14 +106,17 @@ class ServingPlan:
     trigger_authentication: str
     default_deny_policy: str
     alb_ingress_policy: str
+    alb_ingress_rule: str  # Pulumi logical name of the security-group rule ALB -> pods
     models: dict[str, ServingModel]
     # vpc-cni enforces NetworkPolicy only with this add-on setting (amazon-vpc-cni-k8s README,
     # "ENABLE_NETWORK_POLICY" / add-on configuration value `enableNetworkPolicy`).
     requires_network_policy_addon: bool = True
 
 
-def namespace_name(plan: FleetPlan) -> str:
-    return plan.config.prefix.lower()
+def eks_plan(plan: FleetPlan) -> EksPlan:
+    if plan.eks is None:
+        raise ValueError(f"stack {plan.stack}: the serving slice on Kubernetes needs platform: eks")
+    return plan.eks
 
 
 def metric_service_name(plan: FleetPlan, m: ModelPlan) -> str:
@@ -119,14 +127,18 @@ def metric_service_name(plan: FleetPlan, m: ModelPlan) -> str:
 
 def serving_model(plan: FleetPlan, m: ModelPlan) -> ServingModel:
     c = plan.config
+    eks = eks_plan(plan)
+    where = eks.scheduling[m.name]
     sources = fetcher_sources(m, plan)
     drain = c.gateway.drain_seconds
     # The ALB stops sending new requests once it deregisters the pod, and keeps in-flight ones
     # for the deregistration delay: both containers stay up that long before SIGTERM, so no
     # request meets a closed socket (aws-load-balancer-controller #1719, #1064).
     pre_stop = plan.deregistration_delay_s
-    surge = max(1, math.ceil(m.replicas_max / 4))
-    waves = math.ceil(m.replicas_max / surge) if m.replicas_max else 1
+    # The NodePools' GPU limits leave room for this many pods above the max (modelfleet.eks),
+    # so a rollout replaces at most that many replicas at a time.
+    surge = ROLLOUT_MAX_SURGE
+    waves = max(1, math.ceil(m.replicas_max / surge))
     # A new pod may need a new GPU node: the whole cold start, per rollout wave. With the
     # `replicas` field absent, the API creates one pod on the first deploy (also for
     # replicas.min 0, until KEDA scales it away), so the first deploy waits one cold start.
@@ -139,10 +151,13 @@ def serving_model(plan: FleetPlan, m: ModelPlan) -> ServingModel:
         target_group_binding=m.name,
         scaled_object=m.name,
         disruption_budget=m.name if m.replicas_min >= 2 else None,
-        volume=f"{namespace_name(plan)}-{m.name}-cache",
+        volume=f"{eks.namespace}-{m.name}-cache",
         claim=f"{m.name}-cache",
         prewarm_job=f"{m.name}-prewarm-{_hash(*(s for _, s in sources))}",
         metric_service=metric_service_name(plan, m),
+        service_account=eks.workload_service_accounts[m.name],
+        node_selector=dict(where.node_selector),
+        tolerations=[dict(t) for t in where.tolerations],
         labels={
             APP_LABEL: m.name,
             PART_OF_LABEL: "modelfleet",
@@ -168,10 +183,11 @@ def serving_model(plan: FleetPlan, m: ModelPlan) -> ServingModel:
 
 def serving_plan(plan: FleetPlan) -> ServingPlan:
     return ServingPlan(
-        namespace=namespace_name(plan),
+        namespace=eks_plan(plan).namespace,
         secret_name=SECRET_NAME,
         trigger_authentication="keda-operator-identity",
         default_deny_policy="default-deny-ingress",
         alb_ingress_policy="alb-to-sidecar",
+        alb_ingress_rule=f"{plan.config.prefix}-alb-to-pods",
         models={m.name: serving_model(plan, m) for m in plan.models},
     )

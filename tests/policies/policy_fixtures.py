@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kube_policy_cases import kube_broken_resources, kube_good_resources
+
 Resource = tuple[str, str, dict[str, Any]]
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee"
@@ -247,6 +249,7 @@ def good_stack() -> list[Resource]:
             "fleet-api-keys",
             {"kmsKeyId": KEY_ARN, "tags": t},
         ),
+        *kube_good_resources(),
     ]
 
 
@@ -340,4 +343,5 @@ def broken_stack() -> list[Resource]:
             {"bucket": "some-other-bucket", "blockPublicAcls": False},
         ),
         ("aws:secretsmanager/secret:Secret", "bad-secret", {"tags": t}),
+        *kube_broken_resources(),
     ]

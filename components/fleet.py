@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.autoscaling import Autoscaling, AutoscalingArgs
+from components.eks.platform import EksPlatform, EksPlatformArgs
 from components.encryption import Encryption, EncryptionArgs
 from components.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.images import Images, ImagesArgs
@@ -24,6 +25,7 @@ from components.prewarm import Prewarm, PrewarmArgs
 from components.secrets import Secrets, SecretsArgs
 from components.security import Security, SecurityArgs
 from components.task_roles import TaskRoles, TaskRolesArgs
+from modelfleet.config import Platform
 from modelfleet.plan import FleetPlan
 
 
@@ -37,6 +39,15 @@ class Fleet(pulumi.ComponentResource):
     dashboard_url: pulumi.Output[str]
     alarm_topic_arn: pulumi.Output[str]
     fetcher_task_definitions: dict[str, pulumi.Output[str]]
+    # platform: eks only: the cluster, its provider and GPU pools the serving slice uses.
+    eks: EksPlatform | None = None
+    network: Network
+    security: Security
+    cache: ModelCache
+    load_balancer: LoadBalancer
+    secrets: Secrets
+    images: Images
+    encryption: Encryption
 
     def __init__(
         self, name: str, args: FleetArgs, opts: pulumi.ResourceOptions | None = None
@@ -64,6 +75,31 @@ class Fleet(pulumi.ComponentResource):
         )
         secrets = Secrets(f"{name}-secrets", SecretsArgs(plan, keys.key_arn), mine)
         images = Images(f"{name}-images", ImagesArgs(plan, keys.key_arn), mine)
+        lb = LoadBalancer(
+            f"{name}-lb",
+            LoadBalancerArgs(plan, net.vpc_id, net.public_subnet_ids, sec.alb_sg_id),
+            mine,
+        )
+        scheme = "https" if plan.https else "http"
+        self.endpoints = {
+            m.name: pulumi.Output.concat(f"{scheme}://", lb.dns_name, f"/{m.name}/v1")
+            for m in plan.models
+        }
+        # What the serving slice wires on either platform.
+        self.network, self.security, self.cache, self.load_balancer = net, sec, cache, lb
+        self.secrets, self.images, self.encryption = secrets, images, keys
+        if c.platform is Platform.EKS:
+            self._eks(name, plan, identity, partition, net, sec, keys, cache, lb, mine)
+            assert self.eks is not None
+            self.register_outputs(
+                {
+                    "endpoints": self.endpoints,
+                    "dashboard_url": self.dashboard_url,
+                    "alarm_topic_arn": self.alarm_topic_arn,
+                    "cluster_name": self.eks.cluster_name,
+                }
+            )
+            return
         gpus = GpuCapacity(
             f"{name}-gpu",
             GpuCapacityArgs(plan, net.private_subnet_ids, sec.hosts_sg_id, partition),
@@ -79,11 +115,6 @@ class Fleet(pulumi.ComponentResource):
                 keys.key_arn,
                 dict(secrets.arns),
             ),
-            mine,
-        )
-        lb = LoadBalancer(
-            f"{name}-lb",
-            LoadBalancerArgs(plan, net.vpc_id, net.public_subnet_ids, sec.alb_sg_id),
             mine,
         )
         prewarm = Prewarm(
@@ -103,8 +134,6 @@ class Fleet(pulumi.ComponentResource):
             ),
             mine,
         )
-        scheme = "https" if plan.https else "http"
-        self.endpoints = {}
         service_names: dict[str, str] = {}
         for m in plan.models:
             svc = InferenceService(
@@ -143,9 +172,6 @@ class Fleet(pulumi.ComponentResource):
                 ),
                 mine,
             )
-            self.endpoints[m.name] = pulumi.Output.concat(
-                f"{scheme}://", lb.dns_name, f"/{m.name}/v1"
-            )
         asgs = {key: gpus.asg_names[models[0].name] for key, models in plan.capacity_groups.items()}
         monitoring = Monitoring(
             f"{name}-monitoring",
@@ -174,3 +200,62 @@ class Fleet(pulumi.ComponentResource):
                 "fetcher_task_definitions": self.fetcher_task_definitions,
             }
         )
+
+    def _eks(
+        self,
+        name: str,
+        plan: FleetPlan,
+        identity: aws.GetCallerIdentityResult,
+        partition: str,
+        net: Network,
+        sec: Security,
+        keys: Encryption,
+        cache: ModelCache,
+        lb: LoadBalancer,
+        mine: pulumi.ResourceOptions,
+    ) -> None:
+        """platform: eks: the EKS platform replaces ECS capacity, tasks and services; VPC,
+        KMS, EFS, the ALB and its target groups, SNS, alarms and dashboard stay as they are."""
+        e = plan.eks
+        assert e is not None
+        c = plan.config
+        # The deploying role's ARN, not its STS session's: an access entry takes an IAM
+        # principal (https://docs.aws.amazon.com/eks/latest/userguide/creating-access-entries.html).
+        deployer = aws.iam.get_session_context_output(arn=identity.arn).issuer_arn
+        self.eks = EksPlatform(
+            f"{name}-eks",
+            EksPlatformArgs(
+                plan=plan,
+                partition=partition,
+                region=c.region,
+                account_id=identity.account_id,
+                deployer_arn=deployer,
+                vpc_id=net.vpc_id,
+                private_subnet_ids=net.private_subnet_ids,
+                node_security_group_ids=[sec.tasks_sg_id, sec.hosts_sg_id],
+                kms_key_arn=keys.key_arn,
+                file_system_arn=cache.file_system_arn,
+                access_point_arns={n: ap.arn for n, ap in cache.access_points.items()},
+                target_group_arns={n: tg.arn for n, tg in lb.target_groups.items()},
+            ),
+            mine,
+        )
+        monitoring = Monitoring(
+            f"{name}-monitoring",
+            MonitoringArgs(
+                plan=plan,
+                region=c.region,
+                account_id=identity.account_id,
+                kms_key_arn=keys.key_arn,
+                load_balancer=lb.arn_suffix,
+                file_system_id=cache.file_system_id,
+                cluster_name=self.eks.cluster_name,
+                target_groups={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
+                service_names=dict(e.workloads),
+                asg_names={},
+            ),
+            mine,
+        )
+        self.dashboard_url = monitoring.dashboard_url
+        self.alarm_topic_arn = monitoring.topic_arn
+        self.fetcher_task_definitions = {}

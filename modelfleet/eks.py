@@ -45,6 +45,8 @@ CONSOLIDATE_AFTER = "5m"
 # PDBs once terminationGracePeriod runs out), so it is set explicitly: a month, for AMI patches.
 EXPIRE_AFTER = "720h"
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
+# Add-ons a node needs to become Ready; created before the system node group.
+NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 # Bottlerocket's NVIDIA variant has the device plugin built in; Karpenter picks the -nvidia
 # variant for GPU instance types from the alias (karpenter-provider-aws@1d927085
 # website/content/en/docs/concepts/nodeclasses.md, "amiSelectorTerms" / alias). Pinned, never
@@ -70,6 +72,21 @@ def _hash(value: str, n: int = 8) -> str:
 
 def _minutes(seconds: float) -> str:
     return f"{math.ceil(seconds / 60)}m"
+
+
+# The events Karpenter's interruption queue receives, by key: (source, detail-type), as its
+# getting-started template routes them (karpenter-provider-aws@1d927085 website/content/en/
+# docs/getting-started/getting-started-with-karpenter/cloudformation.yaml, *Rule resources).
+INTERRUPTION_EVENTS: dict[str, tuple[str, str]] = {
+    "scheduled-change": ("aws.health", "AWS Health Event"),
+    "spot-interruption": ("aws.ec2", "EC2 Spot Instance Interruption Warning"),
+    "rebalance": ("aws.ec2", "EC2 Instance Rebalance Recommendation"),
+    "instance-state": ("aws.ec2", "EC2 Instance State-change Notification"),
+    "capacity-reservation": ("aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning"),
+}
+# Karpenter deletes interruption messages after handling; older ones are stale (same template:
+# MessageRetentionPeriod 300).
+INTERRUPTION_RETENTION_S = 300
 
 
 # --- plan pieces -------------------------------------------------------------------------------
@@ -182,6 +199,9 @@ class EksPlan:
     scheduling: dict[str, Scheduling]  # by model name
     identities: dict[str, Identity]  # by identity key; workloads as "workload:<model>"
     workload_service_accounts: dict[str, str]  # by model name
+    # The name of each model's Deployment and Service in `namespace` (the sidecar reports its
+    # metrics under it, as ECS's service name).
+    workloads: dict[str, str]
     access_entries: dict[str, AccessEntryPlan]
     addons: dict[str, AddonPlan]
     releases: dict[str, ReleasePlan]
@@ -474,6 +494,7 @@ def build_eks_plan(stack: StackConfig, models: list[Any], as_of: dt.date) -> Eks
         "cluster": f"{p}-eks",
         "cluster_role": f"{p}-eks-cluster-role",
         "cluster_role_policy": f"{p}-eks-cluster-role-policy",
+        "cluster_role_kms": f"{p}-eks-cluster-role-kms",
         "log_group": f"{p}-eks-control-plane-logs",
         "system_node_role": f"{p}-eks-system-node-role",
         "gpu_node_role": f"{p}-eks-gpu-node-role",
@@ -485,10 +506,7 @@ def build_eks_plan(stack: StackConfig, models: list[Any], as_of: dt.date) -> Eks
         "node_class": f"{p}-ec2nodeclass-gpu",
         "keda_namespace": f"{p}-ns-keda",
     }
-    rules = {
-        key: f"{p}-karpenter-{key}"
-        for key in ("scheduled-change", "spot-interruption", "rebalance", "instance-state")
-    }
+    rules = {key: f"{p}-karpenter-{key}" for key in INTERRUPTION_EVENTS}
     logical.update({f"rule:{k}": v for k, v in rules.items()})
     logical.update({f"target:{k}": f"{v}-target" for k, v in rules.items()})
     node_roles = ("system_node_role", "gpu_node_role")
@@ -513,6 +531,7 @@ def build_eks_plan(stack: StackConfig, models: list[Any], as_of: dt.date) -> Eks
         scheduling=scheduling,
         identities=identities,
         workload_service_accounts=workload_sas,
+        workloads={m.name: m.name for m in models},
         access_entries=access,
         addons=addons,
         releases=releases,
@@ -544,11 +563,15 @@ def _with_resources(plan: EksPlan) -> EksPlan:
     add("aws:cloudwatch/logGroup:LogGroup", lg["log_group"])
     add("aws:iam/role:Role", lg["cluster_role"])
     add("aws:iam/rolePolicyAttachment:RolePolicyAttachment", lg["cluster_role_policy"])
+    add("aws:iam/rolePolicy:RolePolicy", lg["cluster_role_kms"])
     add("aws:eks/cluster:Cluster", lg["cluster"])
     for entry in plan.access_entries.values():
         add("aws:eks/accessEntry:AccessEntry", entry.entry_logical)
         add("aws:eks/accessPolicyAssociation:AccessPolicyAssociation", entry.association_logical)
     add("pulumi:providers:kubernetes", lg["provider"])
+    # addons.py: networking first, or the nodes never become Ready
+    for name in NETWORK_ADDONS:
+        add("aws:eks/addon:Addon", plan.addons[name].logical)
     # nodes.py
     for role in ("system_node_role", "gpu_node_role"):
         add("aws:iam/role:Role", lg[role])
@@ -559,6 +582,12 @@ def _with_resources(plan: EksPlan) -> EksPlan:
             )
     add("aws:eks/nodeGroup:NodeGroup", lg["system_node_group"])
     add("aws:eks/accessEntry:AccessEntry", lg["gpu_node_access"])
+    # karpenter.py: the interruption queue
+    add("aws:sqs/queue:Queue", lg["interruption_queue"])
+    add("aws:sqs/queuePolicy:QueuePolicy", lg["interruption_queue_policy"])
+    for key in INTERRUPTION_EVENTS:
+        add("aws:cloudwatch/eventRule:EventRule", lg[f"rule:{key}"])
+        add("aws:cloudwatch/eventTarget:EventTarget", lg[f"target:{key}"])
     # identities.py
     for ident in plan.identities.values():
         add("aws:iam/role:Role", ident.role_logical)
@@ -567,18 +596,17 @@ def _with_resources(plan: EksPlan) -> EksPlan:
         else:
             add("aws:iam/rolePolicy:RolePolicy", ident.policy_logical)
         add("aws:eks/podIdentityAssociation:PodIdentityAssociation", ident.association_logical)
-    # addons.py
+    # addons.py: the rest, once nodes and identities exist
     for addon in plan.addons.values():
-        add("aws:eks/addon:Addon", addon.logical)
-    # karpenter.py: the interruption queue
-    add("aws:sqs/queue:Queue", lg["interruption_queue"])
-    add("aws:sqs/queuePolicy:QueuePolicy", lg["interruption_queue_policy"])
-    for key in ("scheduled-change", "spot-interruption", "rebalance", "instance-state"):
-        add("aws:cloudwatch/eventRule:EventRule", lg[f"rule:{key}"])
-        add("aws:cloudwatch/eventTarget:EventTarget", lg[f"target:{key}"])
+        if addon.name not in NETWORK_ADDONS:
+            add("aws:eks/addon:Addon", addon.logical)
     # controllers.py: CRDs, then the charts
-    for crd in eks_versions.VENDORED_CRDS:
-        add("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition", crd_logical(prefix, crd))
+    for crds in eks_versions.VENDORED_CRDS.values():
+        for crd in crds:
+            add(
+                "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition",
+                crd_logical(prefix, crd),
+            )
     add("kubernetes:core/v1:Namespace", lg["keda_namespace"])
     for rel in plan.releases.values():
         add("kubernetes:helm.sh/v3:Release", rel.logical)

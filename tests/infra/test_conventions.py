@@ -21,7 +21,7 @@ pytestmark = pytest.mark.xdist_group("infra")
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT_FILES = sorted(
-    p for p in (ROOT / "components").glob("*.py") if p.name not in {"__init__.py", "harness.py"}
+    p for p in (ROOT / "components").rglob("*.py") if p.name not in {"__init__.py", "harness.py"}
 )
 MODELFLEET_FILES = sorted((ROOT / "modelfleet").glob("*.py"))
 TYPE_TOKEN = re.compile(r"^modelfleet:[a-z][a-z-]*:[A-Z][A-Za-z]*$")

@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from components.autoscaling import Autoscaling, AutoscalingArgs
 from components.eks.platform import EksPlatform, EksPlatformArgs
+from components.eks.workloads import Workloads, WorkloadsArgs
 from components.encryption import Encryption, EncryptionArgs
 from components.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.images import Images, ImagesArgs
@@ -20,7 +21,7 @@ from components.inference_service import (
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.model_cache import ModelCache, ModelCacheArgs
 from components.monitoring import Monitoring, MonitoringArgs
-from components.network import Network, NetworkArgs
+from components.network import Network, NetworkArgs, subnet_cidrs
 from components.prewarm import Prewarm, PrewarmArgs
 from components.secrets import Secrets, SecretsArgs
 from components.security import Security, SecurityArgs
@@ -240,6 +241,27 @@ class Fleet(pulumi.ComponentResource):
             ),
             mine,
         )
+        Workloads(
+            f"{name}-workloads",
+            WorkloadsArgs(
+                plan=plan,
+                provider=self.eks.provider,
+                vpc_id=net.vpc_id,
+                file_system_id=cache.file_system_id,
+                access_point_ids={n: ap.id for n, ap in cache.access_points.items()},
+                target_group_arns={n: tg.arn for n, tg in lb.target_groups.items()},
+                target_group_suffixes={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
+                load_balancer_suffix=lb.arn_suffix,
+                alb_subnet_cidrs=_public_subnet_cidrs(plan, net),
+                vllm_image=c.images.vllm,
+                sidecar_image=self.images.sidecar,
+                fetcher_image=self.images.fetcher,
+                secret_values=_secret_values(plan),
+                depends_on=self.eks.ready,
+                listener_rules=dict(lb.listener_rules),
+            ),
+            mine,
+        )
         monitoring = Monitoring(
             f"{name}-monitoring",
             MonitoringArgs(
@@ -259,3 +281,26 @@ class Fleet(pulumi.ComponentResource):
         self.dashboard_url = monitoring.dashboard_url
         self.alarm_topic_arn = monitoring.topic_arn
         self.fetcher_task_definitions = {}
+
+
+def _public_subnet_cidrs(plan: FleetPlan, net: Network) -> list[pulumi.Input[str]]:
+    """The ALB's subnets: planned for a new VPC, looked up for an existing one."""
+    n = plan.config.network
+    if n.vpc_id is None:
+        return list(subnet_cidrs(n.cidr, n.availability_zones)[0])
+    return [aws.ec2.get_subnet_output(id=s).cidr_block for s in n.public_subnet_ids]
+
+
+def _secret_values(plan: FleetPlan) -> dict[str, pulumi.Input[str]]:
+    """Pulumi secret config by role, for the cluster's Secret (never a plain value)."""
+    c = plan.config
+    out: dict[str, pulumi.Input[str]] = {}
+    if c.gateway.api_keys is not None:
+        out["api_keys"] = pulumi.Output.secret(c.gateway.api_keys.get_secret_value())
+    if c.gateway.fallback is not None:
+        out["fallback_api_key"] = pulumi.Output.secret(
+            c.gateway.fallback.api_key.get_secret_value()
+        )
+    if c.hf_token is not None:
+        out["hf_token"] = pulumi.Output.secret(c.hf_token.get_secret_value())
+    return out

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components._common import child, stack_tags
+from components._common import child
 from modelfleet.kube import objects
 from modelfleet.kube.manifest import (
     KubeObject,
@@ -28,7 +27,7 @@ from modelfleet.kube.manifest import (
     stack_objects,
 )
 from modelfleet.kube.serving import serving_plan
-from modelfleet.plan import SIDECAR_PORT, FleetPlan
+from modelfleet.plan import FleetPlan
 
 
 @dataclass(frozen=True)
@@ -41,10 +40,10 @@ class WorkloadsArgs:
     target_group_arns: Mapping[str, pulumi.Input[str]]  # by model
     target_group_suffixes: Mapping[str, pulumi.Input[str]]  # by model
     load_balancer_suffix: pulumi.Input[str]
+    # The ALB's subnets, the only sources the NetworkPolicy admits to the sidecar port. The
+    # security-group side is the platform's: GPU nodes join the shared tasks group, which
+    # admits the ALB's group on that port (a TargetGroupBinding opens nothing by itself).
     alb_subnet_cidrs: Sequence[pulumi.Input[str]]
-    alb_security_group_id: pulumi.Input[str]
-    # The security group the pods' addresses carry (the nodes', with vpc-cni's defaults).
-    pod_security_group_id: pulumi.Input[str]
     vllm_image: pulumi.Input[str]
     sidecar_image: pulumi.Input[str]
     fetcher_image: pulumi.Input[str]
@@ -112,18 +111,6 @@ class Workloads(pulumi.ComponentResource):
         secrets = {
             role: pulumi.Output.secret(args.secret_values[role]) for role in refs.secret_roles
         }
-        # The ALB reaches pod addresses directly; the binding opens no rule by itself.
-        aws.vpc.SecurityGroupIngressRule(
-            sp.alb_ingress_rule,
-            security_group_id=args.pod_security_group_id,
-            referenced_security_group_id=args.alb_security_group_id,
-            ip_protocol="tcp",
-            from_port=SIDECAR_PORT,
-            to_port=SIDECAR_PORT,
-            description="ALB to the serving pods' sidecar",
-            tags=stack_tags(c),
-            opts=child(self),
-        )
         base = list(args.depends_on)
         shared = self._apply(stack_objects(sp, refs, secrets), args, base)
         ns_deps = base + list(shared.values())

@@ -35,9 +35,8 @@ class KubeObject:
         return str(self.body["metadata"]["name"])
 
     def logical(self, prefix: str) -> str:
-        """Pulumi's logical name: unique per kind, namespace and name in the stack."""
-        ns = self.body["metadata"].get("namespace")
-        return "-".join(p for p in (prefix, self.kind.lower(), ns, self.name) if p)
+        """Pulumi's logical name: unique per kind and name (the slice has one namespace)."""
+        return f"{prefix}-{self.kind.lower()}-{self.name}"
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,6 @@ class ServingPlan:
     trigger_authentication: str
     default_deny_policy: str
     alb_ingress_policy: str
-    alb_ingress_rule: str  # Pulumi logical name of the security-group rule ALB -> pods
     models: dict[str, ServingModel]
     # vpc-cni enforces NetworkPolicy only with this add-on setting (amazon-vpc-cni-k8s README,
     # "ENABLE_NETWORK_POLICY" / add-on configuration value `enableNetworkPolicy`).
@@ -188,6 +187,5 @@ def serving_plan(plan: FleetPlan) -> ServingPlan:
         trigger_authentication="keda-operator-identity",
         default_deny_policy="default-deny-ingress",
         alb_ingress_policy="alb-to-sidecar",
-        alb_ingress_rule=f"{plan.config.prefix}-alb-to-pods",
         models={m.name: serving_model(plan, m) for m in plan.models},
     )

@@ -94,6 +94,8 @@ def plan(
     for note in p.notes:
         out.print(f"[yellow]note: {note}[/]")
     _cost_table(p)
+    if p.eks is not None:
+        _kubernetes_table(p)
     r = Table(title=f"Resources pulumi up creates ({len(resources)})", title_justify="left")
     r.add_column("type")
     r.add_column("count", justify="right")
@@ -110,6 +112,20 @@ def plan(
         + " (modelfleet/sizing.py gives the reasons).[/]",
         highlight=False,
     )
+
+
+def _kubernetes_table(p: FleetPlan) -> None:
+    from modelfleet.kube.render import object_summary
+
+    t = Table(
+        title="Kubernetes objects per model (modelfleet render STACK --out DIR writes them)",
+        title_justify="left",
+    )
+    t.add_column("scope")
+    t.add_column("objects")
+    for scope, names in object_summary(p).items():
+        t.add_row(scope, ", ".join(names))
+    out.print(t)
 
 
 def _model_table(m: ModelPlan) -> None:
@@ -193,6 +209,36 @@ def _cost_table(p: FleetPlan) -> None:
         t.add_row(name, detail, _usd(value))
     t.add_row("[bold]total[/]", "", f"[bold]{_usd(p.monthly_usd)}[/]")
     out.print(t)
+
+
+@app.command()
+def render(
+    stack: Annotated[str, typer.Argument(help="stack name in stacks/ or a stack file path")],
+    out_dir: Annotated[Path, typer.Option("--out", help="directory to write the YAML files to")],
+    stacks_dir: StacksDir = Path("stacks"),
+) -> None:
+    """platform: eks: write the Kubernetes objects `pulumi up` applies, one YAML file per kind
+    and model, secrets redacted, for review and `kubectl diff -f DIR`."""
+    from modelfleet.kube.render import render_files
+
+    config, p = _load(stack, stacks_dir)
+    if p.eks is None:
+        raise _fail(
+            f"{config.stack}: platform is {config.platform.value}; render writes the Kubernetes "
+            "objects of platform: eks stacks"
+        )
+    files = render_files(p)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out_dir / name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"--out {out_dir}: cannot write ({exc.strerror})") from None
+    out.print(
+        f"{len(files)} files in {escape(str(out_dir))} (namespace {p.eks.namespace}); "
+        "references not known before `pulumi up` read <placeholder>, secrets "
+        "<redacted>"
+    )
 
 
 @app.command()

@@ -194,6 +194,11 @@ class FleetPlan:
         drain = self.config.gateway.drain_seconds + 5
         return min(drain, int(TARGET_GROUP_DEREGISTRATION_DELAY.maximum))
 
+    def _kubernetes_objects(self) -> dict[str, list[str]]:
+        """platform: eks: the serving slice's objects per model (`modelfleet render` writes
+        them)."""
+        return _kubernetes_objects_of(self)
+
     def to_dict(self) -> dict[str, Any]:
         c = self.config
         return {
@@ -213,7 +218,15 @@ class FleetPlan:
             "notes": self.notes,
             "assumptions": [asdict(a) for a in sizing.ASSUMPTIONS],
             **({"eks": self.eks.to_dict()} if self.eks is not None else {}),
+            **({"kubernetes_objects": self._kubernetes_objects()} if self.eks is not None else {}),
         }
+
+
+def _kubernetes_objects_of(plan: FleetPlan) -> dict[str, list[str]]:
+    # The serving slice's manifests are built from this plan, so that module imports this one.
+    from modelfleet.kube.render import object_summary
+
+    return object_summary(plan)
 
 
 def _model_dict(m: ModelPlan) -> dict[str, Any]:

@@ -134,3 +134,18 @@ def placeholder_refs(plan: FleetPlan) -> tuple[objects.SliceRefs, dict[str, Mode
 
 def redacted_secrets(plan: FleetPlan) -> dict[str, str]:
     return {role: REDACTED for role in secret_roles(plan)}
+
+
+def type_token(obj: KubeObject) -> str:
+    """The pulumi-kubernetes type token of an object (`kubernetes:apps/v1:Deployment`)."""
+    api = str(obj.body["apiVersion"])
+    return f"kubernetes:{api if '/' in api else 'core/' + api}:{obj.kind}"
+
+
+def planned_resources(plan: FleetPlan) -> list[tuple[str, str]]:
+    """(type token, logical name) of every object the serving component creates, in order."""
+    refs, model_refs = placeholder_refs(plan)
+    return [
+        (type_token(o), o.logical(plan.config.prefix))
+        for o in all_objects(plan, refs, model_refs, redacted_secrets(plan))
+    ]

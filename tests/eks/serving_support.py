@@ -39,6 +39,7 @@ def unscheduled_config() -> dict[str, Any]:
 
 
 def eks_plan_for(tmp: Path, cfg: dict[str, Any]) -> FleetPlan:
+    tmp.mkdir(parents=True, exist_ok=True)
     return plan_for(tmp, cfg, TODAY)
 
 

@@ -12,9 +12,9 @@ from serving_support import eks_plan_for, two_model_config, unscheduled_config, 
 from unit_stacks import write_stack
 
 from components.harness import Recorded, Run, run_stack
-from modelfleet.kube.manifest import REDACTED
+from modelfleet.kube.manifest import REDACTED, planned_resources
 from modelfleet.kube.serving import serving_plan
-from modelfleet.monitoring import EksModelDims, eks_model_alarms, eks_stack_alarms
+from modelfleet.monitoring import EksModelDims, alarm_count, eks_model_alarms, eks_stack_alarms
 from modelfleet.plan import FleetPlan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
@@ -225,3 +225,16 @@ def test_eks_alarm_specs_are_valid_put_metric_alarm_requests(
     for spec in specs:
         request = {**spec, "AlarmActions": ["arn:aws:sns:us-east-1:123456789012:alarms"]}
         assert_valid("cloudwatch", "PutMetricAlarm", request, spec["AlarmName"])
+
+
+def test_planned_objects_are_the_created_ones(stack: tuple[FleetPlan, Run]) -> None:
+    """`modelfleet plan` and `render` list exactly what the program creates."""
+    plan, run = stack
+    created = [(r.type, r.name) for r in _slice(plan, run)]
+    assert sorted(created) == sorted(planned_resources(plan))
+
+
+def test_priced_alarms_are_the_created_alarms(stack: tuple[FleetPlan, Run]) -> None:
+    plan, run = stack
+    created = len(run.by_type("aws:cloudwatch/metricAlarm:MetricAlarm"))
+    assert alarm_count(plan.config, plan.models, len(plan.capacity_groups)) == created

@@ -47,6 +47,10 @@ from modelfleet.plan import (
 GPU_RESOURCE = "nvidia.com/gpu"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 EFS_CSI_DRIVER = "efs.csi.aws.com"
+# The CloudWatch agent's EMF listener (UDP and TCP 25888 by default:
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Generation_CloudWatch_Agent.html);
+# the add-on runs the agent on the host network of every node.
+CLOUDWATCH_AGENT_EMF_PORT = 25888
 MODELS_VOLUME = "models"
 SHM_VOLUME = "dshm"
 SIDECAR_PORT_NAME = "http"
@@ -346,8 +350,18 @@ def deployment(
         "name": "sidecar",
         "image": refs.sidecar_image,
         "ports": [{"name": SIDECAR_PORT_NAME, "containerPort": SIDECAR_PORT, "protocol": "TCP"}],
-        "env": _env(sidecar_env(plan, m, sm.metric_service, sm.drain_s))
-        + _secret_env(sp, refs.secret_roles, ["api_keys", "fallback_api_key"]),
+        # EMF to the node's CloudWatch agent (see modelfleet/kube/scaling.py); $(HOST_IP) is
+        # expanded by the kubelet from the variable defined before it.
+        "env": [
+            {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+            *_env(
+                {
+                    **sidecar_env(plan, m, sm.metric_service, sm.drain_s),
+                    "SIDECAR_EMF_ENDPOINT": f"udp://$(HOST_IP):{CLOUDWATCH_AGENT_EMF_PORT}",
+                }
+            ),
+            *_secret_env(sp, refs.secret_roles, ["api_keys", "fallback_api_key"]),
+        ],
         "resources": {
             "requests": {"cpu": f"{SIDECAR_CPU_M}m", "memory": f"{SIDECAR_MEMORY_MIB}Mi"},
             "limits": {"memory": f"{SIDECAR_MEMORY_MIB}Mi"},

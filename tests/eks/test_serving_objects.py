@@ -124,6 +124,10 @@ def test_engine_matches_the_ecs_task_for_the_same_model(plan: FleetPlan) -> None
         del eks_env["SIDECAR_DRAIN_SECONDS"], ecs_env["SIDECAR_DRAIN_SECONDS"]
         del ecs_env["SIDECAR_SERVICE_NAME"]
         assert eks_env.pop("SIDECAR_SERVICE_NAME") == sm.metric_service
+        # EMF goes to the node's CloudWatch agent on EKS, to stdout (awslogs) on ECS.
+        assert eks_env.pop("SIDECAR_EMF_ENDPOINT") == "udp://$(HOST_IP):25888"
+        names = [e["name"] for e in c["sidecar"]["env"]]
+        assert names.index("HOST_IP") < names.index("SIDECAR_EMF_ENDPOINT")
         assert eks_env == ecs_env
         assert eks_env == {
             k: v

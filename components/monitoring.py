@@ -185,10 +185,19 @@ class Monitoring(pulumi.ComponentResource):
                 m.name: ModelDims(lb, tg, cluster, args.service_names[m.name])
                 for m, tg in zip(plan.models, tgs, strict=True)
             }
-            if plan.eks is not None:
-                eks = {n: _eks_dims(plan, n, d) for n, d in resolved.items()}
-                return json.dumps(eks_dashboard_body(plan, args.region, eks, lb, fs, cluster))
-            return json.dumps(dashboard_body(plan, args.region, resolved, lb, fs, cluster))
+            doc = (
+                eks_dashboard_body(
+                    plan,
+                    args.region,
+                    {n: _eks_dims(plan, n, d) for n, d in resolved.items()},
+                    lb,
+                    fs,
+                    cluster,
+                )
+                if plan.eks is not None
+                else dashboard_body(plan, args.region, resolved, lb, fs, cluster)
+            )
+            return json.dumps(doc)
 
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",

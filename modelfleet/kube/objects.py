@@ -59,10 +59,11 @@ SIDECAR_PORT_NAME = "http"
 # engine keeps its user but loses every capability and privilege escalation.
 SIDECAR_UID = 10001
 FETCHER_UID = 1000
-# Pre-warm pods run on the system nodes (no GPU needed to download); sized like the ECS
-# Fargate pre-warm task's ceiling (8 GiB), since hashing tens of GiB is CPU- and memory-bound.
-PREWARM_CPU = "1"
-PREWARM_MEMORY_REQUEST = "2Gi"
+# Pre-warm pods run on the system nodes (GPU nodes are tainted; no GPU is needed to download),
+# beside the controllers on two m7i.large by default: a small request per source, no CPU
+# limit so hashing uses whatever is idle, and the ECS Fargate pre-warm task's 8 GiB ceiling.
+PREWARM_CPU = "500m"
+PREWARM_MEMORY_REQUEST = "1Gi"
 PREWARM_MEMORY_LIMIT = "8Gi"
 
 

@@ -44,6 +44,7 @@ class Recorded:
     outputs: dict[str, Any] = field(default_factory=dict)
     dependencies: list[str] = field(default_factory=list)  # URNs of explicit dependencies
     parent: str = ""
+    provider: str = ""  # the explicit provider reference ("<urn>::<id>"), if any
 
 
 @dataclass
@@ -72,10 +73,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.recording = mocks
         self.dependencies: dict[str, tuple[list[str], str]] = {}
+        self.providers: dict[str, str] = {}
         self.stack_outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         self.dependencies[request.name] = (list(request.dependencies), request.parent)
+        self.providers[request.name] = request.provider
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
@@ -260,6 +263,7 @@ def run_stack(stack_file: Path, preview: bool = True) -> Run:
     _sync_await(run_pulumi_func(program))
     for r in mocks.resources:
         r.dependencies, r.parent = monitor.dependencies.get(r.name, ([], ""))
+        r.provider = monitor.providers.get(r.name, "")
     return Run(mocks.resources, monitor.stack_outputs)
 
 

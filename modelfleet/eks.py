@@ -103,6 +103,13 @@ class NodePoolPlan:
     gpu_limit: int
     models: tuple[str, ...]
     termination_grace_period: str
+    capacity: str  # the GPU class's capacity mode: on-demand | spot | mixed
+    gpus_per_instance: int
+    instance_hourly_usd: float  # on-demand list price (or the stack's pricing override)
+
+    @property
+    def max_instances(self) -> int:
+        return self.gpu_limit // self.gpus_per_instance
 
     @property
     def labels(self) -> dict[str, str]:
@@ -292,14 +299,6 @@ EKS_PRICES: dict[str, cost.Price] = {
     "sqs_million_requests": cost.Price(
         0.40, "million SQS requests", Source("https://aws.amazon.com/sqs/pricing/", _READ)
     ),
-    # https://aws.amazon.com/cloudwatch/pricing/ (Container Insights with enhanced
-    # observability for EKS): charged per observation; about $0.21 per node-month for a small
-    # node with few pods, per AWS's own pricing example, so one observation-priced node-month.
-    "container_insights_node_month": cost.Price(
-        0.21,
-        "node-month, Container Insights enhanced observability (pricing example)",
-        Source("https://aws.amazon.com/cloudwatch/pricing/", _READ),
-    ),
     # Control-plane logs (api, audit, authenticator) go to CloudWatch Logs at $0.50/GB
     # ingested; an idle small cluster's audit log is ~1 GB a month, assumed here.
     "logs_ingest_gb": cost.Price(
@@ -307,6 +306,10 @@ EKS_PRICES: dict[str, cost.Price] = {
     ),
 }
 ASSUMED_CONTROL_PLANE_LOG_GB = 1.0
+# Container Insights (the amazon-cloudwatch-observability add-on) ships each node's
+# performance events as logs, billed at the ingestion price; 1 GB per node-month is an
+# assumption (not measured here) for a node with a handful of pods at 60 s resolution.
+ASSUMED_INSIGHTS_GB_PER_NODE_MONTH = 1.0
 KARPENTER_SQS_REQUESTS_PER_MONTH = 0.13e6
 SQS_FREE_REQUESTS = 1e6
 # Extended pricing starts when standard support ends inside the month being priced.
@@ -323,9 +326,8 @@ def _cost(
     system = system_count * h * SYSTEM_INSTANCE_PRICES[stack.eks.system_nodes.instance_type]
     billable = max(0.0, KARPENTER_SQS_REQUESTS_PER_MONTH - SQS_FREE_REQUESTS)
     queue = billable / 1e6 * EKS_PRICES["sqs_million_requests"].usd
-    insights = (system_count + gpu_node_months) * EKS_PRICES[
-        "container_insights_node_month"
-    ].usd + ASSUMED_CONTROL_PLANE_LOG_GB * EKS_PRICES["logs_ingest_gb"].usd
+    gb = (system_count + gpu_node_months) * ASSUMED_INSIGHTS_GB_PER_NODE_MONTH
+    insights = (gb + ASSUMED_CONTROL_PLANE_LOG_GB) * EKS_PRICES["logs_ingest_gb"].usd
     return EksCost(control, system, queue, insights)
 
 
@@ -381,6 +383,9 @@ def _pools(stack: StackConfig, models: list[Any]) -> dict[str, NodePoolPlan]:
                 gpu_limit=n * gpus,
                 models=names,
                 termination_grace_period=grace,
+                capacity=inst.capacity,
+                gpus_per_instance=gpus,
+                instance_hourly_usd=inst.cost.on_demand_hourly,
             )
     return pools
 
@@ -409,8 +414,11 @@ def _scheduling(models: list[Any], pools: dict[str, NodePoolPlan]) -> dict[str, 
     return out
 
 
-def build_eks_plan(stack: StackConfig, models: list[Any], as_of: dt.date) -> EksPlan:
-    """The platform of a `platform: eks` stack on day `as_of` (support status and its price)."""
+def build_eks_plan(
+    stack: StackConfig, models: list[Any], as_of: dt.date, running_fraction: float = 1.0
+) -> EksPlan:
+    """The platform of a `platform: eks` stack on day `as_of` (support status and its price);
+    `running_fraction` is the share of the month the schedule keeps the GPU floor up."""
     eks = stack.eks
     assert eks is not None, "build_eks_plan needs a platform: eks stack"
     p = stack.prefix
@@ -514,7 +522,7 @@ def build_eks_plan(stack: StackConfig, models: list[Any], as_of: dt.date) -> Eks
         for policy in eks_versions.NODE_MANAGED_POLICIES:
             logical[f"{role}:{policy}"] = f"{logical[role]}-{policy}"
 
-    gpu_node_months = sum(m.cost.instances_min for m in models) * 1.0
+    gpu_node_months = sum(m.cost.instances_min for m in models) * running_fraction
     plan = EksPlan(
         cluster_name=cluster,
         kubernetes_version=eks.kubernetes_version,

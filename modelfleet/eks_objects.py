@@ -9,7 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from modelfleet import eks
+from modelfleet.config import StackConfig
 from modelfleet.eks import EksPlan, NodePoolPlan
+
+# The policy pack reads a NodePool's cost facts from these annotations (policies/guardrails.py
+# ANNOTATION_PREFIX), as it reads an ECS service's from its tags.
+ANNOTATION_PREFIX = "modelfleet.io/"
 
 KARPENTER_API = "karpenter.sh/v1"
 NODE_CLASS_API = "karpenter.k8s.aws/v1"
@@ -63,6 +68,31 @@ def node_class_spec(
         ],
         "tags": tags,
     }
+
+
+def node_pool_annotations(config: StackConfig, pool: NodePoolPlan) -> dict[str, str]:
+    """What the cost guardrails need, at the pool's GPU limit (Karpenter's worst case)."""
+    g = config.guardrails
+    out = {
+        "environment": config.environment.value,
+        "team": config.team,
+        "stack": config.stack,
+        "ephemeral": "true" if config.ephemeral else "false",
+        "instance-type": pool.instance_type,
+        "capacity": pool.capacity,
+        # The pool can hold gpu_limit / GPUs-per-instance nodes, one "replica" per node.
+        "max-replicas": str(pool.max_instances),
+        "tasks-per-instance": "1",
+        "instance-hourly-usd": f"{pool.instance_hourly_usd:g}",
+        "models": ",".join(pool.models),
+    }
+    if g.allowed_instance_families is not None:
+        out["guardrail-allowed-families"] = "/".join(g.allowed_instance_families)
+    if g.max_hourly_usd is not None:
+        out["guardrail-max-hourly-usd"] = f"{g.max_hourly_usd:g}"
+    if g.require_spot is not None:
+        out["guardrail-require-spot"] = "true" if g.require_spot else "false"
+    return {ANNOTATION_PREFIX + k: v for k, v in out.items()}
 
 
 def node_pool_spec(pool: NodePoolPlan, node_class_name: str) -> dict[str, Any]:

@@ -231,7 +231,9 @@ def _monitoring(plan: FleetPlan, n: str) -> list[Resource]:
     specs = []
     for m in plan.models:
         specs += model_alarms(c, m, ModelDims("", "", "", ""))
-    specs += stack_alarms(c, "", "", "", dict.fromkeys(plan.capacity_groups, ""))
+    # EKS has no Auto Scaling group per capacity group: Karpenter launches the GPU nodes.
+    asgs = dict.fromkeys(plan.capacity_groups, "") if plan.eks is None else {}
+    specs += stack_alarms(c, "", "", "", asgs)
     out += [("aws:cloudwatch/metricAlarm:MetricAlarm",
              f"{n}-{s['AlarmName'].removeprefix(c.prefix + '-')}") for s in specs]  # fmt: skip
     out.append(("aws:cloudwatch/dashboard:Dashboard", f"{n}-dashboard"))
@@ -241,7 +243,7 @@ def _monitoring(plan: FleetPlan, n: str) -> list[Resource]:
 def inventory(plan: FleetPlan) -> list[Resource]:
     """Every resource of the program for this plan, components excluded, in creation order."""
     p = plan.config.prefix
-    return [
+    shared: list[Resource] = [
         ("aws:kms/key:Key", f"{p}-encryption-key"),
         ("aws:kms/alias:Alias", f"{p}-encryption-alias"),
         *_network(plan, f"{p}-network"),
@@ -249,6 +251,17 @@ def inventory(plan: FleetPlan) -> list[Resource]:
         *_cache(plan, f"{p}-cache"),
         *_secrets(plan, f"{p}-secrets"),
         *_images(plan, f"{p}-images"),
+    ]
+    if plan.eks is not None:
+        # platform: eks: the EKS platform replaces ECS capacity, tasks and services.
+        return [
+            *shared,
+            *_load_balancer(plan, f"{p}-lb"),
+            *((r.type, r.name) for r in plan.eks.resources),
+            *_monitoring(plan, f"{p}-monitoring"),
+        ]
+    return [
+        *shared,
         *_gpu(plan, f"{p}-gpu"),
         *_roles(plan, f"{p}-roles"),
         *_load_balancer(plan, f"{p}-lb"),

@@ -476,7 +476,9 @@ def _shared_cost(stack: StackConfig, models: list[ModelPlan], endpoints: list[st
         else len(stack.network.private_subnet_ids)
     )
     ep = len(endpoints) * azs * h * p["endpoint_az_hour"].usd
-    alarms = alarm_count(stack, models, len(capacity_groups(models)))
+    # One host alarm per Auto Scaling group; EKS has none (Karpenter launches GPU nodes).
+    asgs = len(capacity_groups(models)) if stack.platform is Platform.ECS else 0
+    alarms = alarm_count(stack, models, asgs)
     metrics = 2 * len(models)
     mon = alarms * p["alarm_month"].usd + p["dashboard_month"].usd + metrics * p["metric_month"].usd
     secrets = 1 + (1 if stack.hf_token else 0) + (1 if stack.gateway.fallback else 0)
@@ -524,7 +526,7 @@ def build_plan(
     eks_plan = None
     if stack.platform is Platform.EKS:
         try:
-            eks_plan = build_eks_plan(stack, models, as_of or dt.date.today())
+            eks_plan = build_eks_plan(stack, models, as_of or dt.date.today(), fraction)
         except ValueError as exc:
             raise ConfigError(origin or f"stacks/Pulumi.{stack.stack}.yaml", [str(exc)]) from None
         notes.extend(eks_plan.notes)

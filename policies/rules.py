@@ -91,6 +91,12 @@ S3_BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 S3_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 S3_ACCOUNT_PUBLIC_ACCESS_BLOCK = "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock"
 SECRETS_MANAGER_TYPE = "aws:secretsmanager/secret:Secret"
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+HELM_RELEASES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+EC2_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+# What a GPU fleet's cost guardrails read: an ECS service's tags, a NodePool's annotations.
+GPU_CAPACITY_TYPES = ("aws:ecs/service:Service", NODE_POOL)
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -106,8 +112,21 @@ def _who(resource_type: str, ctx: RuleContext) -> str:
 
 
 def _tags(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """AWS tags; for a Kubernetes object, its `modelfleet.io/<key>` annotations read as the
+    `modelfleet:<key>` tags (a colon is not allowed in an annotation key)."""
     tags = props.get("tags")
-    return tags if isinstance(tags, Mapping) else {}
+    if isinstance(tags, Mapping):
+        return tags
+    metadata = props.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    if not isinstance(annotations, Mapping):
+        return {}
+    prefix = g.ANNOTATION_PREFIX
+    return {
+        "modelfleet:" + k.removeprefix(prefix): v
+        for k, v in annotations.items()
+        if isinstance(k, str) and k.startswith(prefix)
+    }
 
 
 def is_ephemeral(props: Mapping[str, Any]) -> bool:
@@ -663,7 +682,10 @@ def _service_env(props: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return env, None
 
 
-_TAG_FIX = "Fix: the Fleet component must tag every ECS service (see policies/guardrails.py)."
+_TAG_FIX = (
+    "Fix: the Fleet component must tag every ECS service and annotate every NodePool "
+    "(see policies/guardrails.py)."
+)
 
 
 def guardrail_instance_families(
@@ -729,7 +751,7 @@ def guardrail_team_hourly_ceiling(
     by_team: dict[tuple[str, str], list[g.ServiceCost]] = {}
     limits: dict[tuple[str, str], float | None] = {}
     for r in resources:
-        if r.type != ECS_SERVICE:
+        if r.type not in GPU_CAPACITY_TYPES:
             continue
         tags = _tags(r.props)
         try:
@@ -743,7 +765,8 @@ def guardrail_team_hourly_ceiling(
             out.append(
                 (
                     r.name,
-                    f"Service '{r.name}': {exc}; the team's hourly ceiling cannot be checked. "
+                    f"{_short(r.type)} '{r.name}': {exc}; the team's hourly ceiling cannot be "
+                    "checked. "
                     f"{_TAG_FIX}",
                 )
             )
@@ -769,6 +792,81 @@ def guardrail_team_hourly_ceiling(
             )
         )
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# EKS: the cluster, its charts and its GPU capacity
+
+
+def eks_secrets_encrypted(
+    resource_type: str, props: Mapping[str, Any], ctx: RuleContext
+) -> list[str]:
+    configs = props.get("encryptionConfig")
+    cfg = _mapping(configs[0] if isinstance(configs, list) and configs else configs)
+    key = _mapping(cfg.get("provider")).get("keyArn")
+    if "secrets" in _list(cfg.get("resources")) and key:
+        return []
+    return [
+        f"{_who(resource_type, ctx)} does not envelope-encrypt Kubernetes Secrets with a KMS key. "
+        "Fix: set encryptionConfig {resources: [secrets], provider.keyArn: the stack's key}; "
+        "it cannot be turned off later."
+    ]
+
+
+def eks_public_endpoint_restricted(
+    resource_type: str, props: Mapping[str, Any], ctx: RuleContext
+) -> list[str]:
+    vpc = _mapping(props.get("vpcConfig"))
+    # EKS's default for endpointPublicAccess is true, and for publicAccessCidrs 0.0.0.0/0.
+    if vpc.get("endpointPublicAccess") is False:
+        return []
+    cidrs = [str(c) for c in _list(vpc.get("publicAccessCidrs"))]
+    world = sorted(set(cidrs) & WORLD_CIDRS)
+    if cidrs and not world:
+        return []
+    shown = ", ".join(world) if world else "0.0.0.0/0 (the default when none are given)"
+    return [
+        f"{_who(resource_type, ctx)}: the public API endpoint is open to {shown}. Fix: list the "
+        "CIDRs that run `pulumi up` and kubectl in eks.publicAccessCidrs, or leave it empty for "
+        "a private-only endpoint."
+    ]
+
+
+EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+
+
+def helm_chart_pinned(resource_type: str, props: Mapping[str, Any], ctx: RuleContext) -> list[str]:
+    version = str(props.get("version") or "").strip()
+    if EXACT_VERSION.match(version):
+        return []
+    shown = repr(version) if version else "no version (the newest at each deploy)"
+    return [
+        f"{_who(resource_type, ctx)}: chart {props.get('chart')!r} has {shown}. Fix: pin an "
+        "exact chart version (x.y.z) in modelfleet/eks_versions.py."
+    ]
+
+
+def nodepool_gpu_limit(resource_type: str, props: Mapping[str, Any], ctx: RuleContext) -> list[str]:
+    limits = _mapping(_mapping(props.get("spec")).get("limits"))
+    limit = _int(limits.get("nvidia.com/gpu"))
+    if limit is not None and limit >= 0:
+        return []
+    return [
+        f"{_who(resource_type, ctx)} sets no nvidia.com/gpu limit: Karpenter could launch GPU "
+        "nodes without bound. Fix: the plan sizes each pool's limit from replicas.max."
+    ]
+
+
+def node_class_imdsv2(resource_type: str, props: Mapping[str, Any], ctx: RuleContext) -> list[str]:
+    opts = _mapping(_mapping(props.get("spec")).get("metadataOptions"))
+    if opts.get("httpTokens") == "required" and _int(opts.get("httpPutResponseHopLimit")) == 1:
+        return []
+    return [
+        f"{_who(resource_type, ctx)}: nodes must require IMDSv2 with a hop limit of 1 "
+        f"(got httpTokens={opts.get('httpTokens')!r}, hop limit "
+        f"{opts.get('httpPutResponseHopLimit')!r}), or pods can read the node role's "
+        "credentials. Fix: metadataOptions {httpTokens: required, httpPutResponseHopLimit: 1}."
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -964,16 +1062,49 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
     ResourceRule(
         "guardrail-instance-families",
         "GPU instance families are allowed for the environment (a stack can only narrow).",
-        (ECS_SERVICE,),
+        GPU_CAPACITY_TYPES,
         guardrail_instance_families,
         _FAMILIES_SCHEMA,
     ),
     ResourceRule(
         "guardrail-spot-outside-prod",
         "GPU capacity is spot or mixed outside prod (and in prod when the stack asks).",
-        (ECS_SERVICE,),
+        GPU_CAPACITY_TYPES,
         guardrail_spot_outside_prod,
         _SPOT_SCHEMA,
+    ),
+)
+
+RESOURCE_RULES += (
+    ResourceRule(
+        "eks-secrets-encrypted",
+        "EKS clusters envelope-encrypt Kubernetes Secrets with a KMS key.",
+        (EKS_CLUSTER,),
+        eks_secrets_encrypted,
+    ),
+    ResourceRule(
+        "eks-public-endpoint-restricted",
+        "An EKS public API endpoint is limited to given CIDRs, never the world.",
+        (EKS_CLUSTER,),
+        eks_public_endpoint_restricted,
+    ),
+    ResourceRule(
+        "helm-chart-pinned",
+        "Helm charts are pinned to an exact version.",
+        HELM_RELEASES,
+        helm_chart_pinned,
+    ),
+    ResourceRule(
+        "nodepool-gpu-limit",
+        "Karpenter NodePools cap nvidia.com/gpu.",
+        (NODE_POOL,),
+        nodepool_gpu_limit,
+    ),
+    ResourceRule(
+        "node-imdsv2",
+        "Karpenter nodes require IMDSv2 with a hop limit of 1.",
+        (EC2_NODE_CLASS,),
+        node_class_imdsv2,
     ),
 )
 

@@ -103,7 +103,10 @@ class GpuNodePools(pulumi.ComponentResource):
                 pool.logical,
                 api_version=eks_objects.KARPENTER_API,
                 kind="NodePool",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=pool.name),
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=pool.name,
+                    annotations=eks_objects.node_pool_annotations(args.plan.config, pool),
+                ),
                 spec=eks_objects.node_pool_spec(pool, e.node_class_name),
                 opts=child(self, provider=args.provider, depends_on=[*args.depends_on, node_class]),
             )

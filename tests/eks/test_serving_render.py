@@ -87,3 +87,26 @@ def test_plan_lists_the_objects_per_model(tmp_path: Path) -> None:
     text = _cli("plan", str(stack))
     assert text.returncode == 0, text.stderr
     assert "Kubernetes objects per model" in text.stdout
+
+
+def test_every_shipped_eks_stack_renders_valid_objects(tmp_path: Path) -> None:
+    shipped = [
+        p
+        for p in sorted((REPO / "stacks").glob("Pulumi.*.yaml"))
+        if yaml.safe_load(p.read_text())["config"].get("modelfleet:platform") == "eks"
+    ]
+    assert shipped
+    for path in shipped:
+        out = tmp_path / path.stem
+        proc = _cli("render", str(path), "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        for f in out.iterdir():
+            for doc in yaml.safe_load_all(f.read_text()):
+                validate(
+                    doc,
+                    str(
+                        yaml.safe_load(path.read_text())["config"]
+                        .get("modelfleet:eks", {})
+                        .get("kubernetesVersion", "1.35")
+                    ),
+                )

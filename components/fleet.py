@@ -2,37 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from components.autoscaling import Autoscaling, AutoscalingArgs
+from components._common import invoke
+from components.ecs.autoscaling import Autoscaling, AutoscalingArgs
+from components.ecs.gpu_capacity import GpuCapacity, GpuCapacityArgs
+from components.ecs.inference_service import InferenceService, InferenceServiceArgs
+from components.ecs.prewarm import Prewarm, PrewarmArgs
+from components.ecs.task_roles import TaskRoles, TaskRolesArgs
 from components.eks.platform import EksPlatform, EksPlatformArgs
 from components.eks.workloads import Workloads, WorkloadsArgs
 from components.encryption import Encryption, EncryptionArgs
-from components.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.images import Images, ImagesArgs
-from components.inference_service import (
-    InferenceService,
-    InferenceServiceArgs,
-    service_name,
-)
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.model_cache import ModelCache, ModelCacheArgs
 from components.monitoring import Monitoring, MonitoringArgs
-from components.network import Network, NetworkArgs, subnet_cidrs
-from components.prewarm import Prewarm, PrewarmArgs
+from components.network import Network, NetworkArgs
 from components.secrets import Secrets, SecretsArgs
 from components.security import Security, SecurityArgs
-from components.task_roles import TaskRoles, TaskRolesArgs
 from modelfleet.config import Platform
-from modelfleet.plan import FleetPlan
+from modelfleet.kube.serving import serving_plan
+from modelfleet.plan_types import FleetPlan
 
 
 @dataclass(frozen=True)
 class FleetArgs:
     plan: FleetPlan
+    # The `aws` provider's profile and roles, for AWS calls made outside the provider.
+    aws_session: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Fleet(pulumi.ComponentResource):
@@ -57,40 +59,31 @@ class Fleet(pulumi.ComponentResource):
         plan = args.plan
         c = plan.config
         mine = pulumi.ResourceOptions(parent=self)
+        ids = plan.ids
         # Account facts are known at preview time; the components only wire resources.
-        identity = aws.get_caller_identity()
-        partition = aws.get_partition().partition
-        zones = aws.get_availability_zones(state="available").names
+        identity = aws.get_caller_identity(opts=invoke(self))
+        partition = aws.get_partition(opts=invoke(self)).partition
+        zones = aws.get_availability_zones(state="available", opts=invoke(self)).names
 
         keys = Encryption(
-            f"{name}-encryption",
-            EncryptionArgs(c, identity.account_id, partition),
+            ids.encryption.component,
+            EncryptionArgs(plan, identity.account_id, partition),
             mine,
         )
-        net = Network(f"{name}-network", NetworkArgs(plan, list(zones), c.region), mine)
-        sec = Security(f"{name}-security", SecurityArgs(plan, net.vpc_id), mine)
+        net = Network(ids.network.component, NetworkArgs(plan, list(zones), c.region), mine)
+        sec = Security(ids.security.component, SecurityArgs(plan, net.vpc_id), mine)
         cache = ModelCache(
-            f"{name}-cache",
+            ids.cache.component,
             ModelCacheArgs(plan, keys.key_arn, net.private_subnet_ids, sec.efs_sg_id),
             mine,
         )
-        secrets = Secrets(f"{name}-secrets", SecretsArgs(plan, keys.key_arn), mine)
-        images = Images(f"{name}-images", ImagesArgs(plan, keys.key_arn), mine)
-        lb = LoadBalancer(
-            f"{name}-lb",
-            LoadBalancerArgs(plan, net.vpc_id, net.public_subnet_ids, sec.alb_sg_id),
-            mine,
-        )
-        scheme = "https" if plan.https else "http"
-        self.endpoints = {
-            m.name: pulumi.Output.concat(f"{scheme}://", lb.dns_name, f"/{m.name}/v1")
-            for m in plan.models
-        }
+        secrets = Secrets(ids.secrets.component, SecretsArgs(plan, keys.key_arn), mine)
+        images = Images(ids.images.component, ImagesArgs(plan, keys.key_arn), mine)
         # What the serving slice wires on either platform.
-        self.network, self.security, self.cache, self.load_balancer = net, sec, cache, lb
+        self.network, self.security, self.cache = net, sec, cache
         self.secrets, self.images, self.encryption = secrets, images, keys
         if c.platform is Platform.EKS:
-            self._eks(name, plan, identity, partition, net, sec, keys, cache, lb, mine)
+            self._eks(plan, identity, partition, net, sec, keys, cache, mine)
             assert self.eks is not None
             self.register_outputs(
                 {
@@ -101,13 +94,14 @@ class Fleet(pulumi.ComponentResource):
                 }
             )
             return
+        assert ids.gpu is not None  # ECS: the plan names the GPU capacity
         gpus = GpuCapacity(
-            f"{name}-gpu",
+            ids.gpu.component,
             GpuCapacityArgs(plan, net.private_subnet_ids, sec.hosts_sg_id, partition),
             mine,
         )
         roles = TaskRoles(
-            f"{name}-roles",
+            ids.roles.component,
             TaskRolesArgs(
                 plan,
                 partition,
@@ -118,8 +112,14 @@ class Fleet(pulumi.ComponentResource):
             ),
             mine,
         )
+        lb = LoadBalancer(
+            ids.load_balancer.component,
+            LoadBalancerArgs(plan, net.vpc_id, net.public_subnet_ids, sec.alb_sg_id),
+            mine,
+        )
+        self.load_balancer = lb
         prewarm = Prewarm(
-            f"{name}-prewarm",
+            ids.prewarm.component,
             PrewarmArgs(
                 plan=plan,
                 region=c.region,
@@ -131,14 +131,17 @@ class Fleet(pulumi.ComponentResource):
                 execution_role_arn=dict(roles.execution_role_arn),
                 task_role_arn=dict(roles.task_role_arn),
                 fetcher_image=images.fetcher,
-                hf_token_arn=secrets.arns.get("hf_token"),
+                secret_arns=dict(secrets.arns),
+                session=args.aws_session,
             ),
             mine,
         )
-        service_names: dict[str, str] = {}
+        scheme = "https" if plan.https else "http"
+        self.endpoints = {}
         for m in plan.models:
+            serving = ids.serving[m.name]
             svc = InferenceService(
-                f"{name}-{m.short}",
+                serving.component,
                 InferenceServiceArgs(
                     plan=plan,
                     model=m,
@@ -160,9 +163,8 @@ class Fleet(pulumi.ComponentResource):
                 ),
                 mine,
             )
-            service_names[m.name] = service_name(plan, m)
             Autoscaling(
-                f"{name}-{m.short}-scaling",
+                serving.scaling_component,
                 AutoscalingArgs(
                     plan=plan,
                     model=m,
@@ -173,9 +175,12 @@ class Fleet(pulumi.ComponentResource):
                 ),
                 mine,
             )
-        asgs = {key: gpus.asg_names[models[0].name] for key, models in plan.capacity_groups.items()}
+            self.endpoints[m.name] = pulumi.Output.concat(
+                f"{scheme}://", lb.dns_name, f"/{m.name}/v1"
+            )
+        asgs = {key: gpus.asg_names[g.models[0]] for key, g in plan.capacity.items()}
         monitoring = Monitoring(
-            f"{name}-monitoring",
+            ids.monitoring.component,
             MonitoringArgs(
                 plan=plan,
                 region=c.region,
@@ -185,7 +190,6 @@ class Fleet(pulumi.ComponentResource):
                 file_system_id=cache.file_system_id,
                 cluster_name=gpus.cluster_name,
                 target_groups={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
-                service_names=service_names,
                 asg_names=asgs,
             ),
             mine,
@@ -204,7 +208,6 @@ class Fleet(pulumi.ComponentResource):
 
     def _eks(
         self,
-        name: str,
         plan: FleetPlan,
         identity: aws.GetCallerIdentityResult,
         partition: str,
@@ -212,7 +215,6 @@ class Fleet(pulumi.ComponentResource):
         sec: Security,
         keys: Encryption,
         cache: ModelCache,
-        lb: LoadBalancer,
         mine: pulumi.ResourceOptions,
     ) -> None:
         """platform: eks: the EKS platform replaces ECS capacity, tasks and services; VPC,
@@ -220,11 +222,25 @@ class Fleet(pulumi.ComponentResource):
         e = plan.eks
         assert e is not None
         c = plan.config
+        ids = plan.ids
+        lb = LoadBalancer(
+            ids.load_balancer.component,
+            LoadBalancerArgs(plan, net.vpc_id, net.public_subnet_ids, sec.alb_sg_id),
+            mine,
+        )
+        self.load_balancer = lb
+        scheme = "https" if plan.https else "http"
+        self.endpoints = {
+            m.name: pulumi.Output.concat(f"{scheme}://", lb.dns_name, f"/{m.name}/v1")
+            for m in plan.models
+        }
         # The deploying role's ARN, not its STS session's: an access entry takes an IAM
         # principal (https://docs.aws.amazon.com/eks/latest/userguide/creating-access-entries.html).
-        deployer = aws.iam.get_session_context_output(arn=identity.arn).issuer_arn
+        deployer = aws.iam.get_session_context_output(
+            arn=identity.arn, opts=invoke(self)
+        ).issuer_arn
         self.eks = EksPlatform(
-            f"{name}-eks",
+            f"{c.prefix}-eks",
             EksPlatformArgs(
                 plan=plan,
                 partition=partition,
@@ -242,7 +258,7 @@ class Fleet(pulumi.ComponentResource):
             mine,
         )
         Workloads(
-            f"{name}-workloads",
+            serving_plan(plan).component,
             WorkloadsArgs(
                 plan=plan,
                 provider=self.eks.provider,
@@ -252,7 +268,7 @@ class Fleet(pulumi.ComponentResource):
                 target_group_arns={n: tg.arn for n, tg in lb.target_groups.items()},
                 target_group_suffixes={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
                 load_balancer_suffix=lb.arn_suffix,
-                alb_subnet_cidrs=_public_subnet_cidrs(plan, net),
+                alb_subnet_cidrs=self._public_subnet_cidrs(plan),
                 vllm_image=c.images.vllm,
                 sidecar_image=self.images.sidecar,
                 fetcher_image=self.images.fetcher,
@@ -263,7 +279,7 @@ class Fleet(pulumi.ComponentResource):
             mine,
         )
         monitoring = Monitoring(
-            f"{name}-monitoring",
+            ids.monitoring.component,
             MonitoringArgs(
                 plan=plan,
                 region=c.region,
@@ -273,7 +289,7 @@ class Fleet(pulumi.ComponentResource):
                 file_system_id=cache.file_system_id,
                 cluster_name=self.eks.cluster_name,
                 target_groups={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
-                service_names=dict(e.workloads),
+                # Karpenter launches the GPU nodes: no Auto Scaling group to watch.
                 asg_names={},
             ),
             mine,
@@ -282,13 +298,14 @@ class Fleet(pulumi.ComponentResource):
         self.alarm_topic_arn = monitoring.topic_arn
         self.fetcher_task_definitions = {}
 
-
-def _public_subnet_cidrs(plan: FleetPlan, net: Network) -> list[pulumi.Input[str]]:
-    """The ALB's subnets: planned for a new VPC, looked up for an existing one."""
-    n = plan.config.network
-    if n.vpc_id is None:
-        return list(subnet_cidrs(n.cidr, n.availability_zones)[0])
-    return [aws.ec2.get_subnet_output(id=s).cidr_block for s in n.public_subnet_ids]
+    def _public_subnet_cidrs(self, plan: FleetPlan) -> list[pulumi.Input[str]]:
+        """The ALB's subnets: planned for a new VPC, looked up for an existing one."""
+        if plan.subnets is not None:
+            return list(plan.subnets.public)
+        return [
+            aws.ec2.get_subnet_output(id=s, opts=invoke(self)).cidr_block
+            for s in plan.config.network.public_subnet_ids
+        ]
 
 
 def _secret_values(plan: FleetPlan) -> dict[str, pulumi.Input[str]]:

@@ -22,7 +22,7 @@ from modelfleet.monitoring import (
     model_alarms,
     stack_alarms,
 )
-from modelfleet.plan import FleetPlan
+from modelfleet.plan_types import FleetPlan
 
 
 def _dimensions(dims: list[dict[str, Any]]) -> dict[str, Any]:
@@ -96,7 +96,6 @@ class MonitoringArgs:
     file_system_id: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
     target_groups: Mapping[str, pulumi.Input[str]]
-    service_names: dict[str, str]
     asg_names: Mapping[str, pulumi.Input[str]]
 
 
@@ -110,12 +109,13 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("modelfleet:monitoring:Monitoring", name, None, opts)
         plan = args.plan
         c = plan.config
+        ids = plan.ids.monitoring
         tags = stack_tags(c)
         topic = aws.sns.Topic(
-            f"{name}-alarms", kms_master_key_id=args.kms_key_arn, tags=tags, opts=child(self)
+            ids.topic.name, kms_master_key_id=args.kms_key_arn, tags=tags, opts=child(self)
         )
         aws.sns.TopicPolicy(
-            f"{name}-alarms-policy",
+            ids.topic_policy.name,
             arn=topic.arn,
             policy=policy_json(
                 [
@@ -131,13 +131,14 @@ class Monitoring(pulumi.ComponentResource):
             ),
             opts=child(self),
         )
-        for i, email in enumerate(c.alarms.emails):
+        # Keyed by address: removing one leaves the others' confirmed subscriptions alone.
+        for email, sub in ids.subscriptions.items():
             aws.sns.TopicSubscription(
-                f"{name}-email-{i}",
+                sub.name,
                 topic=topic.arn,
                 protocol="email",
                 endpoint=email,
-                opts=child(self),
+                opts=child(self, sub),
             )
 
         dims = {
@@ -145,7 +146,7 @@ class Monitoring(pulumi.ComponentResource):
                 load_balancer=args.load_balancer,
                 target_group=args.target_groups[m.name],
                 cluster=args.cluster_name,
-                service=args.service_names[m.name],
+                service=m.service_name,
             )
             for m in plan.models
         }
@@ -164,11 +165,11 @@ class Monitoring(pulumi.ComponentResource):
             )
         for spec in specs:
             aws.cloudwatch.MetricAlarm(
-                f"{name}-{spec['AlarmName'].removeprefix(c.prefix + '-')}",
+                ids.alarms[spec["AlarmName"]].name,
                 alarm_actions=[topic.arn],
                 ok_actions=[topic.arn],
                 tags=tags,
-                opts=child(self),
+                opts=child(self, delete_before_replace=True),  # the alarm's name is explicit
                 **alarm_args(spec),
             )
 
@@ -182,7 +183,7 @@ class Monitoring(pulumi.ComponentResource):
         def body(values: list[Any]) -> str:
             lb, fs, cluster, *tgs = values
             resolved = {
-                m.name: ModelDims(lb, tg, cluster, args.service_names[m.name])
+                m.name: ModelDims(lb, tg, cluster, m.service_name)
                 for m, tg in zip(plan.models, tgs, strict=True)
             }
             doc = (
@@ -200,10 +201,10 @@ class Monitoring(pulumi.ComponentResource):
             return json.dumps(doc)
 
         dashboard = aws.cloudwatch.Dashboard(
-            f"{name}-dashboard",
+            ids.dashboard.name,
             dashboard_name=c.prefix,
             dashboard_body=pulumi.Output.all(*dim_values).apply(body),
-            opts=child(self),
+            opts=child(self, delete_before_replace=True),  # the dashboard's name is explicit
         )
         self.topic_arn = topic.arn
         self.dashboard_url = dashboard.dashboard_name.apply(

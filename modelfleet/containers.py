@@ -6,31 +6,35 @@ limits table without Pulumi; the component only fills in ARNs and image referenc
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet.plan import (
+from modelfleet.contract import (
+    EMF_NAMESPACE,
     FETCHER_CPU_UNITS,
     FETCHER_MEMORY_MIB,
     MODELS_MOUNT,
+    MODELS_VOLUME,
+    PREWARM_CONTAINER,
     SIDECAR_CPU_UNITS,
     SIDECAR_MEMORY_MIB,
     SIDECAR_PORT,
-    STARTUP_MARGIN,
     VLLM_PORT,
-    FleetPlan,
-    ModelPlan,
 )
+from modelfleet.plan_types import FleetPlan, ModelPlan
 
-MODELS_VOLUME = "models"
-# ECS stops a container with SIGTERM, then SIGKILL after stopTimeout (120 s at most on EC2
-# and Fargate: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html).
-MAX_STOP_TIMEOUT = 120
-EMF_NAMESPACE = "modelfleet"
-PREWARM_CONTAINER = "fetcher"
-# No single request may hold a replica longer than two hours.
-MAX_REQUEST_SECONDS = 7200
+__all__ = [
+    "EMF_NAMESPACE",
+    "MODELS_VOLUME",
+    "PREWARM_CONTAINER",
+    "TaskRefs",
+    "container_definitions",
+    "fetcher_command",
+    "fetcher_sources",
+    "prewarm_container",
+]
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,17 @@ class TaskRefs:
     vllm_image: str
     sidecar_image: str
     fetcher_image: str
-    service_name: str
-    api_keys_arn: str | None = None
-    fallback_key_arn: str | None = None
-    hf_token_arn: str | None = None
+    # Secrets Manager ARNs by the plan's secret key (`FleetPlan.secrets`).
+    secret_arns: Mapping[str, str] = field(default_factory=dict)
+
+
+def _secrets(plan: FleetPlan, refs: TaskRefs, container: str) -> list[dict[str, str]]:
+    """ECS `secrets` for one container: the plan's secrets table, never plain environment."""
+    return [
+        {"name": s.env, "valueFrom": refs.secret_arns[s.key]}
+        for s in plan.secrets
+        if s.container == container
+    ]
 
 
 def _logs(refs: TaskRefs, prefix: str) -> dict[str, Any]:
@@ -74,8 +85,15 @@ def fetcher_sources(m: ModelPlan, plan: FleetPlan) -> list[tuple[str, str]]:
     return out
 
 
+def fetcher_command(m: ModelPlan, source: str) -> list[str]:
+    """`python -m fetcher SOURCE DEST_ROOT --expect JSON`: the fetch, and what the plan assumed
+    of it (format, dtype, weight bytes, LoRA rank) for the fetcher to verify before any GPU
+    task loads it."""
+    return [source, MODELS_MOUNT, "--expect", json.dumps(m.fetch_expect[source], sort_keys=True)]
+
+
 def fetcher_container(
-    name: str, command: list[str], refs: TaskRefs, essential: bool
+    name: str, command: list[str], plan: FleetPlan, refs: TaskRefs, essential: bool
 ) -> dict[str, Any]:
     c: dict[str, Any] = {
         "name": name,
@@ -91,89 +109,9 @@ def fetcher_container(
         "readonlyRootFilesystem": False,
         "logConfiguration": _logs(refs, "fetcher"),
     }
-    if refs.hf_token_arn:
-        c["secrets"] = [{"name": SECRET_ENV["hf_token"], "valueFrom": refs.hf_token_arn}]
+    if secrets := _secrets(plan, refs, "fetcher"):
+        c["secrets"] = secrets
     return c
-
-
-def first_byte_timeout(plan: FleetPlan) -> int:
-    return max(30, plan.alb_idle_timeout_s - 5)
-
-
-def total_timeout(plan: FleetPlan, m: ModelPlan) -> int:
-    longest = m.max_model_len / max(m.single_stream_tokens_per_s, 1.0) * STARTUP_MARGIN
-    return min(MAX_REQUEST_SECONDS, first_byte_timeout(plan) + math.ceil(longest / 60) * 60)
-
-
-# The sidecar publishes QueueDepth every this many seconds (its own default, set explicitly
-# because the EKS scaler turns a per-minute Sum of the samples back into a total queue).
-EMF_INTERVAL_S = 10
-# Environment variable that carries each secret, keyed as the Secrets component keys them.
-SECRET_ENV = {
-    "api_keys": "SIDECAR_API_KEYS",
-    "fallback_api_key": "SIDECAR_FALLBACK_API_KEY",
-    "hf_token": "HF_TOKEN",
-}
-
-
-def fetcher_args(source: str) -> list[str]:
-    """The fetcher's arguments (after its entrypoint): fetch or verify SOURCE under the cache."""
-    return [source, MODELS_MOUNT]
-
-
-def vllm_env() -> dict[str, str]:
-    return {
-        # Weights come from the cache; serving must never reach for the hub.
-        "HF_HUB_OFFLINE": "1",
-        "VLLM_NO_USAGE_STATS": "1",
-        "DO_NOT_TRACK": "1",
-    }
-
-
-def ecs_drain_seconds(plan: FleetPlan) -> int:
-    """ECS kills a container stopTimeout after SIGTERM: drain within it."""
-    return min(plan.config.gateway.drain_seconds, MAX_STOP_TIMEOUT - 5)
-
-
-def sidecar_env(
-    plan: FleetPlan, m: ModelPlan, service_name: str, drain_seconds: int
-) -> dict[str, str]:
-    """The gateway sidecar's plain settings, the same on every platform; secrets go apart.
-
-    `service_name` is the `Service` dimension of its EMF metrics, which the autoscaler and the
-    alarms key on.
-    """
-    g = plan.config.gateway
-    env = {
-        "SIDECAR_HOST": "0.0.0.0",  # noqa: S104 - the task/pod address; only the ALB is admitted
-        "SIDECAR_PORT": str(SIDECAR_PORT),
-        "SIDECAR_UPSTREAM_URL": f"http://127.0.0.1:{VLLM_PORT}",
-        "SIDECAR_ROUTE_PREFIX": f"/{m.name}",
-        "SIDECAR_RPM": str(g.rate_limit.requests_per_minute),
-        "SIDECAR_TPM": str(g.rate_limit.tokens_per_minute),
-        "SIDECAR_MAX_BODY_BYTES": str(g.max_body_bytes),
-        "SIDECAR_MAX_INFLIGHT": str(m.sidecar_max_inflight),
-        "SIDECAR_DRAIN_SECONDS": str(drain_seconds),
-        # A blocking answer ends with a clean OpenAI-shaped 504 just before the ALB would cut
-        # the connection; a stream may run for a whole maxModelLen at single-stream speed.
-        "SIDECAR_FIRST_BYTE_TIMEOUT": str(first_byte_timeout(plan)),
-        "SIDECAR_TOTAL_TIMEOUT": str(total_timeout(plan, m)),
-        "SIDECAR_SERVICE_NAME": service_name,
-        "SIDECAR_MODEL_NAME": m.name,
-        "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,
-        "SIDECAR_EMF_INTERVAL": str(EMF_INTERVAL_S),
-        # Below the ALB idle timeout, so a slow first token never looks like a dead connection.
-        "SIDECAR_KEEPALIVE_SECONDS": str(min(15, plan.alb_idle_timeout_s // 4)),
-        # Idle HTTP connections outlive the ALB's, so the ALB never reuses one the sidecar is
-        # closing (a spurious 502); 620 s is the sidecar's own default.
-        "SIDECAR_HTTP_KEEPALIVE_SECONDS": str(max(620, plan.alb_idle_timeout_s + 60)),
-    }
-    if g.allow_no_auth:
-        env["SIDECAR_ALLOW_NO_AUTH"] = "1"
-    if g.fallback is not None:
-        env["SIDECAR_FALLBACK_URL"] = g.fallback.base_url
-        env["SIDECAR_FALLBACK_MODEL"] = g.fallback.model
-    return env
 
 
 def http_probe_argv(port: int, path: str) -> list[str]:
@@ -191,9 +129,61 @@ def _http_probe(port: int, path: str) -> list[str]:
     return ["CMD", *http_probe_argv(port, path)]
 
 
+def vllm_env() -> dict[str, str]:
+    """vLLM's environment, the same on every platform."""
+    return {
+        # Weights come from the cache; serving must never reach for the hub.
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+# The sidecar publishes QueueDepth every this many seconds (its own default, set explicitly
+# because the EKS scaler turns a per-minute Sum of the samples back into a total queue).
+EMF_INTERVAL_S = 10
+
+
+def sidecar_env(plan: FleetPlan, m: ModelPlan, drain_s: int) -> dict[str, str]:
+    """The gateway sidecar's plain settings, the same on every platform but the drain (ECS
+    sends SIGKILL stopTimeout after SIGTERM); secrets go apart (`plan.secrets`)."""
+    g = plan.config.gateway
+    t = plan.sidecar[m.name]
+    env = {
+        "SIDECAR_HOST": "0.0.0.0",  # noqa: S104 - the task/pod address; only the ALB is admitted
+        "SIDECAR_PORT": str(SIDECAR_PORT),
+        "SIDECAR_UPSTREAM_URL": f"http://127.0.0.1:{VLLM_PORT}",
+        "SIDECAR_ROUTE_PREFIX": f"/{m.name}",
+        "SIDECAR_RPM": str(g.rate_limit.requests_per_minute),
+        "SIDECAR_TPM": str(g.rate_limit.tokens_per_minute),
+        "SIDECAR_MAX_BODY_BYTES": str(g.max_body_bytes),
+        "SIDECAR_MAX_INFLIGHT": str(m.sidecar_max_inflight),
+        "SIDECAR_DRAIN_SECONDS": str(drain_s),
+        # A blocking answer ends with a clean OpenAI-shaped 504 just before the ALB would cut
+        # the connection; a stream may run for a whole maxModelLen at single-stream speed.
+        "SIDECAR_FIRST_BYTE_TIMEOUT": str(t.first_byte_s),
+        "SIDECAR_TOTAL_TIMEOUT": str(t.total_s),
+        "SIDECAR_SERVICE_NAME": m.service_name,
+        "SIDECAR_MODEL_NAME": m.name,
+        "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,
+        "SIDECAR_EMF_INTERVAL": str(EMF_INTERVAL_S),
+        # Below the ALB idle timeout, so a slow first token never looks like a dead connection.
+        "SIDECAR_KEEPALIVE_SECONDS": str(t.sse_keepalive_s),
+        # Idle HTTP connections outlive the ALB's, so the ALB never reuses one the sidecar is
+        # closing (a spurious 502); 620 s is the sidecar's own default.
+        "SIDECAR_HTTP_KEEPALIVE_SECONDS": str(t.http_keepalive_s),
+    }
+    if g.allow_no_auth:
+        env["SIDECAR_ALLOW_NO_AUTH"] = "1"
+    if g.fallback is not None:
+        env["SIDECAR_FALLBACK_URL"] = g.fallback.base_url
+        env["SIDECAR_FALLBACK_MODEL"] = g.fallback.model
+    return env
+
+
 def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list[dict[str, Any]]:
     fetchers = [
-        fetcher_container(n, fetcher_args(s), refs, essential=False)
+        fetcher_container(n, fetcher_command(m, s), plan, refs, essential=False)
         for n, s in fetcher_sources(m, plan)
     ]
     hc = m.vllm_health_check
@@ -226,15 +216,11 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         },
         # Give up on a vLLM that has not turned healthy by the end of its health budget.
         "startTimeout": hc.budget_s,
-        "stopTimeout": MAX_STOP_TIMEOUT,
+        "stopTimeout": plan.drain.stop_timeout_s,
         "logConfiguration": _logs(refs, "vllm"),
     }
-    env = sidecar_env(plan, m, refs.service_name, ecs_drain_seconds(plan))
-    secrets = []
-    if refs.api_keys_arn:
-        secrets.append({"name": SECRET_ENV["api_keys"], "valueFrom": refs.api_keys_arn})
-    if refs.fallback_key_arn:
-        secrets.append({"name": SECRET_ENV["fallback_api_key"], "valueFrom": refs.fallback_key_arn})
+    env = sidecar_env(plan, m, plan.drain.sidecar_drain_s)
+    secrets = _secrets(plan, refs, "sidecar")
     sidecar: dict[str, Any] = {
         "name": "sidecar",
         "image": refs.sidecar_image,
@@ -253,18 +239,19 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
             "retries": 3,
             "startPeriod": 15,
         },
-        "stopTimeout": MAX_STOP_TIMEOUT,
+        "stopTimeout": plan.drain.stop_timeout_s,
         "logConfiguration": _logs(refs, "sidecar"),
     }
     return [*fetchers, vllm, sidecar]
 
 
-def prewarm_container(refs: TaskRefs) -> list[dict[str, Any]]:
+def prewarm_container(plan: FleetPlan, refs: TaskRefs) -> list[dict[str, Any]]:
     """The one-shot pre-warm task: the fetcher alone, sized by the Fargate task.
 
-    Its command (SOURCE DEST_ROOT) is given per run by the pre-warm provider, one run per
-    source, so one task definition serves a model and its adapters.
+    Its command (SOURCE DEST_ROOT --expect JSON, `fetcher_command`) is given per run by the
+    pre-warm provider, one run per source, so one task definition serves a model and its
+    adapters.
     """
-    c = fetcher_container(PREWARM_CONTAINER, [], refs, essential=True)
+    c = fetcher_container(PREWARM_CONTAINER, [], plan, refs, essential=True)
     del c["cpu"], c["memoryReservation"]
     return [c]

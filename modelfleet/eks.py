@@ -19,6 +19,7 @@ from modelfleet import cost, eks_versions, sizing
 from modelfleet.catalog import Source
 from modelfleet.config import SYSTEM_INSTANCE_PRICES, Capacity, StackConfig
 from modelfleet.eks_versions import HelmChart, Support
+from modelfleet.identities import Res
 
 # --- fixed facts -------------------------------------------------------------------------------
 
@@ -62,6 +63,8 @@ DATA_VOLUME_GIB = int(math.ceil(sizing.VLLM_IMAGE_GB * 2.5 / 10) * 10) + 20
 DATA_VOLUME_THROUGHPUT_MIBPS = 600
 DATA_VOLUME_IOPS = 6000
 OS_VOLUME_GIB = 4  # Bottlerocket's default root volume size
+# System nodes (AL2023): root volume for the OS and the controllers' images.
+SYSTEM_ROOT_VOLUME_GIB = 40
 # Margin on drain + cold start before a forceful expiry kills a pod (see termination_grace_s).
 GRACE_MARGIN = 1.5
 
@@ -89,13 +92,37 @@ INTERRUPTION_EVENTS: dict[str, tuple[str, str]] = {
 INTERRUPTION_RETENTION_S = 300
 
 
+# Pulumi type tokens of the platform's resources, one place.
+T_LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+T_ROLE = "aws:iam/role:Role"
+T_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+T_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+T_CLUSTER = "aws:eks/cluster:Cluster"
+T_ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
+T_ACCESS_POLICY = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
+T_K8S_PROVIDER = "pulumi:providers:kubernetes"
+T_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+T_LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+T_POD_IDENTITY = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+T_ADDON = "aws:eks/addon:Addon"
+T_QUEUE = "aws:sqs/queue:Queue"
+T_QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
+T_EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
+T_EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+T_CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+T_NAMESPACE = "kubernetes:core/v1:Namespace"
+T_RELEASE = "kubernetes:helm.sh/v3:Release"
+T_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+T_NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+
+
 # --- plan pieces -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class NodePoolPlan:
     name: str  # Kubernetes name, also the logical name's suffix
-    logical: str
+    logical: Res
     gpu_class: str  # the GPU_CLASS_LABEL value its nodes carry
     instance_type: str
     capacity_type: str  # karpenter.sh/capacity-type: on-demand | spot
@@ -134,9 +161,9 @@ class Identity:
     key: str
     namespace: str
     service_account: str
-    role_logical: str
-    association_logical: str
-    policy_logical: str
+    role_logical: Res
+    association_logical: Res
+    policy_logical: Res
     # An AWS managed policy attached instead of an inline one (cloudwatch-agent only).
     managed_policy: str | None = None
 
@@ -145,7 +172,7 @@ class Identity:
 class AddonPlan:
     name: str
     version: str | None  # None: EKS's default build for the Kubernetes version, at deploy
-    logical: str
+    logical: Res
 
 
 @dataclass(frozen=True)
@@ -153,7 +180,7 @@ class ReleasePlan:
     key: str
     chart: HelmChart
     namespace: str
-    logical: str
+    logical: Res
 
 
 @dataclass(frozen=True)
@@ -162,14 +189,8 @@ class AccessEntryPlan:
 
     key: str
     principal_arn: str | None
-    entry_logical: str
-    association_logical: str
-
-
-@dataclass(frozen=True)
-class PlannedResource:
-    type: str  # Pulumi type token
-    name: str  # logical name
+    entry_logical: Res
+    association_logical: Res
 
 
 @dataclass(frozen=True)
@@ -199,7 +220,7 @@ class EksPlan:
     end_of_standard: dt.date
     public_access_cidrs: tuple[str, ...]
     namespace: str  # the serving slice's namespace
-    logical: dict[str, str]  # single resources, keyed by what they are
+    logical: dict[str, Res]  # single resources, keyed by what they are
     node_class_name: str
     interruption_queue_name: str
     node_pools: dict[str, NodePoolPlan]  # by pool name
@@ -215,7 +236,7 @@ class EksPlan:
     system_instance_type: str
     system_node_count: int
     cost: EksCost
-    resources: tuple[PlannedResource, ...]
+    resources: tuple[Res, ...]
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -340,14 +361,21 @@ def termination_grace_s(drain_s: float, cold_start_s: float) -> int:
     return sizing.round_up((drain_s + cold_start_s) * GRACE_MARGIN, 60)
 
 
+def gpu_classes(models: list[Any]) -> dict[str, list[Any]]:
+    """Models sharing GPU capacity: same instance type and capacity mode, keyed like the ECS
+    capacity groups (`g6e-xlarge-mixed`), in the order the models come."""
+    out: dict[str, list[Any]] = {}
+    for m in models:
+        out.setdefault(f"{m.instance_type.replace('.', '-')}-{m.capacity}", []).append(m)
+    return out
+
+
 def _pools(stack: StackConfig, models: list[Any]) -> dict[str, NodePoolPlan]:
     """NodePools per GPU class (instance type + capacity), two for a mixed class."""
-    from modelfleet.plan import capacity_groups
-
     prefix = stack.prefix
     drain = stack.gateway.drain_seconds
     pools: dict[str, NodePoolPlan] = {}
-    for gpu_class, group in capacity_groups(models).items():
+    for gpu_class, group in gpu_classes(models).items():
         inst = group[0]
         gpus = inst.gpus_per_instance
 
@@ -375,7 +403,7 @@ def _pools(stack: StackConfig, models: list[Any]) -> dict[str, NodePoolPlan]:
             name = f"gpu-{gpu_class}" + (f"-{suffix}" if suffix else "")
             pools[name] = NodePoolPlan(
                 name=name,
-                logical=f"{prefix}-nodepool-{name}",
+                logical=Res(T_NODE_POOL, f"{prefix}-nodepool-{name}"),
                 gpu_class=gpu_class,
                 instance_type=inst.instance_type,
                 capacity_type=capacity_type,
@@ -391,10 +419,8 @@ def _pools(stack: StackConfig, models: list[Any]) -> dict[str, NodePoolPlan]:
 
 
 def _scheduling(models: list[Any], pools: dict[str, NodePoolPlan]) -> dict[str, Scheduling]:
-    from modelfleet.plan import capacity_groups
-
     out: dict[str, Scheduling] = {}
-    for gpu_class, group in capacity_groups(models).items():
+    for gpu_class, group in gpu_classes(models).items():
         mine = tuple(p.name for p in pools.values() if p.gpu_class == gpu_class)
         for m in group:
             out[m.name] = Scheduling(
@@ -457,9 +483,9 @@ def build_eks_plan(
             key,
             ns,
             sa,
-            f"{p}-{key}-role",
-            f"{p}-{key}-pod-identity",
-            f"{p}-{key}-policy",
+            Res(T_ROLE, f"{p}-{key}-role"),
+            Res(T_POD_IDENTITY, f"{p}-{key}-pod-identity"),
+            Res(T_ATTACHMENT if managed else T_ROLE_POLICY, f"{p}-{key}-policy"),
             managed,
         )
     namespace = p
@@ -474,53 +500,60 @@ def build_eks_plan(
                 key,
                 namespace,
                 workload_sas[m.name],
-                f"{p}-{m.short}-workload-role",
-                f"{p}-{m.short}-workload-pod-identity",
-                f"{p}-{m.short}-workload-policy",
+                Res(T_ROLE, f"{p}-{m.short}-workload-role"),
+                Res(T_POD_IDENTITY, f"{p}-{m.short}-workload-pod-identity"),
+                Res(T_ROLE_POLICY, f"{p}-{m.short}-workload-policy"),
             )
 
     access: dict[str, AccessEntryPlan] = {
         "deployer": AccessEntryPlan(
-            "deployer", None, f"{p}-access-deployer", f"{p}-access-deployer-admin"
+            "deployer",
+            None,
+            Res(T_ACCESS_ENTRY, f"{p}-access-deployer"),
+            Res(T_ACCESS_POLICY, f"{p}-access-deployer-admin"),
         )
     }
     for arn in eks.admin_role_arns:
         h = _hash(arn)
         access[f"admin:{arn}"] = AccessEntryPlan(
-            f"admin:{arn}", arn, f"{p}-access-admin-{h}", f"{p}-access-admin-{h}-admin"
+            f"admin:{arn}",
+            arn,
+            Res(T_ACCESS_ENTRY, f"{p}-access-admin-{h}"),
+            Res(T_ACCESS_POLICY, f"{p}-access-admin-{h}-admin"),
         )
 
     addons = {
-        name: AddonPlan(name, version, f"{p}-addon-{name}")
+        name: AddonPlan(name, version, Res(T_ADDON, f"{p}-addon-{name}"))
         for name, version in eks_versions.ADDON_VERSIONS[eks.kubernetes_version].items()
     }
     releases = {
-        key: ReleasePlan(key, chart, chart.namespace, f"{p}-release-{key}")
+        key: ReleasePlan(key, chart, chart.namespace, Res(T_RELEASE, f"{p}-release-{key}"))
         for key, chart in eks_versions.CHARTS.items()
     }
-    logical = {
-        "cluster": f"{p}-eks",
-        "cluster_role": f"{p}-eks-cluster-role",
-        "cluster_role_policy": f"{p}-eks-cluster-role-policy",
-        "cluster_role_kms": f"{p}-eks-cluster-role-kms",
-        "log_group": f"{p}-eks-control-plane-logs",
-        "system_node_role": f"{p}-eks-system-node-role",
-        "gpu_node_role": f"{p}-eks-gpu-node-role",
-        "system_node_group": f"{p}-eks-system-nodes",
-        "gpu_node_access": f"{p}-eks-gpu-node-access",
-        "provider": f"{p}-k8s",
-        "interruption_queue": f"{p}-karpenter-interruptions",
-        "interruption_queue_policy": f"{p}-karpenter-interruptions-policy",
-        "node_class": f"{p}-ec2nodeclass-gpu",
-        "keda_namespace": f"{p}-ns-keda",
+    names = {
+        "cluster": (T_CLUSTER, f"{p}-eks"),
+        "cluster_role": (T_ROLE, f"{p}-eks-cluster-role"),
+        "cluster_role_policy": (T_ATTACHMENT, f"{p}-eks-cluster-role-policy"),
+        "cluster_role_kms": (T_ROLE_POLICY, f"{p}-eks-cluster-role-kms"),
+        "log_group": (T_LOG_GROUP, f"{p}-eks-control-plane-logs"),
+        "system_node_role": (T_ROLE, f"{p}-eks-system-node-role"),
+        "gpu_node_role": (T_ROLE, f"{p}-eks-gpu-node-role"),
+        "system_launch_template": (T_LAUNCH_TEMPLATE, f"{p}-eks-system-nodes-lt"),
+        "system_node_group": (T_NODE_GROUP, f"{p}-eks-system-nodes"),
+        "gpu_node_access": (T_ACCESS_ENTRY, f"{p}-eks-gpu-node-access"),
+        "provider": (T_K8S_PROVIDER, f"{p}-k8s"),
+        "interruption_queue": (T_QUEUE, f"{p}-karpenter-interruptions"),
+        "interruption_queue_policy": (T_QUEUE_POLICY, f"{p}-karpenter-interruptions-policy"),
+        "node_class": (T_NODE_CLASS, f"{p}-ec2nodeclass-gpu"),
+        "keda_namespace": (T_NAMESPACE, f"{p}-ns-keda"),
     }
-    rules = {key: f"{p}-karpenter-{key}" for key in INTERRUPTION_EVENTS}
-    logical.update({f"rule:{k}": v for k, v in rules.items()})
-    logical.update({f"target:{k}": f"{v}-target" for k, v in rules.items()})
-    node_roles = ("system_node_role", "gpu_node_role")
-    for role in node_roles:
+    for key in INTERRUPTION_EVENTS:
+        names[f"rule:{key}"] = (T_EVENT_RULE, f"{p}-karpenter-{key}")
+        names[f"target:{key}"] = (T_EVENT_TARGET, f"{p}-karpenter-{key}-target")
+    for role in ("system_node_role", "gpu_node_role"):
         for policy in eks_versions.NODE_MANAGED_POLICIES:
-            logical[f"{role}:{policy}"] = f"{logical[role]}-{policy}"
+            names[f"{role}:{policy}"] = (T_ATTACHMENT, f"{names[role][1]}-{policy}")
+    logical = {key: Res(t, n) for key, (t, n) in names.items()}
 
     gpu_node_months = sum(m.cost.instances_min for m in models) * running_fraction
     plan = EksPlan(
@@ -552,8 +585,8 @@ def build_eks_plan(
     return _with_resources(plan)
 
 
-def crd_logical(prefix: str, crd_name: str) -> str:
-    return f"{prefix}-crd-{crd_name}"
+def crd_logical(prefix: str, crd_name: str) -> Res:
+    return Res(T_CRD, f"{prefix}-crd-{crd_name}")
 
 
 def _with_resources(plan: EksPlan) -> EksPlan:
@@ -561,65 +594,36 @@ def _with_resources(plan: EksPlan) -> EksPlan:
     from dataclasses import replace
 
     lg = plan.logical
-    out: list[PlannedResource] = []
-
-    def add(type_token: str, name: str) -> None:
-        out.append(PlannedResource(type_token, name))
-
-    prefix = lg["cluster"].removesuffix("-eks")
+    out: list[Res] = []
+    prefix = lg["cluster"].name.removesuffix("-eks")
     # cluster.py
-    add("aws:cloudwatch/logGroup:LogGroup", lg["log_group"])
-    add("aws:iam/role:Role", lg["cluster_role"])
-    add("aws:iam/rolePolicyAttachment:RolePolicyAttachment", lg["cluster_role_policy"])
-    add("aws:iam/rolePolicy:RolePolicy", lg["cluster_role_kms"])
-    add("aws:eks/cluster:Cluster", lg["cluster"])
+    out += [lg[k] for k in ("log_group", "cluster_role", "cluster_role_policy", "cluster_role_kms")]
+    out.append(lg["cluster"])
     for entry in plan.access_entries.values():
-        add("aws:eks/accessEntry:AccessEntry", entry.entry_logical)
-        add("aws:eks/accessPolicyAssociation:AccessPolicyAssociation", entry.association_logical)
-    add("pulumi:providers:kubernetes", lg["provider"])
+        out += [entry.entry_logical, entry.association_logical]
+    out.append(lg["provider"])
     # addons.py: networking first, or the nodes never become Ready
-    for name in NETWORK_ADDONS:
-        add("aws:eks/addon:Addon", plan.addons[name].logical)
+    out += [plan.addons[name].logical for name in NETWORK_ADDONS]
     # nodes.py
     for role in ("system_node_role", "gpu_node_role"):
-        add("aws:iam/role:Role", lg[role])
-        for policy in eks_versions.NODE_MANAGED_POLICIES:
-            add(
-                "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-                lg[f"{role}:{policy}"],
-            )
-    add("aws:eks/nodeGroup:NodeGroup", lg["system_node_group"])
-    add("aws:eks/accessEntry:AccessEntry", lg["gpu_node_access"])
+        out.append(lg[role])
+        out += [lg[f"{role}:{policy}"] for policy in eks_versions.NODE_MANAGED_POLICIES]
+    out += [lg["system_launch_template"], lg["system_node_group"], lg["gpu_node_access"]]
     # karpenter.py: the interruption queue
-    add("aws:sqs/queue:Queue", lg["interruption_queue"])
-    add("aws:sqs/queuePolicy:QueuePolicy", lg["interruption_queue_policy"])
+    out += [lg["interruption_queue"], lg["interruption_queue_policy"]]
     for key in INTERRUPTION_EVENTS:
-        add("aws:cloudwatch/eventRule:EventRule", lg[f"rule:{key}"])
-        add("aws:cloudwatch/eventTarget:EventTarget", lg[f"target:{key}"])
+        out += [lg[f"rule:{key}"], lg[f"target:{key}"]]
     # identities.py
     for ident in plan.identities.values():
-        add("aws:iam/role:Role", ident.role_logical)
-        if ident.managed_policy:
-            add("aws:iam/rolePolicyAttachment:RolePolicyAttachment", ident.policy_logical)
-        else:
-            add("aws:iam/rolePolicy:RolePolicy", ident.policy_logical)
-        add("aws:eks/podIdentityAssociation:PodIdentityAssociation", ident.association_logical)
+        out += [ident.role_logical, ident.policy_logical, ident.association_logical]
     # addons.py: the rest, once nodes and identities exist
-    for addon in plan.addons.values():
-        if addon.name not in NETWORK_ADDONS:
-            add("aws:eks/addon:Addon", addon.logical)
+    out += [a.logical for a in plan.addons.values() if a.name not in NETWORK_ADDONS]
     # controllers.py: CRDs, then the charts
     for crds in eks_versions.VENDORED_CRDS.values():
-        for crd in crds:
-            add(
-                "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition",
-                crd_logical(prefix, crd),
-            )
-    add("kubernetes:core/v1:Namespace", lg["keda_namespace"])
-    for rel in plan.releases.values():
-        add("kubernetes:helm.sh/v3:Release", rel.logical)
+        out += [crd_logical(prefix, crd) for crd in crds]
+    out.append(lg["keda_namespace"])
+    out += [rel.logical for rel in plan.releases.values()]
     # karpenter.py: the node class and the pools
-    add("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", lg["node_class"])
-    for pool in plan.node_pools.values():
-        add("kubernetes:karpenter.sh/v1:NodePool", pool.logical)
+    out.append(lg["node_class"])
+    out += [pool.logical for pool in plan.node_pools.values()]
     return replace(plan, resources=tuple(out))

@@ -157,10 +157,12 @@ def chart_values(
             "settings": {"clusterName": plan.cluster_name, "interruptionQueue": queue_name},
             "replicas": 2,
             "controller": {
+                # Set, not discovered from IMDS (the chart's values.yaml suggests it).
+                "env": [{"name": "AWS_REGION", "value": region}],
                 "resources": {
                     "requests": {"cpu": "500m", "memory": "512Mi"},
                     "limits": {"memory": "1Gi"},
-                }
+                },
             },
         }
     if key == "aws-load-balancer-controller":

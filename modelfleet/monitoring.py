@@ -13,16 +13,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelfleet.config import Platform, StackConfig
-from modelfleet.containers import EMF_NAMESPACE
-from modelfleet.plan import STARTUP_MARGIN, FleetPlan, ModelPlan
+from modelfleet.contract import (
+    EMF_NAMESPACE,
+    QUEUE_DEPTH,
+    SERVICE_DIMENSION,
+    STARTUP_MARGIN,
+    TIME_TO_FIRST_TOKEN,
+)
+from modelfleet.plan_types import FleetPlan, ModelPlan
+
+__all__ = [
+    "QUEUE_DEPTH",
+    "SERVICE_DIMENSION",
+    "TIME_TO_FIRST_TOKEN",
+    "EksModelDims",
+    "ModelDims",
+    "alarm_names",
+    "dashboard_body",
+    "eks_dashboard_body",
+    "eks_model_alarms",
+    "eks_stack_alarms",
+    "model_alarms",
+    "stack_alarms",
+    "wake_alarm",
+]
 
 ALB = "AWS/ApplicationELB"
 INSIGHTS = "ECS/ContainerInsights"
-
-# Metric names the sidecar publishes in embedded metric format (docker/sidecar).
-QUEUE_DEPTH = "QueueDepth"
-TIME_TO_FIRST_TOKEN = "TimeToFirstToken"  # noqa: S105 - a metric name
-SERVICE_DIMENSION = "Service"
 
 
 @dataclass(frozen=True)
@@ -278,15 +295,24 @@ def wake_alarm(config: StackConfig, m: ModelPlan, d: ModelDims) -> dict[str, Any
     }
 
 
-def alarm_count(config: StackConfig, models: list[ModelPlan], capacity_groups: int) -> int:
-    """How many alarms the stack creates (for its CloudWatch bill)."""
+def alarm_names(config: StackConfig, models: list[ModelPlan], groups: list[str]) -> list[str]:
+    """The AlarmNames of the monitoring component's alarms (the wake alarms of scaled-to-zero
+    models belong to their autoscaling), in creation order; names depend on no resource id."""
     if config.platform is Platform.EKS:
-        return eks_alarm_count(config, models)
+        return eks_alarm_names(config, models)
     blank = ModelDims("", "", "", "")
-    per_model = sum(len(model_alarms(config, m, blank)) for m in models)
+    specs = [s for m in models for s in model_alarms(config, m, blank)]
+    specs += stack_alarms(config, "", "", "", dict.fromkeys(groups, ""))
+    return [s["AlarmName"] for s in specs]
+
+
+def alarm_count(config: StackConfig, models: list[ModelPlan], groups: list[str]) -> int:
+    """How many alarms the stack creates (for its CloudWatch bill), wake alarms included
+    (ECS only: on EKS, KEDA wakes a scaled-to-zero model)."""
     wake = sum(1 for m in models if m.replicas_min == 0)
-    shared = len(stack_alarms(config, "", "", "", {str(i): "" for i in range(capacity_groups)}))
-    return per_model + wake + shared
+    if config.platform is Platform.EKS:
+        wake = 0
+    return len(alarm_names(config, models, groups)) + wake
 
 
 def dashboard_body(
@@ -577,7 +603,8 @@ def eks_dashboard_body(
     )
 
 
-def eks_alarm_count(config: StackConfig, models: list[ModelPlan]) -> int:
+def eks_alarm_names(config: StackConfig, models: list[ModelPlan]) -> list[str]:
     blank = EksModelDims("", "", "", "", "", "")
-    per_model = sum(len(eks_model_alarms(config, m, blank)) for m in models)
-    return per_model + len(eks_stack_alarms(config, "", "", ""))
+    specs = [s for m in models for s in eks_model_alarms(config, m, blank)]
+    specs += eks_stack_alarms(config, "", "", "")
+    return [s["AlarmName"] for s in specs]

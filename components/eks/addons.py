@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components._common import child, stack_tags
+from components._common import child, invoke, stack_tags
 from modelfleet.eks import AddonPlan
 from modelfleet.plan import FleetPlan
 
@@ -44,11 +44,11 @@ class Addons(pulumi.ComponentResource):
             else:
                 # EKS's default build for this Kubernetes version (DescribeAddonVersions).
                 version = aws.eks.get_addon_version_output(
-                    addon_name=a.name, kubernetes_version=e.kubernetes_version
+                    addon_name=a.name, kubernetes_version=e.kubernetes_version, opts=invoke(self)
                 ).version
             config = ADDON_CONFIGURATION.get(a.name)
             self.addons[a.name] = aws.eks.Addon(
-                a.logical,
+                a.logical.name,
                 cluster_name=args.cluster_name,
                 addon_name=a.name,
                 addon_version=version,

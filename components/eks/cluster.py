@@ -75,26 +75,26 @@ class Cluster(pulumi.ComponentResource):
         # EKS writes control-plane logs to this exact group; creating it first means the
         # stack's retention applies instead of "never expire".
         logs = aws.cloudwatch.LogGroup(
-            lg["log_group"],
+            lg["log_group"].name,
             name=f"/aws/eks/{e.cluster_name}/cluster",
             retention_in_days=c.retention_days,
             tags=tags,
             opts=child(self),
         )
         role = aws.iam.Role(
-            lg["cluster_role"],
+            lg["cluster_role"].name,
             assume_role_policy=assume_role_policy("eks.amazonaws.com"),
             tags=tags,
             opts=child(self),
         )
         attach = aws.iam.RolePolicyAttachment(
-            lg["cluster_role_policy"],
+            lg["cluster_role_policy"].name,
             role=role.name,
             policy_arn=f"arn:{args.partition}:iam::aws:policy/AmazonEKSClusterPolicy",
             opts=child(self),
         )
         kms = aws.iam.RolePolicy(
-            lg["cluster_role_kms"],
+            lg["cluster_role_kms"].name,
             role=role.id,
             policy=pulumi.Output.from_input(args.kms_key_arn).apply(
                 lambda arn: json.dumps(
@@ -105,7 +105,7 @@ class Cluster(pulumi.ComponentResource):
         )
         public = list(e.public_access_cidrs)
         self.cluster = aws.eks.Cluster(
-            lg["cluster"],
+            lg["cluster"].name,
             # Named, not auto-named: Karpenter's policy, its queue and the kubeconfig use it.
             name=e.cluster_name,
             version=e.kubernetes_version,
@@ -142,7 +142,7 @@ class Cluster(pulumi.ComponentResource):
         for entry in e.access_entries.values():
             principal = entry.principal_arn or args.deployer_arn
             access = aws.eks.AccessEntry(
-                entry.entry_logical,
+                entry.entry_logical.name,
                 cluster_name=self.cluster.name,
                 principal_arn=principal,
                 type="STANDARD",
@@ -151,7 +151,7 @@ class Cluster(pulumi.ComponentResource):
             )
             associations.append(
                 aws.eks.AccessPolicyAssociation(
-                    entry.association_logical,
+                    entry.association_logical.name,
                     cluster_name=self.cluster.name,
                     principal_arn=access.principal_arn,
                     policy_arn=admin_policy,
@@ -164,7 +164,7 @@ class Cluster(pulumi.ComponentResource):
         ).apply(lambda a: kubeconfig(a[0], a[1], a[2], args.region))
         # Waits for the deployer's cluster-admin association: without it every object fails.
         self.provider = k8s.Provider(
-            lg["provider"],
+            lg["provider"].name,
             kubeconfig=config,
             enable_server_side_apply=True,
             opts=child(self, depends_on=associations),

@@ -66,13 +66,13 @@ class Controllers(pulumi.ComponentResource):
             for crd in crds:
                 doc = docs[crd]
                 self.crds[crd] = k8s.apiextensions.v1.CustomResourceDefinition(
-                    crd_logical(prefix, crd),
+                    crd_logical(prefix, crd).name,
                     metadata=doc["metadata"],
                     spec=doc["spec"],
                     opts=k8s_opts,
                 )
         keda_ns = k8s.core.v1.Namespace(
-            e.logical["keda_namespace"],
+            e.logical["keda_namespace"].name,
             metadata=k8s.meta.v1.ObjectMetaArgs(name=e.releases["keda"].namespace),
             opts=k8s_opts,
         )
@@ -90,7 +90,7 @@ class Controllers(pulumi.ComponentResource):
             if key == "keda":
                 waits.append(keda_ns)
             self.releases[key] = k8s.helm.v3.Release(
-                rel.logical,
+                rel.logical.name,
                 name=key,
                 chart=f"{chart.repository}/{chart.name}" if oci else chart.name,
                 version=chart.version,

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import child, stack_tags
-from components.task_roles import s3_read_statements
+from components.ecs.task_roles import s3_read_statements  # the same S3 grant as an ECS task
 from modelfleet import eks_iam
 from modelfleet.containers import fetcher_sources
 from modelfleet.plan import FleetPlan
@@ -73,22 +73,22 @@ class Identities(pulumi.ComponentResource):
         self.associations = {}
         for key, ident in e.identities.items():
             role = aws.iam.Role(
-                ident.role_logical, assume_role_policy=trust, tags=tags, opts=child(self)
+                ident.role_logical.name, assume_role_policy=trust, tags=tags, opts=child(self)
             )
             grant: pulumi.Resource
             if ident.managed_policy:
                 grant = aws.iam.RolePolicyAttachment(
-                    ident.policy_logical,
+                    ident.policy_logical.name,
                     role=role.name,
                     policy_arn=f"arn:{p}:iam::aws:policy/{ident.managed_policy}",
                     opts=child(self),
                 )
             else:
                 grant = aws.iam.RolePolicy(
-                    ident.policy_logical, role=role.id, policy=policies[key], opts=child(self)
+                    ident.policy_logical.name, role=role.id, policy=policies[key], opts=child(self)
                 )
             self.associations[key] = aws.eks.PodIdentityAssociation(
-                ident.association_logical,
+                ident.association_logical.name,
                 cluster_name=args.cluster_name,
                 namespace=ident.namespace,
                 service_account=ident.service_account,

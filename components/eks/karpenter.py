@@ -30,7 +30,7 @@ class InterruptionQueue(pulumi.ComponentResource):
         lg = e.logical
         tags = stack_tags(plan.config)
         self.queue = aws.sqs.Queue(
-            lg["interruption_queue"],
+            lg["interruption_queue"].name,
             name=e.interruption_queue_name,
             message_retention_seconds=INTERRUPTION_RETENTION_S,
             sqs_managed_sse_enabled=True,
@@ -38,7 +38,7 @@ class InterruptionQueue(pulumi.ComponentResource):
             opts=child(self),
         )
         aws.sqs.QueuePolicy(
-            lg["interruption_queue_policy"],
+            lg["interruption_queue_policy"].name,
             queue_url=self.queue.url,
             policy=self.queue.arn.apply(
                 lambda arn: json.dumps(eks_iam.interruption_queue_policy(arn))
@@ -47,13 +47,13 @@ class InterruptionQueue(pulumi.ComponentResource):
         )
         for key, (source, detail_type) in INTERRUPTION_EVENTS.items():
             rule = aws.cloudwatch.EventRule(
-                lg[f"rule:{key}"],
+                lg[f"rule:{key}"].name,
                 event_pattern=json.dumps({"source": [source], "detail-type": [detail_type]}),
                 tags=tags,
                 opts=child(self),
             )
             aws.cloudwatch.EventTarget(
-                lg[f"target:{key}"],
+                lg[f"target:{key}"].name,
                 rule=rule.name,
                 target_id="KarpenterInterruptionQueueTarget",
                 arn=self.queue.arn,
@@ -90,7 +90,7 @@ class GpuNodePools(pulumi.ComponentResource):
             *args.security_group_ids,
         ).apply(lambda a: eks_objects.node_class_spec(e, a[0], list(a[1]), list(a[2:]), tags))
         node_class = k8s.apiextensions.CustomResource(
-            e.logical["node_class"],
+            e.logical["node_class"].name,
             api_version=eks_objects.NODE_CLASS_API,
             kind="EC2NodeClass",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=e.node_class_name),
@@ -100,7 +100,7 @@ class GpuNodePools(pulumi.ComponentResource):
         self.node_pools = {}
         for pool in e.node_pools.values():
             self.node_pools[pool.name] = k8s.apiextensions.CustomResource(
-                pool.logical,
+                pool.logical.name,
                 api_version=eks_objects.KARPENTER_API,
                 kind="NodePool",
                 metadata=k8s.meta.v1.ObjectMetaArgs(

@@ -10,7 +10,7 @@ import pulumi_aws as aws
 
 from components._common import assume_role_policy, child, stack_tags
 from modelfleet import eks_versions
-from modelfleet.eks import SYSTEM_NODE_LABEL
+from modelfleet.eks import SYSTEM_NODE_LABEL, SYSTEM_ROOT_VOLUME_GIB
 from modelfleet.plan import FleetPlan
 
 
@@ -40,7 +40,7 @@ class Nodes(pulumi.ComponentResource):
         attachments: list[pulumi.Resource] = []
         for key in ("system_node_role", "gpu_node_role"):
             roles[key] = aws.iam.Role(
-                lg[key],
+                lg[key].name,
                 assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
                 tags=tags,
                 opts=child(self),
@@ -48,7 +48,7 @@ class Nodes(pulumi.ComponentResource):
             for policy in eks_versions.NODE_MANAGED_POLICIES:
                 attachments.append(
                     aws.iam.RolePolicyAttachment(
-                        lg[f"{key}:{policy}"],
+                        lg[f"{key}:{policy}"].name,
                         role=roles[key].name,
                         policy_arn=f"arn:{args.partition}:iam::aws:policy/{policy}",
                         opts=child(self),
@@ -58,11 +58,38 @@ class Nodes(pulumi.ComponentResource):
         # AL2023 (EKS's default managed-node AMI), on-demand, spread over the private subnets:
         # the controllers survive a node or AZ loss. No taint, so CoreDNS and the controllers
         # land here; GPU nodes carry the nvidia.com/gpu taint instead.
+        # IMDSv2 with hop limit 1, as on the GPU nodes: no pod reaches the node role. The
+        # controllers are told their region and VPC; the CloudWatch agent runs on the host
+        # network (aws-observability/helm-charts #82), so it still reads IMDS.
+        template = aws.ec2.LaunchTemplate(
+            lg["system_launch_template"].name,
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+            },
+            block_device_mappings=[
+                {
+                    "device_name": "/dev/xvda",
+                    "ebs": {
+                        "volume_size": SYSTEM_ROOT_VOLUME_GIB,
+                        "volume_type": "gp3",
+                        "encrypted": "true",
+                        "delete_on_termination": "true",
+                    },
+                }
+            ],
+            tags=tags,
+            opts=child(self),
+        )
         self.system_node_group = aws.eks.NodeGroup(
-            lg["system_node_group"],
+            lg["system_node_group"].name,
             cluster_name=args.cluster_name,
             node_role_arn=roles["system_node_role"].arn,
             subnet_ids=args.subnet_ids,
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
             instance_types=[e.system_instance_type],
             capacity_type="ON_DEMAND",
             ami_type="AL2023_x86_64_STANDARD"
@@ -81,7 +108,7 @@ class Nodes(pulumi.ComponentResource):
         # Karpenter launches GPU nodes with this role; in API authentication mode they join
         # through an EC2_LINUX access entry (no aws-auth ConfigMap).
         self.gpu_node_access = aws.eks.AccessEntry(
-            lg["gpu_node_access"],
+            lg["gpu_node_access"].name,
             cluster_name=args.cluster_name,
             principal_arn=self.gpu_node_role.arn,
             type="EC2_LINUX",

@@ -106,10 +106,9 @@ class Workloads(pulumi.ComponentResource):
             sidecar_image=args.sidecar_image,
             fetcher_image=args.fetcher_image,
             alb_cidrs=list(args.alb_subnet_cidrs),
-            secret_roles=secret_roles(plan),
         )
         secrets = {
-            role: pulumi.Output.secret(args.secret_values[role]) for role in refs.secret_roles
+            role: pulumi.Output.secret(args.secret_values[role]) for role in secret_roles(plan)
         }
         base = list(args.depends_on)
         shared = self._apply(stack_objects(sp, refs, secrets), args, base)

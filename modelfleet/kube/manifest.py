@@ -68,7 +68,7 @@ def model_objects(
     bodies = [
         objects.persistent_volume(sp, sm, refs),
         objects.persistent_volume_claim(sp, sm),
-        objects.prewarm_job(sp, sm, refs),
+        objects.prewarm_job(plan, m, sp, sm, refs),
         objects.service(sp, sm),
         objects.target_group_binding(sp, sm, refs),
         objects.deployment(plan, m, sp, sm, refs),
@@ -94,16 +94,8 @@ def all_objects(
 
 
 def secret_roles(plan: FleetPlan) -> list[str]:
-    """Which secrets the stack has, keyed as containers.SECRET_ENV keys them."""
-    c = plan.config
-    roles = []
-    if c.gateway.api_keys is not None:
-        roles.append("api_keys")
-    if c.gateway.fallback is not None:
-        roles.append("fallback_api_key")
-    if c.hf_token is not None:
-        roles.append("hf_token")
-    return roles
+    """Which secrets the stack has (the plan's secrets table), as the Secret keys them."""
+    return [spec.key for spec in plan.secrets]
 
 
 def placeholder_refs(plan: FleetPlan) -> tuple[objects.SliceRefs, dict[str, ModelRefs]]:
@@ -121,7 +113,6 @@ def placeholder_refs(plan: FleetPlan) -> tuple[objects.SliceRefs, dict[str, Mode
         sidecar_image=c.images.sidecar or "<sidecar-image@digest>",
         fetcher_image=c.images.fetcher or "<fetcher-image@digest>",
         alb_cidrs=["<alb-subnet-cidr>"],
-        secret_roles=secret_roles(plan),
     )
     model_refs = {
         m.name: ModelRefs(

@@ -7,15 +7,23 @@ in tests and `modelfleet render`, Pulumi Outputs in the component. Nothing is lo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from modelfleet.containers import (
-    SECRET_ENV,
-    fetcher_args,
+    fetcher_command,
     http_probe_argv,
     sidecar_env,
     vllm_env,
+)
+from modelfleet.contract import (
+    FETCHER_MEMORY_MIB,
+    HEALTH_PATH,
+    MODELS_MOUNT,
+    READY_PATH,
+    SIDECAR_MEMORY_MIB,
+    SIDECAR_PORT,
+    VLLM_PORT,
 )
 from modelfleet.kube.serving import (
     DO_NOT_DISRUPT,
@@ -33,16 +41,7 @@ from modelfleet.kube.serving import (
     ServingModel,
     ServingPlan,
 )
-from modelfleet.plan import (
-    FETCHER_MEMORY_MIB,
-    MODELS_MOUNT,
-    READY_PATH,
-    SIDECAR_MEMORY_MIB,
-    SIDECAR_PORT,
-    VLLM_PORT,
-    FleetPlan,
-    ModelPlan,
-)
+from modelfleet.plan_types import FleetPlan, ModelPlan
 
 GPU_RESOURCE = "nvidia.com/gpu"
 ZONE_LABEL = "topology.kubernetes.io/zone"
@@ -80,8 +79,6 @@ class SliceRefs:
     sidecar_image: Any
     fetcher_image: Any
     alb_cidrs: Sequence[Any]
-    # Roles present in the stack's Secret (keys of containers.SECRET_ENV).
-    secret_roles: Sequence[str] = field(default_factory=tuple)
 
 
 def _meta(
@@ -104,17 +101,16 @@ def _env(values: Mapping[str, str]) -> list[dict[str, Any]]:
     return [{"name": k, "value": v} for k, v in sorted(values.items())]
 
 
-def _secret_env(
-    sp: ServingPlan, roles: Sequence[str], wanted: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Secrets reach containers only through secretKeyRef, never as plain values."""
+def _secret_env(plan: FleetPlan, sp: ServingPlan, container: str) -> list[dict[str, Any]]:
+    """Secrets reach containers only through secretKeyRef, never as plain values: the plan's
+    secrets table (`plan.secrets`), keyed in the Secret as the table keys them."""
     return [
         {
-            "name": SECRET_ENV[role],
-            "valueFrom": {"secretKeyRef": {"name": sp.secret_name, "key": role}},
+            "name": s.env,
+            "valueFrom": {"secretKeyRef": {"name": sp.secret_name, "key": s.key}},
         }
-        for role in wanted
-        if role in roles
+        for s in plan.secrets
+        if s.container == container
     ]
 
 
@@ -237,14 +233,20 @@ def _cache_volume(sm: ServingModel) -> dict[str, Any]:
 
 
 def _fetcher(
-    sp: ServingPlan, name: str, source: str, refs: SliceRefs, resources: dict[str, Any]
+    plan: FleetPlan,
+    m: ModelPlan,
+    sp: ServingPlan,
+    name: str,
+    source: str,
+    refs: SliceRefs,
+    resources: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "name": name,
         "image": refs.fetcher_image,
-        "args": fetcher_args(source),
-        "env": _env({"AWS_DEFAULT_REGION": refs.region})
-        + _secret_env(sp, refs.secret_roles, ["hf_token"]),
+        # The ECS fetcher's arguments: the fetch, and what the plan assumed of the weights.
+        "args": fetcher_command(m, source),
+        "env": _env({"AWS_DEFAULT_REGION": refs.region}) + _secret_env(plan, sp, "fetcher"),
         # The fetcher writes the cache; only it mounts it writable.
         "volumeMounts": [{"name": MODELS_VOLUME, "mountPath": MODELS_MOUNT, "readOnly": False}],
         "resources": resources,
@@ -256,7 +258,9 @@ def _pod_security() -> dict[str, Any]:
     return {"seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def prewarm_job(sp: ServingPlan, sm: ServingModel, refs: SliceRefs) -> dict[str, Any]:
+def prewarm_job(
+    plan: FleetPlan, m: ModelPlan, sp: ServingPlan, sm: ServingModel, refs: SliceRefs
+) -> dict[str, Any]:
     """Fetch the model (and its adapters, in parallel) into the cache before any pod loads it.
 
     Named by a hash of the sources, so a new revision is a new Job; no TTL, since Pulumi
@@ -290,7 +294,8 @@ def prewarm_job(sp: ServingPlan, sm: ServingModel, refs: SliceRefs) -> dict[str,
                     "serviceAccountName": sm.service_account,
                     "securityContext": _pod_security(),
                     "containers": [
-                        _fetcher(sp, name, source, refs, resources) for name, source in sm.sources
+                        _fetcher(plan, m, sp, name, source, refs, resources)
+                        for name, source in sm.sources
                     ],
                     "volumes": [_cache_volume(sm)],
                 },
@@ -332,13 +337,13 @@ def deployment(
         ],
         # Exec probes: the engine listens on 127.0.0.1 only, out of the kubelet's reach.
         "startupProbe": {
-            "exec": {"command": http_probe_argv(VLLM_PORT, "/health")},
+            "exec": {"command": http_probe_argv(VLLM_PORT, HEALTH_PATH)},
             "periodSeconds": STARTUP_PERIOD_S,
             "timeoutSeconds": PROBE_TIMEOUT_S,
             "failureThreshold": sm.startup_failures,
         },
         "livenessProbe": {
-            "exec": {"command": http_probe_argv(VLLM_PORT, "/health")},
+            "exec": {"command": http_probe_argv(VLLM_PORT, HEALTH_PATH)},
             "periodSeconds": LIVENESS_PERIOD_S,
             "timeoutSeconds": PROBE_TIMEOUT_S,
             "failureThreshold": LIVENESS_FAILURES,
@@ -357,11 +362,11 @@ def deployment(
             {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
             *_env(
                 {
-                    **sidecar_env(plan, m, sm.metric_service, sm.drain_s),
+                    **sidecar_env(plan, m, sm.drain_s),
                     "SIDECAR_EMF_ENDPOINT": f"udp://$(HOST_IP):{CLOUDWATCH_AGENT_EMF_PORT}",
                 }
             ),
-            *_secret_env(sp, refs.secret_roles, ["api_keys", "fallback_api_key"]),
+            *_secret_env(plan, sp, "sidecar"),
         ],
         "resources": {
             "requests": {"cpu": f"{SIDECAR_CPU_M}m", "memory": f"{SIDECAR_MEMORY_MIB}Mi"},
@@ -375,7 +380,7 @@ def deployment(
             "failureThreshold": READINESS_FAILURES,
         },
         "livenessProbe": {
-            "httpGet": {"path": "/health", "port": SIDECAR_PORT_NAME},
+            "httpGet": {"path": HEALTH_PATH, "port": SIDECAR_PORT_NAME},
             "periodSeconds": LIVENESS_PERIOD_S,
             "timeoutSeconds": PROBE_TIMEOUT_S,
             "failureThreshold": LIVENESS_FAILURES,
@@ -431,7 +436,7 @@ def deployment(
                     # The guard: each source verified (and completed) on the cache before the
                     # engine starts, as the ECS task's non-essential fetcher containers do.
                     "initContainers": [
-                        _fetcher(sp, name, source, refs, fetch_resources)
+                        _fetcher(plan, m, sp, name, source, refs, fetch_resources)
                         for name, source in sm.sources
                     ],
                     "containers": [vllm, sidecar],

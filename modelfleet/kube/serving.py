@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from modelfleet.containers import fetcher_sources
 from modelfleet.eks import ROLLOUT_MAX_SURGE, EksPlan
 from modelfleet.plan import STARTUP_MARGIN, FleetPlan, ModelPlan
-from modelfleet.prewarm import prewarm_timeout_s
 from modelfleet.sizing import round_up
 
 # Label keys (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/).
@@ -106,6 +105,7 @@ class ServingPlan:
     trigger_authentication: str
     default_deny_policy: str
     alb_ingress_policy: str
+    component: str  # the Pulumi component that applies the slice
     models: dict[str, ServingModel]
     # vpc-cni enforces NetworkPolicy only with this add-on setting (amazon-vpc-cni-k8s README,
     # "ENABLE_NETWORK_POLICY" / add-on configuration value `enableNetworkPolicy`).
@@ -118,22 +118,17 @@ def eks_plan(plan: FleetPlan) -> EksPlan:
     return plan.eks
 
 
-def metric_service_name(plan: FleetPlan, m: ModelPlan) -> str:
-    """The sidecar's EMF `Service` dimension; the ECS service carries the same name, so the
-    queue-depth alarms and dashboards are one definition for both platforms."""
-    return f"{plan.config.prefix}-{m.short}"
-
-
 def serving_model(plan: FleetPlan, m: ModelPlan) -> ServingModel:
-    c = plan.config
     eks = eks_plan(plan)
     where = eks.scheduling[m.name]
     sources = fetcher_sources(m, plan)
-    drain = c.gateway.drain_seconds
+    drain = plan.drain.requested_s
     # The ALB stops sending new requests once it deregisters the pod, and keeps in-flight ones
     # for the deregistration delay: both containers stay up that long before SIGTERM, so no
-    # request meets a closed socket (aws-load-balancer-controller #1719, #1064).
-    pre_stop = plan.deregistration_delay_s
+    # request meets a closed socket (aws-load-balancer-controller #1719, #1064), as ECS waits
+    # the delay out before SIGTERM. After it the sidecar drains for the whole requested drain
+    # (no ECS stopTimeout cap on Kubernetes).
+    pre_stop = plan.drain.deregistration_delay_s
     # The NodePools' GPU limits leave room for this many pods above the max (modelfleet.eks),
     # so a rollout replaces at most that many replicas at a time.
     surge = ROLLOUT_MAX_SURGE
@@ -142,7 +137,7 @@ def serving_model(plan: FleetPlan, m: ModelPlan) -> ServingModel:
     # `replicas` field absent, the API creates one pod on the first deploy (also for
     # replicas.min 0, until KEDA scales it away), so the first deploy waits one cold start.
     cold = round_up(m.cold_start_s * STARTUP_MARGIN, 60)
-    prewarm = prewarm_timeout_s(m.weights_gib) * len(sources)
+    prewarm = m.prewarm_timeout_s * len(sources)
     return ServingModel(
         model=m.name,
         deployment=m.name,
@@ -153,7 +148,7 @@ def serving_model(plan: FleetPlan, m: ModelPlan) -> ServingModel:
         volume=f"{eks.namespace}-{m.name}-cache",
         claim=f"{m.name}-cache",
         prewarm_job=f"{m.name}-prewarm-{_hash(*(s for _, s in sources))}",
-        metric_service=metric_service_name(plan, m),
+        metric_service=m.service_name,
         service_account=eks.workload_service_accounts[m.name],
         node_selector=dict(where.node_selector),
         tolerations=[dict(t) for t in where.tolerations],
@@ -187,5 +182,6 @@ def serving_plan(plan: FleetPlan) -> ServingPlan:
         trigger_authentication="keda-operator-identity",
         default_deny_policy="default-deny-ingress",
         alb_ingress_policy="alb-to-sidecar",
+        component=f"{plan.config.prefix}-workloads",
         models={m.name: serving_model(plan, m) for m in plan.models},
     )

@@ -107,6 +107,10 @@ def create_nodegroup(r: Recorded) -> dict[str, Any]:
         "labels": i["labels"],
         "capacityType": i["capacityType"],
         "updateConfig": {k: int(v) for k, v in i["updateConfig"].items()},
+        "launchTemplate": {
+            "id": i["launchTemplate"]["id"],
+            "version": str(i["launchTemplate"]["version"]),
+        },
         **_tags(i),
     }
 

@@ -45,7 +45,7 @@ def eks_plan_for(tmp: Path, cfg: dict[str, Any]) -> FleetPlan:
 
 def placeholder_objects(plan: FleetPlan, secrets: dict[str, str] | None = None) -> list[KubeObject]:
     refs, model_refs = placeholder_refs(plan)
-    values = secrets if secrets is not None else {r: f"value-of-{r}" for r in refs.secret_roles}
+    values = secrets if secrets is not None else {s.key: f"value-of-{s.key}" for s in plan.secrets}
     return all_objects(plan, refs, model_refs, values)
 
 

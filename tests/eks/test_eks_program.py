@@ -118,7 +118,7 @@ def test_cluster_settings_that_cannot_change_later(eks_case: Case) -> None:
 def test_control_plane_logs_go_to_a_group_created_first(eks_case: Case) -> None:
     _, run, plan = eks_case
     assert plan.eks is not None
-    group = run.named(plan.eks.logical["log_group"])
+    group = run.named(plan.eks.logical["log_group"].name)
     assert group.inputs["name"] == f"/aws/eks/{plan.eks.cluster_name}/cluster"
     assert group.inputs["retentionInDays"] == plan.config.retention_days
     cluster = run.one("aws:eks/cluster:Cluster")
@@ -132,7 +132,7 @@ def test_admins_and_the_deployer_get_cluster_admin_by_access_entry(eks_case: Cas
     admins = set(plan.config.eks.admin_role_arns) if plan.config.eks else set()
     # The deployer comes from getSessionContext (its role ARN, not the session's).
     deployer = "arn:aws:iam::123456789012:user/ci"
-    gpu_role = run.named(plan.eks.logical["gpu_node_role"]).outputs["arn"]
+    gpu_role = run.named(plan.eks.logical["gpu_node_role"].name).outputs["arn"]
     assert set(entries) == admins | {deployer, gpu_role}
     assert entries[gpu_role].inputs["type"] == "EC2_LINUX"
     assocs = run.by_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
@@ -303,7 +303,7 @@ def test_gpu_node_class_is_pinned_imdsv2_and_encrypted(eks_case: Case) -> None:
     sgs = [s["id"] for s in spec["securityGroupSelectorTerms"]]
     tasks = run.named(f"{plan.config.prefix}-security-tasks").outputs["id"]
     assert tasks in sgs  # the ALB -> sidecar rule of the shared security groups
-    role = run.named(plan.eks.logical["gpu_node_role"]) if plan.eks else None
+    role = run.named(plan.eks.logical["gpu_node_role"].name) if plan.eks else None
     assert role is not None and spec["role"] == role.outputs["name"]
 
 
@@ -338,7 +338,7 @@ def test_addons_are_pinned_per_version_and_network_policy_is_enforced(eks_case: 
     # The nodes come after the networking add-ons, or they never become Ready.
     ng = run.one("aws:eks/nodeGroup:NodeGroup")
     deps = {_name(d) for d in ng.dependencies}
-    assert {plan.eks.addons[n].logical for n in eks.NETWORK_ADDONS} <= deps
+    assert {plan.eks.addons[n].logical.name for n in eks.NETWORK_ADDONS} <= deps
 
 
 def _keys(values: Any, prefix: str = "") -> set[str]:
@@ -402,35 +402,35 @@ def test_every_pod_identity_is_least_privilege(eks_case: Case) -> None:
     _, run, plan = eks_case
     assert plan.eks is not None
     for key, ident in plan.eks.identities.items():
-        role = run.named(ident.role_logical)
+        role = run.named(ident.role_logical.name)
         trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
         assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
         assert set(trust["Action"]) == {"sts:AssumeRole", "sts:TagSession"}
-        assoc = run.named(ident.association_logical).inputs
+        assoc = run.named(ident.association_logical.name).inputs
         assert (assoc["namespace"], assoc["serviceAccount"]) == (
             ident.namespace,
             ident.service_account,
         )
         if ident.managed_policy:
             continue
-        for s in _statements(run, ident.policy_logical):
+        for s in _statements(run, ident.policy_logical.name):
             actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
             assert s["Effect"] == "Allow"
             for a in actions:
                 assert a != "*" and not a.endswith(":*"), (key, a)
     # Karpenter may launch and terminate only nodes tagged for this cluster.
-    karp = _statements(run, plan.eks.identities["karpenter"].policy_logical)
+    karp = _statements(run, plan.eks.identities["karpenter"].policy_logical.name)
     terminate = next(s for s in karp if "ec2:TerminateInstances" in s["Action"])
     assert terminate["Condition"]["StringEquals"] == {
         f"aws:ResourceTag/kubernetes.io/cluster/{plan.eks.cluster_name}": "owned"
     }
     # The load balancer controller registers targets in this stack's target groups only.
-    alb = _statements(run, plan.eks.identities["aws-load-balancer-controller"].policy_logical)
+    alb = _statements(run, plan.eks.identities["aws-load-balancer-controller"].policy_logical.name)
     register = next(s for s in alb if "elasticloadbalancing:RegisterTargets" in s["Action"])
     tgs = {r.outputs["arn"] for r in run.by_type("aws:lb/targetGroup:TargetGroup")}
     assert set(register["Resource"]) == tgs
     # One EFS identity mounts every model's access point, and only those.
-    efs = _statements(run, plan.eks.identities["efs-csi-node"].policy_logical)
+    efs = _statements(run, plan.eks.identities["efs-csi-node"].policy_logical.name)
     aps = {r.outputs["arn"] for r in run.by_type("aws:efs/accessPoint:AccessPoint")}
     cond = efs[0]["Condition"]["StringEquals"]["elasticfilesystem:AccessPointArn"]
     assert set(cond) == aps
@@ -442,3 +442,24 @@ def test_prod_eks_stack_plans_two_models_with_mixed_capacity() -> None:
     assert all(m.capacity == "mixed" for m in plan.models)
     kinds = {(p.gpu_class, p.capacity_type) for p in plan.eks.node_pools.values()}
     assert ("g6e-xlarge-mixed", "on-demand") in kinds and ("g6e-xlarge-mixed", "spot") in kinds
+
+
+def test_system_nodes_also_keep_pods_off_imds(eks_case: Case) -> None:
+    _, run, plan = eks_case
+    assert plan.eks is not None
+    lt = run.named(plan.eks.logical["system_launch_template"].name).inputs
+    assert lt["metadataOptions"]["httpTokens"] == "required"
+    assert lt["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    assert all(b["ebs"]["encrypted"] == "true" for b in lt["blockDeviceMappings"])
+    ng = run.one("aws:eks/nodeGroup:NodeGroup").inputs
+    assert (
+        ng["launchTemplate"]["id"]
+        == run.named(plan.eks.logical["system_launch_template"].name).outputs["id"]
+    )
+    # Nothing on them needs IMDS: the controllers are told their region (and VPC).
+    values = {r.inputs["name"]: r.inputs["values"] for r in run.by_type(
+        "kubernetes:helm.sh/v3:Release")}  # fmt: skip
+    assert {"name": "AWS_REGION", "value": plan.config.region} in values["karpenter"]["controller"][
+        "env"
+    ]
+    assert values["aws-load-balancer-controller"]["region"] == plan.config.region

@@ -18,12 +18,11 @@ from serving_support import (
     validate,
 )
 
-from modelfleet.containers import SECRET_ENV, TaskRefs, container_definitions, sidecar_env
+from modelfleet.containers import TaskRefs, container_definitions, sidecar_env
 from modelfleet.kube import scaling
 from modelfleet.kube.manifest import KubeObject
 from modelfleet.kube.serving import serving_plan
 from modelfleet.plan import FleetPlan
-from modelfleet.prewarm import prewarm_timeout_s
 
 CONFIGS = {"scheduled": two_model_config, "unscheduled": unscheduled_config}
 
@@ -107,7 +106,17 @@ def test_deployment_leaves_replicas_to_the_autoscaler(plan: FleetPlan) -> None:
 def test_engine_matches_the_ecs_task_for_the_same_model(plan: FleetPlan) -> None:
     objs = placeholder_objects(plan)
     sp = serving_plan(plan)
-    refs = TaskRefs("us-east-1", "lg", "vllm", "sidecar", "fetcher", "svc")
+    refs = TaskRefs(
+        "us-east-1",
+        "lg",
+        "vllm",
+        "sidecar",
+        "fetcher",
+        {
+            s.key: f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{s.key}"
+            for s in plan.secrets
+        },
+    )
     for m in plan.models:
         sm = sp.models[m.name]
         c = _containers(_one(objs, "Deployment", m.name))
@@ -120,10 +129,11 @@ def test_engine_matches_the_ecs_task_for_the_same_model(plan: FleetPlan) -> None
         eks_env = {e["name"]: e.get("value") for e in c["sidecar"]["env"] if "value" in e}
         ecs_env = {e["name"]: e["value"] for e in ecs["sidecar"]["environment"]}
         # One setting differs by design: ECS kills a container 120 s after SIGTERM at most.
-        assert eks_env["SIDECAR_DRAIN_SECONDS"] == str(plan.config.gateway.drain_seconds)
+        assert eks_env["SIDECAR_DRAIN_SECONDS"] == str(plan.drain.requested_s)
+        assert ecs_env["SIDECAR_DRAIN_SECONDS"] == str(plan.drain.sidecar_drain_s)
         del eks_env["SIDECAR_DRAIN_SECONDS"], ecs_env["SIDECAR_DRAIN_SECONDS"]
-        del ecs_env["SIDECAR_SERVICE_NAME"]
-        assert eks_env.pop("SIDECAR_SERVICE_NAME") == sm.metric_service
+        # The same metric dimension as the ECS service, so alarms are one definition.
+        assert eks_env["SIDECAR_SERVICE_NAME"] == ecs_env["SIDECAR_SERVICE_NAME"] == m.service_name
         # EMF goes to the node's CloudWatch agent on EKS, to stdout (awslogs) on ECS.
         assert eks_env.pop("SIDECAR_EMF_ENDPOINT") == "udp://$(HOST_IP):25888"
         names = [e["name"] for e in c["sidecar"]["env"]]
@@ -131,9 +141,12 @@ def test_engine_matches_the_ecs_task_for_the_same_model(plan: FleetPlan) -> None
         assert eks_env == ecs_env
         assert eks_env == {
             k: v
-            for k, v in sidecar_env(plan, m, sm.metric_service, sm.drain_s).items()
-            if k not in ("SIDECAR_DRAIN_SECONDS", "SIDECAR_SERVICE_NAME")
+            for k, v in sidecar_env(plan, m, sm.drain_s).items()
+            if k != "SIDECAR_DRAIN_SECONDS"
         }
+        # Secrets by the same names on both platforms, from the plan's one secrets table.
+        eks_secrets = {e["name"] for e in c["sidecar"]["env"] if "valueFrom" in e} - {"HOST_IP"}
+        assert eks_secrets == {x["name"] for x in ecs["sidecar"].get("secrets", [])}
         # The guard: one fetcher init container per source, as ECS runs one per source.
         fetchers = [n for n in c if n.startswith("fetch-")]
         assert fetchers == [n for n, _ in sm.sources]
@@ -186,7 +199,8 @@ def test_draining_outlasts_the_target_groups_deregistration_delay(plan: FleetPla
         c = _containers(d)
         for name in ("vllm", "sidecar"):
             assert (
-                c[name]["lifecycle"]["preStop"]["sleep"]["seconds"] >= plan.deregistration_delay_s
+                c[name]["lifecycle"]["preStop"]["sleep"]["seconds"]
+                >= plan.drain.deregistration_delay_s
             )
         sidecar_drain = next(
             int(e["value"]) for e in c["sidecar"]["env"] if e["name"] == "SIDECAR_DRAIN_SECONDS"
@@ -234,7 +248,7 @@ def test_secrets_only_by_reference(plan: FleetPlan) -> None:
     for o in objs:
         for env in _walk(o.body, "env"):
             for e in env:
-                if e["name"] in SECRET_ENV.values():
+                if e["name"] in {spec.env for spec in plan.secrets}:
                     assert "value" not in e
                     assert e["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
 
@@ -245,7 +259,7 @@ def test_prewarm_job_is_named_by_its_sources_and_awaited(plan: FleetPlan, tmp_pa
         job = _one(objs, "Job", m.name)
         ann = job["metadata"]["annotations"]
         sources = len(serving_plan(plan).models[m.name].sources)
-        assert job["spec"]["activeDeadlineSeconds"] == prewarm_timeout_s(m.weights_gib) * sources
+        assert job["spec"]["activeDeadlineSeconds"] == m.prewarm_timeout_s * sources
         assert int(ann["pulumi.com/timeoutSeconds"]) > job["spec"]["activeDeadlineSeconds"]
         assert ann["pulumi.com/replaceUnready"] == "true"
         assert job["spec"]["backoffLimit"] >= 1

@@ -592,6 +592,12 @@ class EksConfig(_Model):
     # so `pulumi up` and kubectl must run inside the VPC).
     public_access_cidrs: list[Annotated[Cidr, AfterValidator(_public_cidr)]] = []
     system_nodes: SystemNodesConfig = SystemNodesConfig()
+    # Hold an add-on at a build (`aws eks describe-addon-versions`); unlisted ones use the
+    # plan's table, or EKS's default build for the Kubernetes version where the table has none.
+    addon_versions: dict[
+        Literal[eks_versions.ADDON_NAMES],  # type: ignore[valid-type]
+        Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")],
+    ] = {}
 
     @field_validator("admin_role_arns")
     @classmethod

@@ -524,7 +524,8 @@ def build_eks_plan(
 
     addons = {
         name: AddonPlan(name, version, Res(T_ADDON, f"{p}-addon-{name}"))
-        for name, version in eks_versions.ADDON_VERSIONS[eks.kubernetes_version].items()
+        for name, table in eks_versions.ADDON_VERSIONS[eks.kubernetes_version].items()
+        for version in [eks.addon_versions.get(name, table)]
     }
     releases = {
         key: ReleasePlan(key, chart, chart.namespace, Res(T_RELEASE, f"{p}-release-{key}"))

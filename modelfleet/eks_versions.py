@@ -170,9 +170,10 @@ VENDORED_CRDS: dict[str, tuple[str, ...]] = {
 
 # Managed add-ons. A version string is pinned where AWS's version table for the add-on was
 # read (Kubernetes version -> latest add-on build); None means "the default version EKS
-# publishes for this Kubernetes version", resolved at deploy time with
-# aws.eks.get_addon_version (DescribeAddonVersions, defaultVersion=true) and recorded in state,
-# so a later `pulumi up` keeps it until the Kubernetes version changes.
+# publishes for this Kubernetes version", resolved at each preview with
+# aws.eks.get_addon_version (DescribeAddonVersions, defaultVersion=true): the add-on is always
+# created with an explicit version, and when AWS moves its default the next preview shows the
+# add-on update for review. `eks.addonVersions` in the stack holds any add-on at a build.
 # coredns: https://docs.aws.amazon.com/ja_jp/eks/latest/userguide/managing-coredns.md
 #   (the newest copy of the table found: 1.36/1.35 v1.14.3-eksbuild.3, 1.34 v1.13.2-eksbuild.11,
 #   1.33 v1.12.4-eksbuild.18)

@@ -188,3 +188,18 @@ def test_charts_are_pinned_to_exact_versions() -> None:
         parts = chart.version.split(".")
         assert len(parts) == 3 and all(p.isdigit() for p in parts), chart
     assert eks_versions.CHARTS["karpenter"].version == "1.14.1"
+
+
+def test_a_stack_holds_an_addon_at_a_build(tmp_path: Path) -> None:
+    """Add-ons without a sourced build in the table follow EKS's default for the Kubernetes
+    version (re-read at each preview, so a new default shows as an update); a stack can hold
+    any add-on at a build, and a misspelt add-on or build is one error naming the key."""
+    held = plan_for(tmp_path, eks_config(addonVersions={"vpc-cni": "v1.21.1-eksbuild.8"}))
+    assert held.eks is not None
+    assert held.eks.addons["vpc-cni"].version == "v1.21.1-eksbuild.8"
+    table = eks_versions.ADDON_VERSIONS[held.eks.kubernetes_version]
+    assert held.eks.addons["coredns"].version == table["coredns"]
+    for bad in ({"vpc-cnx": "v1.21.1-eksbuild.8"}, {"vpc-cni": "latest"}):
+        with pytest.raises(ConfigError) as info:
+            plan_for(tmp_path, eks_config(addonVersions=bad))
+        assert "eks.addonVersions" in str(info.value)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from serving_support import eks_plan_for, two_model_config, unscheduled_config, validate
 from unit_stacks import write_stack
 
@@ -18,7 +19,7 @@ from modelfleet.monitoring import EksModelDims, alarm_count, eks_model_alarms, e
 from modelfleet.plan import FleetPlan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
-from infra_support import assert_valid
+from infra_support import assert_valid, plan_of
 
 # The pulumi-python SDK marks secret inputs with this key (pulumi.runtime.rpc).
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
@@ -37,12 +38,22 @@ SLICE_KINDS = {
     "TriggerAuthentication",
 }
 CONFIGS = {"scheduled": two_model_config, "unscheduled": unscheduled_config}
+REPO = Path(__file__).resolve().parents[2]
+# Every shipped EKS stack too, as `pulumi preview` would run it.
+SHIPPED = sorted(
+    p.name
+    for p in (REPO / "stacks").glob("Pulumi.*.yaml")
+    if yaml.safe_load(p.read_text())["config"].get("modelfleet:platform") == "eks"
+)
 
 
-@pytest.fixture(scope="module", params=sorted(CONFIGS))
+@pytest.fixture(scope="module", params=sorted(CONFIGS) + SHIPPED)
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[FleetPlan, Run]:
+    if request.param in SHIPPED:
+        path = REPO / "stacks" / request.param
+        return plan_of(path), run_stack(path)
     tmp = tmp_path_factory.mktemp(request.param)
     cfg = CONFIGS[request.param]()
     path = write_stack(tmp, cfg, "eks")
@@ -144,7 +155,7 @@ def test_secrets_reach_the_cluster_only_as_secrets(stack: tuple[FleetPlan, Run])
     secret = _of(plan, run, "Secret", sp.secret_name)
     raw = secret.inputs["stringData"]
     assert SECRET_SIG in raw  # marked secret: encrypted in state, hidden in previews
-    assert set(_plain(raw)) == {"api_keys", "fallback_api_key", "hf_token"}
+    assert set(_plain(raw)) == {spec.key for spec in plan.secrets}
     for r in _slice(plan, run):
         if r is secret:
             continue
@@ -178,13 +189,14 @@ def test_binding_targets_the_models_target_group(stack: tuple[FleetPlan, Run]) -
     tgs = [r for r in run.resources if r.type == "aws:lb/targetGroup:TargetGroup"]
     assert {r.inputs["targetType"] for r in tgs} == {plan.target_type} == {"ip"}
     arns = {r.outputs["arn"] for r in tgs}
-    vpc = next(r for r in run.resources if r.type == "aws:ec2/vpc:Vpc")
+    created = [r.outputs["id"] for r in run.resources if r.type == "aws:ec2/vpc:Vpc"]
+    vpc_id = plan.config.network.vpc_id or created[0]
     for m in plan.models:
         tgb = _plain(
             _of(plan, run, "TargetGroupBinding", sp.models[m.name].target_group_binding).inputs
         )
         assert tgb["spec"]["targetGroupARN"] in arns
-        assert tgb["spec"]["vpcID"] == vpc.outputs["id"]
+        assert tgb["spec"]["vpcID"] == vpc_id
         assert tgb["spec"]["targetType"] == "ip"
 
 
@@ -237,4 +249,4 @@ def test_planned_objects_are_the_created_ones(stack: tuple[FleetPlan, Run]) -> N
 def test_priced_alarms_are_the_created_alarms(stack: tuple[FleetPlan, Run]) -> None:
     plan, run = stack
     created = len(run.by_type("aws:cloudwatch/metricAlarm:MetricAlarm"))
-    assert alarm_count(plan.config, plan.models, len(plan.capacity_groups)) == created
+    assert alarm_count(plan.config, plan.models, list(plan.capacity)) == created

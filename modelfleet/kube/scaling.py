@@ -7,8 +7,8 @@ kedacore/keda at tag v2.20.2):
   `Service`) in CloudWatch embedded metric format, as on ECS. On EKS its EMF lines go to the
   CloudWatch agent of the amazon-cloudwatch-observability add-on (its `emf` listener on the
   node, `SIDECAR_EMF_ENDPOINT`; the add-on's agent config needs `logs.metrics_collected.emf`,
-  which its default config leaves out), not through Fluent Bit: the add-on's Fluent Bit nests JSON log
-  lines under `log_processed`, where CloudWatch does not find EMF. The `aws-cloudwatch` trigger
+  which its default config leaves out), not through Fluent Bit: the add-on's Fluent Bit
+  nests JSON log lines under `log_processed`, where CloudWatch does not find EMF. The `aws-cloudwatch` trigger
   reads the per-minute Sum over all pods; divided by the samples one pod sends per minute it is
   the total waiting, and desired = total / target, which is ECS's target tracking on the
   average per task.

@@ -8,10 +8,10 @@ kedacore/keda at tag v2.20.2):
   CloudWatch agent of the amazon-cloudwatch-observability add-on (its `emf` listener on the
   node, `SIDECAR_EMF_ENDPOINT`; the add-on's agent config needs `logs.metrics_collected.emf`,
   which its default config leaves out), not through Fluent Bit: the add-on's Fluent Bit
-  nests JSON log lines under `log_processed`, where CloudWatch does not find EMF. The `aws-cloudwatch` trigger
-  reads the per-minute Sum over all pods; divided by the samples one pod sends per minute it is
-  the total waiting, and desired = total / target, which is ECS's target tracking on the
-  average per task.
+  nests JSON log lines under `log_processed`, where CloudWatch does not find EMF. The
+  `aws-cloudwatch` trigger reads the per-minute Sum over all pods; divided by the samples one
+  pod sends per minute it is the total waiting, and desired = total / target, which is ECS's
+  target tracking on the average per task.
 - Wake from zero: the model's target group's `RequestCount` (ALB metrics arrive per minute:
   60 s period), used for activation only.
 - Schedule: KEDA's cron trigger reports `desiredReplicas` inside its window and 0 outside

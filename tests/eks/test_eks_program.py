@@ -335,6 +335,11 @@ def test_addons_are_pinned_per_version_and_network_policy_is_enforced(eks_case: 
     for name, version in pinned.items():
         assert addons[name]["addonVersion"] == (version or "v1.0.0-eksbuild.1")
     assert json.loads(addons["vpc-cni"]["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    # The sidecars' QueueDepth reaches CloudWatch through the agent's EMF listener (stdout
+    # lines are nested by Fluent Bit); the agent's own config must turn it on.
+    agent = json.loads(addons["amazon-cloudwatch-observability"]["configurationValues"])["agent"]
+    collected = agent["config"]["logs"]["metrics_collected"]
+    assert "emf" in collected and collected["kubernetes"]["enhanced_container_insights"] is True
     # The nodes come after the networking add-ons, or they never become Ready.
     ng = run.one("aws:eks/nodeGroup:NodeGroup")
     deps = {_name(d) for d in ng.dependencies}

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from modelfleet import cost, sizing
 from modelfleet.catalog import GPUS, INSTANCE_TYPES
-from modelfleet.config import ConfigError, StackConfig, load_stack_file, resolve_stack
+from modelfleet.config import ConfigError, Platform, StackConfig, load_stack_file, resolve_stack
 from modelfleet.plan import FleetPlan, ModelPlan, build_plan
 
 app = typer.Typer(
@@ -239,12 +239,22 @@ def _deployment_table(p: FleetPlan) -> None:
     else:
         t.add_row("VPC", f"existing {p.config.network.vpc_id}")
     d = p.drain
+    eks = p.config.platform is Platform.EKS
     t.add_row(
         "drain",
-        f"deregistration delay {d.deregistration_delay_s}s · sidecar drain "
-        f"{d.sidecar_drain_s}s · stopTimeout {d.stop_timeout_s}s",
+        (
+            f"deregistration delay {d.deregistration_delay_s}s · preStop {d.pod_pre_stop_s}s · "
+            f"sidecar drain {d.pod_sidecar_drain_s}s · terminationGracePeriodSeconds "
+            f"{d.pod_termination_grace_s}s"
+        )
+        if eks
+        else (
+            f"deregistration delay {d.deregistration_delay_s}s · sidecar drain "
+            f"{d.sidecar_drain_s}s · stopTimeout {d.stop_timeout_s}s"
+        ),
     )
-    for g in p.capacity.values():
+    # ECS capacity: an ASG and capacity provider per group; EKS shows its NodePools below.
+    for g in [] if eks else p.capacity.values():
         t.add_row(
             f"GPU group {g.key}",
             f"{', '.join(g.models)}: ASG 0-{g.max_size}, on-demand base {g.on_demand_base}, "

@@ -66,12 +66,20 @@ class DrainPlan:
     applies after SIGTERM, which on ECS is the whole budget only for stops that skip the load
     balancer (spot reclaim, StopTask); it must end before `stop_timeout_s`, when ECS sends
     SIGKILL.
+
+    On Kubernetes (`pod_*`), the pod's preStop waits the deregistration delay out (the ALB keeps
+    in-flight requests that long after it deregisters the pod, and readiness gates hold new
+    ones back), then SIGTERM gives the sidecar the whole requested drain: no ECS cap applies,
+    and terminationGracePeriodSeconds covers both plus the processes' exit.
     """
 
     requested_s: int  # gateway.drainSeconds
     deregistration_delay_s: int
-    sidecar_drain_s: int
-    stop_timeout_s: int
+    sidecar_drain_s: int  # ECS
+    stop_timeout_s: int  # ECS
+    pod_pre_stop_s: int  # Kubernetes
+    pod_sidecar_drain_s: int  # Kubernetes
+    pod_termination_grace_s: int  # Kubernetes
     notes: tuple[str, ...] = ()
 
 

@@ -38,8 +38,6 @@ LIVENESS_FAILURES = 3
 READINESS_PERIOD_S = 5
 READINESS_FAILURES = 2
 PROBE_TIMEOUT_S = 5
-# Seconds added to the termination grace beyond pre-stop + drain, for the processes to exit.
-EXIT_MARGIN_S = 10
 # Pre-warm: retried pods resume (the fetcher verifies what is there and fetches the rest);
 # Pulumi waits a little past the Job's own deadline so it reports the Job's failure reason.
 PREWARM_BACKOFF_LIMIT = 2
@@ -122,13 +120,12 @@ def serving_model(plan: FleetPlan, m: ModelPlan) -> ServingModel:
     eks = eks_plan(plan)
     where = eks.scheduling[m.name]
     sources = fetcher_sources(m, plan)
-    drain = plan.drain.requested_s
+    d = plan.drain
     # The ALB stops sending new requests once it deregisters the pod, and keeps in-flight ones
     # for the deregistration delay: both containers stay up that long before SIGTERM, so no
     # request meets a closed socket (aws-load-balancer-controller #1719, #1064), as ECS waits
     # the delay out before SIGTERM. After it the sidecar drains for the whole requested drain
     # (no ECS stopTimeout cap on Kubernetes).
-    pre_stop = plan.drain.deregistration_delay_s
     # The NodePools' GPU limits leave room for this many pods above the max (modelfleet.eks),
     # so a rollout replaces at most that many replicas at a time.
     surge = ROLLOUT_MAX_SURGE
@@ -165,9 +162,9 @@ def serving_model(plan: FleetPlan, m: ModelPlan) -> ServingModel:
         # EFS ignores the size; Kubernetes requires one. The weights, rounded up.
         cache_gib=max(1, math.ceil(m.weights_gib)),
         startup_failures=max(6, math.ceil(m.container_start_s * STARTUP_MARGIN / STARTUP_PERIOD_S)),
-        drain_s=drain,
-        pre_stop_s=pre_stop,
-        termination_grace_s=pre_stop + drain + EXIT_MARGIN_S,
+        drain_s=d.pod_sidecar_drain_s,
+        pre_stop_s=d.pod_pre_stop_s,
+        termination_grace_s=d.pod_termination_grace_s,
         rollout_surge=surge,
         rollout_await_s=max(PULUMI_DEFAULT_AWAIT_S, waves * cold),
         prewarm_deadline_s=prewarm,

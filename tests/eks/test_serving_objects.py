@@ -128,8 +128,10 @@ def test_engine_matches_the_ecs_task_for_the_same_model(plan: FleetPlan) -> None
         }
         eks_env = {e["name"]: e.get("value") for e in c["sidecar"]["env"] if "value" in e}
         ecs_env = {e["name"]: e["value"] for e in ecs["sidecar"]["environment"]}
-        # One setting differs by design: ECS kills a container 120 s after SIGTERM at most.
-        assert eks_env["SIDECAR_DRAIN_SECONDS"] == str(plan.drain.requested_s)
+        # One setting differs by design: ECS kills a container 120 s after SIGTERM at most;
+        # both values come from the plan's one drain decision.
+        assert eks_env["SIDECAR_DRAIN_SECONDS"] == str(plan.drain.pod_sidecar_drain_s)
+        assert plan.drain.pod_sidecar_drain_s == plan.drain.requested_s
         assert ecs_env["SIDECAR_DRAIN_SECONDS"] == str(plan.drain.sidecar_drain_s)
         del eks_env["SIDECAR_DRAIN_SECONDS"], ecs_env["SIDECAR_DRAIN_SECONDS"]
         # The same metric dimension as the ECS service, so alarms are one definition.

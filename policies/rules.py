@@ -1122,6 +1122,47 @@ STACK_RULES: tuple[StackRule, ...] = (
     ),
 )
 
+# The Kubernetes objects' rules (EKS stacks), checks in policies/kube_rules.py.
+from policies import kube_rules as k  # noqa: E402
+
+KUBE_RESOURCE_RULES: tuple[ResourceRule, ...] = (
+    ResourceRule(
+        "k8s-images-pinned",
+        "Kubernetes containers use pinned images (version tag or digest), never latest.",
+        k.WORKLOADS,
+        k.k8s_images_pinned,
+    ),
+    ResourceRule(
+        "k8s-no-privileged",
+        "Kubernetes containers are not privileged and cannot escalate privileges.",
+        k.WORKLOADS,
+        k.k8s_no_privileged,
+    ),
+    ResourceRule(
+        "k8s-resource-limits",
+        "Kubernetes containers set a memory limit, and a GPU limit equal to their GPU request.",
+        k.WORKLOADS,
+        k.k8s_resource_limits,
+    ),
+    ResourceRule(
+        "k8s-gpu-pods-not-disruptible",
+        "Pods using GPUs carry karpenter.sh/do-not-disrupt, so consolidation never evicts them.",
+        k.WORKLOADS,
+        k.k8s_gpu_pods_not_disruptible,
+    ),
+)
+
+KUBE_STACK_RULES: tuple[StackRule, ...] = (
+    StackRule(
+        "k8s-no-replicas-under-autoscaler",
+        "Workloads targeted by a ScaledObject or HPA leave spec.replicas unset.",
+        k.k8s_no_replicas_under_autoscaler,
+    ),
+)
+
+RESOURCE_RULES += KUBE_RESOURCE_RULES
+STACK_RULES += KUBE_STACK_RULES
+
 ALL_RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RESOURCE_RULES) + tuple(
     r.name for r in STACK_RULES
 )

@@ -117,6 +117,20 @@ def fetcher_container(
     return c
 
 
+def _compile_cache_mount(m: ModelPlan) -> list[dict[str, Any]]:
+    """vLLM's compile cache, the one place it writes: a second access point per model and
+    engine version, mounted in the vLLM container only, where the plan gives it one."""
+    if not m.compile_cache_path:
+        return []
+    return [
+        {
+            "sourceVolume": COMPILE_CACHE_VOLUME,
+            "containerPath": COMPILE_CACHE_MOUNT,
+            "readOnly": False,
+        }
+    ]
+
+
 def engine_start_s(m: ModelPlan) -> float:
     """From vLLM's container start to ready, as the warm start expects it."""
     if m.cold_start is None:
@@ -217,19 +231,18 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "mountPoints": [
             # Read-only: serving never writes weights; only the fetcher does.
             {"sourceVolume": MODELS_VOLUME, "containerPath": MODELS_MOUNT, "readOnly": True},
-            # vLLM's compile cache, the one place it writes: a second access point per model
-            # and engine version, mounted in this container only.
-            {
-                "sourceVolume": COMPILE_CACHE_VOLUME,
-                "containerPath": COMPILE_CACHE_MOUNT,
-                "readOnly": False,
-            },
+            *_compile_cache_mount(m),
         ],
         "dependsOn": [{"containerName": f["name"], "condition": "SUCCESS"} for f in fetchers],
         # torch.compile artifacts persist in VLLM_CACHE_ROOT (vllm/envs.py; vLLM writes
         # VLLM_CACHE_ROOT/torch_compile_cache/<hash>/rank_<r>_<dp>), so a start after the
         # first one loads them instead of compiling.
-        "environment": _env({**vllm_env(), "VLLM_CACHE_ROOT": COMPILE_CACHE_MOUNT}),
+        "environment": _env(
+            {
+                **vllm_env(),
+                **({"VLLM_CACHE_ROOT": COMPILE_CACHE_MOUNT} if m.compile_cache_path else {}),
+            }
+        ),
         "healthCheck": {
             "command": _http_probe(VLLM_PORT, "/health"),
             "interval": hc.interval,

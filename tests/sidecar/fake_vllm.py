@@ -134,7 +134,7 @@ async def _generate(
     if "status" in fault and attempts[rid] <= int(fault.get("times", "1000")):
         record(rid, "status", status=int(fault["status"]))
         headers = {"Retry-After": fault["retry_after"]} if "retry_after" in fault else None
-        resp = error_json(int(fault["status"]), "engine says no")
+        resp: web.StreamResponse = error_json(int(fault["status"]), "engine says no")
         if headers:
             resp.headers.update(headers)
         return resp
@@ -229,7 +229,7 @@ async def main(port: int) -> None:
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     server = site._server
-    assert server is not None and server.sockets
+    assert isinstance(server, asyncio.Server) and server.sockets
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     await asyncio.Event().wait()
 

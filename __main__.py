@@ -3,7 +3,7 @@
 import pulumi
 
 from components.fleet import Fleet, FleetArgs
-from components.stack_config import load_stack_config
+from components.stack_config import aws_session_settings, load_stack_config
 from modelfleet.config import ConfigError
 from modelfleet.plan import build_plan
 
@@ -13,7 +13,7 @@ except ConfigError as exc:
     # RunError prints the message alone: the key path and the fix, no Python traceback.
     raise pulumi.RunError(str(exc)) from None
 
-fleet = Fleet(plan.config.prefix, FleetArgs(plan))
+fleet = Fleet(plan.config.prefix, FleetArgs(plan, aws_session_settings()))
 
 pulumi.export("endpoints", fleet.endpoints)
 pulumi.export("dashboard_url", fleet.dashboard_url)

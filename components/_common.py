@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 
 from modelfleet.config import StackConfig
+from modelfleet.identities import Res
 
 
 def stack_tags(config: StackConfig, **extra: str) -> dict[str, str]:
@@ -31,8 +32,17 @@ def stack_tags(config: StackConfig, **extra: str) -> dict[str, str]:
     return tags
 
 
-def child(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
+def child(parent: pulumi.Resource, res: Res | None = None, **kwargs: Any) -> pulumi.ResourceOptions:
+    """Options of a child resource; `res` adds the aliases of names it had in earlier releases
+    (see ALIASES.md), so an upgrade adopts the resource instead of replacing it."""
+    if res is not None and res.aliases:
+        kwargs["aliases"] = [pulumi.Alias(name=a) for a in res.aliases]
     return pulumi.ResourceOptions(parent=parent, **kwargs)
+
+
+def invoke(parent: pulumi.Resource) -> pulumi.InvokeOptions:
+    """Invokes (account, partition, zones, SSM, ...) run with the caller's provider."""
+    return pulumi.InvokeOptions(parent=parent)
 
 
 def policy_json(statements: list[dict[str, Any]]) -> pulumi.Output[str]:

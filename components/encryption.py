@@ -9,12 +9,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import child, policy_json, stack_tags
-from modelfleet.config import StackConfig
+from modelfleet.plan_types import FleetPlan
 
 
 @dataclass(frozen=True)
 class EncryptionArgs:
-    config: StackConfig
+    plan: FleetPlan
     account_id: str
     partition: str
 
@@ -27,10 +27,11 @@ class Encryption(pulumi.ComponentResource):
         self, name: str, args: EncryptionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("modelfleet:encryption:Encryption", name, None, opts)
-        c = args.config
+        c = args.plan.config
+        ids = args.plan.ids.encryption
         root = f"arn:{args.partition}:iam::{args.account_id}:root"
         key = aws.kms.Key(
-            f"{name}-key",
+            ids.key.name,
             description=f"modelfleet {c.team}/{c.stack}: model cache, alarms topic, secrets",
             enable_key_rotation=True,
             # An ephemeral stack's key goes as soon as AWS allows; a real one can be recovered.
@@ -57,14 +58,17 @@ class Encryption(pulumi.ComponentResource):
                 ]
             ),
             tags=stack_tags(c),
-            opts=child(self),
+            # Everything the stack encrypts is lost with the key: only an explicit unprotect
+            # (pulumi state unprotect) lets a real stack's key go.
+            opts=child(self, protect=not c.ephemeral),
         )
         aws.kms.Alias(
-            f"{name}-alias",
+            ids.alias.name,
             # KMS aliases take letters, digits, '/', '_' and '-'; stack names may hold '.'.
             name="alias/modelfleet/" + re.sub(r"[^A-Za-z0-9/_-]", "-", f"{c.team}-{c.stack}"),
             target_key_id=key.key_id,
-            opts=child(self),
+            # An explicit name: the replacement must wait for the old alias to go.
+            opts=child(self, delete_before_replace=True),
         )
         self.key_arn = key.arn
         self.key_id = key.key_id

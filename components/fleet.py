@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from components.autoscaling import Autoscaling, AutoscalingArgs
+from components._common import invoke
+from components.ecs.autoscaling import Autoscaling, AutoscalingArgs
+from components.ecs.gpu_capacity import GpuCapacity, GpuCapacityArgs
+from components.ecs.inference_service import InferenceService, InferenceServiceArgs
+from components.ecs.prewarm import Prewarm, PrewarmArgs
+from components.ecs.task_roles import TaskRoles, TaskRolesArgs
 from components.encryption import Encryption, EncryptionArgs
-from components.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.images import Images, ImagesArgs
-from components.inference_service import (
-    InferenceService,
-    InferenceServiceArgs,
-    service_name,
-)
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.model_cache import ModelCache, ModelCacheArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
-from components.prewarm import Prewarm, PrewarmArgs
 from components.secrets import Secrets, SecretsArgs
 from components.security import Security, SecurityArgs
-from components.task_roles import TaskRoles, TaskRolesArgs
-from modelfleet.plan import FleetPlan
+from modelfleet.plan_types import FleetPlan
 
 
 @dataclass(frozen=True)
 class FleetArgs:
     plan: FleetPlan
+    # The `aws` provider's profile and roles, for AWS calls made outside the provider.
+    aws_session: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Fleet(pulumi.ComponentResource):
@@ -45,32 +46,33 @@ class Fleet(pulumi.ComponentResource):
         plan = args.plan
         c = plan.config
         mine = pulumi.ResourceOptions(parent=self)
+        ids = plan.ids
         # Account facts are known at preview time; the components only wire resources.
-        identity = aws.get_caller_identity()
-        partition = aws.get_partition().partition
-        zones = aws.get_availability_zones(state="available").names
+        identity = aws.get_caller_identity(opts=invoke(self))
+        partition = aws.get_partition(opts=invoke(self)).partition
+        zones = aws.get_availability_zones(state="available", opts=invoke(self)).names
 
         keys = Encryption(
-            f"{name}-encryption",
-            EncryptionArgs(c, identity.account_id, partition),
+            ids.encryption.component,
+            EncryptionArgs(plan, identity.account_id, partition),
             mine,
         )
-        net = Network(f"{name}-network", NetworkArgs(plan, list(zones), c.region), mine)
-        sec = Security(f"{name}-security", SecurityArgs(plan, net.vpc_id), mine)
+        net = Network(ids.network.component, NetworkArgs(plan, list(zones), c.region), mine)
+        sec = Security(ids.security.component, SecurityArgs(plan, net.vpc_id), mine)
         cache = ModelCache(
-            f"{name}-cache",
+            ids.cache.component,
             ModelCacheArgs(plan, keys.key_arn, net.private_subnet_ids, sec.efs_sg_id),
             mine,
         )
-        secrets = Secrets(f"{name}-secrets", SecretsArgs(plan, keys.key_arn), mine)
-        images = Images(f"{name}-images", ImagesArgs(plan, keys.key_arn), mine)
+        secrets = Secrets(ids.secrets.component, SecretsArgs(plan, keys.key_arn), mine)
+        images = Images(ids.images.component, ImagesArgs(plan, keys.key_arn), mine)
         gpus = GpuCapacity(
-            f"{name}-gpu",
+            ids.gpu.component,
             GpuCapacityArgs(plan, net.private_subnet_ids, sec.hosts_sg_id, partition),
             mine,
         )
         roles = TaskRoles(
-            f"{name}-roles",
+            ids.roles.component,
             TaskRolesArgs(
                 plan,
                 partition,
@@ -82,12 +84,12 @@ class Fleet(pulumi.ComponentResource):
             mine,
         )
         lb = LoadBalancer(
-            f"{name}-lb",
+            ids.load_balancer.component,
             LoadBalancerArgs(plan, net.vpc_id, net.public_subnet_ids, sec.alb_sg_id),
             mine,
         )
         prewarm = Prewarm(
-            f"{name}-prewarm",
+            ids.prewarm.component,
             PrewarmArgs(
                 plan=plan,
                 region=c.region,
@@ -99,16 +101,17 @@ class Fleet(pulumi.ComponentResource):
                 execution_role_arn=dict(roles.execution_role_arn),
                 task_role_arn=dict(roles.task_role_arn),
                 fetcher_image=images.fetcher,
-                hf_token_arn=secrets.arns.get("hf_token"),
+                secret_arns=dict(secrets.arns),
+                session=args.aws_session,
             ),
             mine,
         )
         scheme = "https" if plan.https else "http"
         self.endpoints = {}
-        service_names: dict[str, str] = {}
         for m in plan.models:
+            serving = ids.serving[m.name]
             svc = InferenceService(
-                f"{name}-{m.short}",
+                serving.component,
                 InferenceServiceArgs(
                     plan=plan,
                     model=m,
@@ -130,9 +133,8 @@ class Fleet(pulumi.ComponentResource):
                 ),
                 mine,
             )
-            service_names[m.name] = service_name(plan, m)
             Autoscaling(
-                f"{name}-{m.short}-scaling",
+                serving.scaling_component,
                 AutoscalingArgs(
                     plan=plan,
                     model=m,
@@ -146,9 +148,9 @@ class Fleet(pulumi.ComponentResource):
             self.endpoints[m.name] = pulumi.Output.concat(
                 f"{scheme}://", lb.dns_name, f"/{m.name}/v1"
             )
-        asgs = {key: gpus.asg_names[models[0].name] for key, models in plan.capacity_groups.items()}
+        asgs = {key: gpus.asg_names[g.models[0]] for key, g in plan.capacity.items()}
         monitoring = Monitoring(
-            f"{name}-monitoring",
+            ids.monitoring.component,
             MonitoringArgs(
                 plan=plan,
                 region=c.region,
@@ -158,7 +160,6 @@ class Fleet(pulumi.ComponentResource):
                 file_system_id=cache.file_system_id,
                 cluster_name=gpus.cluster_name,
                 target_groups={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
-                service_names=service_names,
                 asg_names=asgs,
             ),
             mine,

@@ -44,6 +44,8 @@ class Recorded:
     outputs: dict[str, Any] = field(default_factory=dict)
     dependencies: list[str] = field(default_factory=list)  # URNs of explicit dependencies
     parent: str = ""
+    # Resource options the engine received: protect, deleteBeforeReplace, aliases (names).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,10 +74,21 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.recording = mocks
         self.dependencies: dict[str, tuple[list[str], str]] = {}
+        self.options: dict[str, dict[str, Any]] = {}
         self.stack_outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         self.dependencies[request.name] = (list(request.dependencies), request.parent)
+        self.options[request.name] = {
+            "protect": bool(request.protect),
+            "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+            # Named aliases only (pulumi_aws adds unnamed type aliases of its own).
+            "aliases": sorted(
+                a.spec.name
+                for a in request.aliases
+                if a.WhichOneof("alias") == "spec" and a.spec.name
+            ),
+        }
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
@@ -144,8 +157,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "reverseDnsPrefix": "com.amazonaws",
             },
             "aws:index/getAvailabilityZones:getAvailabilityZones": {
-                "names": [f"{r}a", f"{r}b", f"{r}c", f"{r}d"],
-                "zoneIds": ["use1-az1", "use1-az2", "use1-az4", "use1-az6"],
+                # us-east-1 lists six zones; stacks may ask for up to six.
+                "names": [f"{r}{z}" for z in "abcdef"],
+                "zoneIds": ["use1-az1", "use1-az2", "use1-az4", "use1-az6", "use1-az3", "use1-az5"],
                 "id": r,
             },
             "aws:ssm/getParameter:getParameter": {
@@ -234,6 +248,7 @@ def run_stack(stack_file: Path, preview: bool = True) -> Run:
     _sync_await(run_pulumi_func(program))
     for r in mocks.resources:
         r.dependencies, r.parent = monitor.dependencies.get(r.name, ([], ""))
+        r.options = monitor.options.get(r.name, {})
     return Run(mocks.resources, monitor.stack_outputs)
 
 

@@ -15,8 +15,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
-from components._common import child, stack_tags
-from modelfleet.plan import FleetPlan
+from components._common import child, invoke, stack_tags
+from modelfleet.plan_types import FleetPlan
 
 DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 # GPU hosts are x86_64 (g4dn/g5/g6/g6e/p4/p5), whatever machine runs the build.
@@ -50,14 +50,16 @@ class Images(pulumi.ComponentResource):
     ) -> None:
         super().__init__("modelfleet:images:Images", name, None, opts)
         c = args.plan.config
+        built = args.plan.ids.images.images
         refs: dict[str, pulumi.Output[str]] = {}
         given = {"sidecar": c.images.sidecar, "fetcher": c.images.fetcher}
         for role, image in given.items():
             if image is not None:
                 refs[role] = pulumi.Output.from_input(image)
                 continue
+            ids = built[role]
             repo = aws.ecr.Repository(
-                f"{name}-{role}",
+                ids.repository.name,
                 image_tag_mutability="IMMUTABLE",
                 image_scanning_configuration={"scan_on_push": True},
                 encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}],
@@ -66,7 +68,7 @@ class Images(pulumi.ComponentResource):
                 opts=child(self),
             )
             aws.ecr.LifecyclePolicy(
-                f"{name}-{role}-lifecycle",
+                ids.lifecycle.name,
                 repository=repo.name,
                 policy=(
                     '{"rules":[{"rulePriority":1,"description":"keep the last 20 images",'
@@ -75,11 +77,13 @@ class Images(pulumi.ComponentResource):
                 ),
                 opts=child(self),
             )
-            auth = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id)
+            auth = aws.ecr.get_authorization_token_output(
+                registry_id=repo.registry_id, opts=invoke(self)
+            )
             context = DOCKER_DIR / role
             tag = pulumi.Output.concat(repo.repository_url, ":", context_hash(context))
             image_res = docker_build.Image(
-                f"{name}-{role}-image",
+                ids.image.name,
                 context={"location": str(context)},
                 platforms=[PLATFORM],
                 push=True,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components._common import child, policy_json, stack_tags
-from modelfleet.limits import TARGET_GROUP_DEREGISTRATION_DELAY
-from modelfleet.naming import load_balancer_name, target_group_name
-from modelfleet.plan import READY_PATH, SIDECAR_PORT, FleetPlan
+from components._common import child, invoke, policy_json, stack_tags
+from modelfleet.contract import READY_PATH, SIDECAR_PORT
+from modelfleet.identities import LoadBalancerIds
+from modelfleet.plan_types import FleetPlan
 
 # TLS 1.3 with TLS 1.2 fallback, no CBC ciphers: AWS's recommended policy for new listeners
 # (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/describe-ssl-policies.html).
@@ -40,10 +40,6 @@ NOT_FOUND_BODY = json.dumps(
 )
 
 
-def listener_rule_priority(index: int) -> int:
-    return 100 + index
-
-
 @dataclass(frozen=True)
 class LoadBalancerArgs:
     plan: FleetPlan
@@ -64,12 +60,13 @@ class LoadBalancer(pulumi.ComponentResource):
         super().__init__("modelfleet:load-balancer:LoadBalancer", name, None, opts)
         plan = args.plan
         c = plan.config
+        ids = plan.ids.load_balancer
         tags = stack_tags(c)
         logs_bucket = (
-            None if c.ephemeral else self._access_logs_bucket(name, c.retention_days, tags)
+            self._access_logs_bucket(ids, c.retention_days, tags) if ids.access_logs else None
         )
         alb = aws.lb.LoadBalancer(
-            load_balancer_name(c.prefix),
+            ids.load_balancer.name,
             load_balancer_type="application",
             internal=False,
             subnets=args.public_subnet_ids,
@@ -85,18 +82,17 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=child(self),
         )
-        drain = min(c.gateway.drain_seconds + 5, int(TARGET_GROUP_DEREGISTRATION_DELAY.maximum))
         self.target_groups = {}
         for m in plan.models:
             self.target_groups[m.name] = aws.lb.TargetGroup(
-                target_group_name(m.short),
+                ids.target_groups[m.name].name,
                 port=SIDECAR_PORT,
                 protocol="HTTP",
                 target_type="ip",  # awsvpc tasks register by ENI address
                 vpc_id=args.vpc_id,
                 health_check=TARGET_HEALTH_CHECK,
                 # Let in-flight streams finish while the sidecar drains.
-                deregistration_delay=drain,
+                deregistration_delay=plan.drain.deregistration_delay_s,
                 # A long generation ties up a replica: send new work where the least is.
                 load_balancing_algorithm_type="least_outstanding_requests",
                 tags={**tags, "modelfleet:model": m.name},
@@ -120,7 +116,7 @@ class LoadBalancer(pulumi.ComponentResource):
             }
         if plan.https:
             serving = aws.lb.Listener(
-                f"{name}-https",
+                ids.listeners["https"].name,
                 load_balancer_arn=alb.arn,
                 port=443,
                 protocol="HTTPS",
@@ -131,7 +127,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 opts=child(self),
             )
             aws.lb.Listener(
-                f"{name}-http-redirect",
+                ids.listeners["http-redirect"].name,
                 load_balancer_arn=alb.arn,
                 port=80,
                 protocol="HTTP",
@@ -147,7 +143,7 @@ class LoadBalancer(pulumi.ComponentResource):
         else:
             # Ephemeral stacks without a certificate only: the schema refuses this otherwise.
             serving = aws.lb.Listener(
-                f"{name}-http",
+                ids.listeners["http"].name,
                 load_balancer_arn=alb.arn,
                 port=80,
                 protocol="HTTP",
@@ -156,11 +152,11 @@ class LoadBalancer(pulumi.ComponentResource):
                 opts=child(self),
             )
         self.listener_rules = {}
-        for i, m in enumerate(plan.models):
+        for m in plan.models:
             self.listener_rules[m.name] = aws.lb.ListenerRule(
-                f"{name}-{m.short}-rule",
+                ids.rules[m.name].name,
                 listener_arn=serving.arn,
-                priority=listener_rule_priority(i),
+                priority=m.listener_priority,  # from the model's name: stable across reorders
                 conditions=[{"path_pattern": {"values": [f"/{m.name}/*"]}}],
                 actions=[{"type": "forward", "target_group_arn": self.target_groups[m.name].arn}],
                 tags=tags,
@@ -171,11 +167,12 @@ class LoadBalancer(pulumi.ComponentResource):
         self.register_outputs({"dns_name": alb.dns_name})
 
     def _access_logs_bucket(
-        self, name: str, retention_days: int, tags: dict[str, str]
+        self, ids: LoadBalancerIds, retention_days: int, tags: dict[str, str]
     ) -> aws.s3.Bucket:
-        bucket = aws.s3.Bucket(f"{name}-access-logs", tags=tags, opts=child(self))
+        b, pab, ownership, sse, lifecycle, policy = ids.access_logs
+        bucket = aws.s3.Bucket(b.name, tags=tags, opts=child(self))
         aws.s3.BucketPublicAccessBlock(
-            f"{name}-access-logs-pab",
+            pab.name,
             bucket=bucket.id,
             block_public_acls=True,
             block_public_policy=True,
@@ -184,20 +181,20 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child(self),
         )
         aws.s3.BucketOwnershipControls(
-            f"{name}-access-logs-ownership",
+            ownership.name,
             bucket=bucket.id,
             rule={"object_ownership": "BucketOwnerEnforced"},
             opts=child(self),
         )
         # ALB access logs support SSE-S3 only, not SSE-KMS.
         aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-access-logs-sse",
+            sse.name,
             bucket=bucket.id,
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
             opts=child(self),
         )
         aws.s3.BucketLifecycleConfiguration(
-            f"{name}-access-logs-lifecycle",
+            lifecycle.name,
             bucket=bucket.id,
             rules=[
                 {
@@ -209,9 +206,9 @@ class LoadBalancer(pulumi.ComponentResource):
             ],
             opts=child(self),
         )
-        elb_account = aws.elb.get_service_account()
+        elb_account = aws.elb.get_service_account(opts=invoke(self))
         aws.s3.BucketPolicy(
-            f"{name}-access-logs-policy",
+            policy.name,
             bucket=bucket.id,
             policy=policy_json(
                 [

@@ -14,8 +14,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import child, policy_json, stack_tags
-from modelfleet.containers import MODELS_VOLUME
-from modelfleet.plan import FleetPlan
+from modelfleet.contract import MODELS_VOLUME
+from modelfleet.plan_types import FleetPlan
 
 # The fetcher image and the access points agree on this POSIX identity (docker/fetcher).
 MODEL_UID = 1000
@@ -40,9 +40,10 @@ class ModelCache(pulumi.ComponentResource):
     ) -> None:
         super().__init__("modelfleet:model-cache:ModelCache", name, None, opts)
         c = args.plan.config
+        ids = args.plan.ids.cache
         tags = stack_tags(c)
         fs = aws.efs.FileSystem(
-            f"{name}-efs",
+            ids.file_system.name,
             encrypted=True,
             kms_key_id=args.kms_key_arn,
             performance_mode="generalPurpose",
@@ -50,17 +51,18 @@ class ModelCache(pulumi.ComponentResource):
             # on the first scale-out and provisioned throughput is paid for while idle.
             throughput_mode="elastic",
             tags={**tags, "Name": f"{c.prefix}-models"},
-            opts=child(self),
+            # Hours of downloads live here; only an explicit unprotect lets a real stack's go.
+            opts=child(self, protect=not c.ephemeral),
         )
         # Weights are a cache of pinned, re-downloadable artifacts: backups would only cost.
         aws.efs.BackupPolicy(
-            f"{name}-backup",
+            ids.backup.name,
             file_system_id=fs.id,
             backup_policy={"status": "DISABLED"},
             opts=child(self),
         )
         aws.efs.FileSystemPolicy(
-            f"{name}-policy",
+            ids.policy.name,
             file_system_id=fs.id,
             policy=policy_json(
                 [
@@ -85,9 +87,9 @@ class ModelCache(pulumi.ComponentResource):
             opts=child(self),
         )
         mounts: list[aws.efs.MountTarget] = []
-        for i, subnet in enumerate(args.subnet_ids):
+        for mount_ids, subnet in zip(ids.mounts, args.subnet_ids, strict=True):
             mount = aws.efs.MountTarget(
-                f"{name}-mount-{i}",
+                mount_ids.name,
                 file_system_id=fs.id,
                 subnet_id=subnet,
                 security_groups=[args.security_group_id],
@@ -97,7 +99,7 @@ class ModelCache(pulumi.ComponentResource):
         self.access_points = {}
         for m in args.plan.models:
             self.access_points[m.name] = aws.efs.AccessPoint(
-                f"{name}-{m.short}-ap",
+                ids.access_points[m.name].name,
                 file_system_id=fs.id,
                 posix_user={"uid": MODEL_UID, "gid": MODEL_GID},
                 root_directory={

@@ -12,7 +12,7 @@ import pulumi_aws as aws
 
 from components._common import child, policy_json, stack_tags
 from modelfleet.monitoring import ModelDims, dashboard_body, model_alarms, stack_alarms
-from modelfleet.plan import FleetPlan
+from modelfleet.plan_types import FleetPlan
 
 
 def _dimensions(dims: list[dict[str, Any]]) -> dict[str, Any]:
@@ -73,7 +73,6 @@ class MonitoringArgs:
     file_system_id: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
     target_groups: Mapping[str, pulumi.Input[str]]
-    service_names: dict[str, str]
     asg_names: Mapping[str, pulumi.Input[str]]
 
 
@@ -87,12 +86,13 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("modelfleet:monitoring:Monitoring", name, None, opts)
         plan = args.plan
         c = plan.config
+        ids = plan.ids.monitoring
         tags = stack_tags(c)
         topic = aws.sns.Topic(
-            f"{name}-alarms", kms_master_key_id=args.kms_key_arn, tags=tags, opts=child(self)
+            ids.topic.name, kms_master_key_id=args.kms_key_arn, tags=tags, opts=child(self)
         )
         aws.sns.TopicPolicy(
-            f"{name}-alarms-policy",
+            ids.topic_policy.name,
             arn=topic.arn,
             policy=policy_json(
                 [
@@ -108,13 +108,14 @@ class Monitoring(pulumi.ComponentResource):
             ),
             opts=child(self),
         )
-        for i, email in enumerate(c.alarms.emails):
+        # Keyed by address: removing one leaves the others' confirmed subscriptions alone.
+        for email, sub in ids.subscriptions.items():
             aws.sns.TopicSubscription(
-                f"{name}-email-{i}",
+                sub.name,
                 topic=topic.arn,
                 protocol="email",
                 endpoint=email,
-                opts=child(self),
+                opts=child(self, sub),
             )
 
         dims = {
@@ -122,7 +123,7 @@ class Monitoring(pulumi.ComponentResource):
                 load_balancer=args.load_balancer,
                 target_group=args.target_groups[m.name],
                 cluster=args.cluster_name,
-                service=args.service_names[m.name],
+                service=m.service_name,
             )
             for m in plan.models
         }
@@ -134,11 +135,11 @@ class Monitoring(pulumi.ComponentResource):
         )
         for spec in specs:
             aws.cloudwatch.MetricAlarm(
-                f"{name}-{spec['AlarmName'].removeprefix(c.prefix + '-')}",
+                ids.alarms[spec["AlarmName"]].name,
                 alarm_actions=[topic.arn],
                 ok_actions=[topic.arn],
                 tags=tags,
-                opts=child(self),
+                opts=child(self, delete_before_replace=True),  # the alarm's name is explicit
                 **alarm_args(spec),
             )
 
@@ -152,16 +153,16 @@ class Monitoring(pulumi.ComponentResource):
         def body(values: list[Any]) -> str:
             lb, fs, cluster, *tgs = values
             resolved = {
-                m.name: ModelDims(lb, tg, cluster, args.service_names[m.name])
+                m.name: ModelDims(lb, tg, cluster, m.service_name)
                 for m, tg in zip(plan.models, tgs, strict=True)
             }
             return json.dumps(dashboard_body(plan, args.region, resolved, lb, fs, cluster))
 
         dashboard = aws.cloudwatch.Dashboard(
-            f"{name}-dashboard",
+            ids.dashboard.name,
             dashboard_name=c.prefix,
             dashboard_body=pulumi.Output.all(*dim_values).apply(body),
-            opts=child(self),
+            opts=child(self, delete_before_replace=True),  # the dashboard's name is explicit
         )
         self.topic_arn = topic.arn
         self.dashboard_url = dashboard.dashboard_name.apply(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from components._common import assume_role_policy, child, policy_json, stack_tags
-from modelfleet.plan import FleetPlan
+from components._common import assume_role_policy, child, invoke, policy_json, stack_tags
+from modelfleet.identities import NetworkIds
+from modelfleet.plan_types import FleetPlan
 
 
 @dataclass(frozen=True)
@@ -17,18 +17,6 @@ class NetworkArgs:
     plan: FleetPlan
     availability_zones: list[str]
     region: str
-
-
-def subnet_cidrs(vpc_cidr: str, azs: int) -> tuple[list[str], list[str]]:
-    """Public /20s from the bottom of the VPC, private /19s from the top half.
-
-    Private subnets are larger: every ECS task in awsvpc mode takes an address.
-    """
-    net = ipaddress.IPv4Network(vpc_cidr)
-    halves = list(net.subnets(prefixlen_diff=1))
-    public = [str(s) for s in halves[0].subnets(new_prefix=min(net.prefixlen + 4, 28))][:azs]
-    private = [str(s) for s in halves[1].subnets(new_prefix=min(net.prefixlen + 3, 27))][:azs]
-    return public, private
 
 
 class Network(pulumi.ComponentResource):
@@ -43,21 +31,29 @@ class Network(pulumi.ComponentResource):
         super().__init__("modelfleet:network:Network", name, None, opts)
         c = args.plan.config
         net = c.network
-        if net.vpc_id is not None:
+        ids = args.plan.ids.network
+        layout = args.plan.subnets
+        if layout is None or net.vpc_id is not None:
             # Existing VPC: the network team owns routing, NAT and endpoints.
-            existing = aws.ec2.get_vpc(id=net.vpc_id)
-            self.vpc_id = pulumi.Output.from_input(net.vpc_id)
+            existing = aws.ec2.get_vpc(id=net.vpc_id, opts=invoke(self))
+            self.vpc_id = pulumi.Output.from_input(existing.id)
             self.vpc_cidr = pulumi.Output.from_input(existing.cidr_block)
             self.public_subnet_ids = [pulumi.Output.from_input(s) for s in net.public_subnet_ids]
             self.private_subnet_ids = [pulumi.Output.from_input(s) for s in net.private_subnet_ids]
             self.register_outputs({"vpc_id": self.vpc_id})
             return
 
+        assert ids.vpc and ids.default_sg and ids.igw and ids.public_rt and ids.s3  # a new VPC
         azs = args.availability_zones[: net.availability_zones]
+        if len(azs) < net.availability_zones:
+            raise pulumi.RunError(
+                f"modelfleet:network.availabilityZones: {net.availability_zones} requested, "
+                f"but {c.region} offers {len(azs)} available zones to this account"
+            )
         tags = stack_tags(c)
         vpc = aws.ec2.Vpc(
-            f"{name}-vpc",
-            cidr_block=net.cidr,
+            ids.vpc.name,
+            cidr_block=layout.vpc,
             enable_dns_hostnames=True,  # EFS mount targets and interface endpoints need DNS
             enable_dns_support=True,
             tags={**tags, "Name": f"{c.prefix}-vpc"},
@@ -66,22 +62,21 @@ class Network(pulumi.ComponentResource):
         # The default security group of a new VPC allows all traffic between its members;
         # adopting it with no rules leaves it closed.
         aws.ec2.DefaultSecurityGroup(
-            f"{name}-default-sg", vpc_id=vpc.id, tags=tags, opts=child(self)
+            ids.default_sg.name, vpc_id=vpc.id, tags=tags, opts=child(self)
         )
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags, opts=child(self))
-        public_cidrs, private_cidrs = subnet_cidrs(net.cidr, len(azs))
+        igw = aws.ec2.InternetGateway(ids.igw.name, vpc_id=vpc.id, tags=tags, opts=child(self))
 
         public_rt = aws.ec2.RouteTable(
-            f"{name}-public-rt",
+            ids.public_rt.name,
             vpc_id=vpc.id,
             routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
             tags={**tags, "Name": f"{c.prefix}-public"},
             opts=child(self),
         )
         public: list[aws.ec2.Subnet] = []
-        for i, (az, cidr) in enumerate(zip(azs, public_cidrs, strict=True)):
+        for az, cidr, pub in zip(azs, layout.public, ids.public, strict=True):
             s = aws.ec2.Subnet(
-                f"{name}-public-{i}",
+                pub.subnet.name,
                 vpc_id=vpc.id,
                 cidr_block=cidr,
                 availability_zone=az,
@@ -90,7 +85,7 @@ class Network(pulumi.ComponentResource):
                 opts=child(self),
             )
             aws.ec2.RouteTableAssociation(
-                f"{name}-public-{i}-rta",
+                pub.association.name,
                 subnet_id=s.id,
                 route_table_id=public_rt.id,
                 opts=child(self),
@@ -98,11 +93,11 @@ class Network(pulumi.ComponentResource):
             public.append(s)
 
         nats: list[aws.ec2.NatGateway] = []
-        for i in range(c.nat_gateway_count):
-            eip = aws.ec2.Eip(f"{name}-nat-{i}-eip", domain="vpc", tags=tags, opts=child(self))
+        for i, nat_ids in enumerate(ids.nats):
+            eip = aws.ec2.Eip(nat_ids.eip.name, domain="vpc", tags=tags, opts=child(self))
             nats.append(
                 aws.ec2.NatGateway(
-                    f"{name}-nat-{i}",
+                    nat_ids.gateway.name,
                     allocation_id=eip.id,
                     subnet_id=public[i].id,
                     tags={**tags, "Name": f"{c.prefix}-nat-{azs[i]}"},
@@ -112,9 +107,9 @@ class Network(pulumi.ComponentResource):
 
         private: list[aws.ec2.Subnet] = []
         private_rts: list[aws.ec2.RouteTable] = []
-        for i, (az, cidr) in enumerate(zip(azs, private_cidrs, strict=True)):
+        for i, (az, cidr, priv) in enumerate(zip(azs, layout.private, ids.private, strict=True)):
             s = aws.ec2.Subnet(
-                f"{name}-private-{i}",
+                priv.subnet.name,
                 vpc_id=vpc.id,
                 cidr_block=cidr,
                 availability_zone=az,
@@ -126,14 +121,14 @@ class Network(pulumi.ComponentResource):
             # does not cut the others off.
             nat = nats[i % len(nats)]
             rt = aws.ec2.RouteTable(
-                f"{name}-private-{i}-rt",
+                priv.route_table.name,
                 vpc_id=vpc.id,
                 routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
                 tags={**tags, "Name": f"{c.prefix}-private-{az}"},
                 opts=child(self),
             )
             aws.ec2.RouteTableAssociation(
-                f"{name}-private-{i}-rta", subnet_id=s.id, route_table_id=rt.id, opts=child(self)
+                priv.association.name, subnet_id=s.id, route_table_id=rt.id, opts=child(self)
             )
             private.append(s)
             private_rts.append(rt)
@@ -141,7 +136,7 @@ class Network(pulumi.ComponentResource):
         # ECR serves image layers from S3: the gateway endpoint is free and takes the bulk of
         # every image pull off the NAT gateway.
         aws.ec2.VpcEndpoint(
-            f"{name}-s3",
+            ids.s3.name,
             vpc_id=vpc.id,
             service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway",
@@ -151,8 +146,8 @@ class Network(pulumi.ComponentResource):
         )
 
         if args.plan.interface_endpoints:
-            self._interface_endpoints(name, args, vpc, private, tags)
-        self._flow_logs(name, vpc, c.retention_days, tags)
+            self._interface_endpoints(ids, args, vpc, private, tags)
+        self._flow_logs(ids, vpc, c.retention_days, tags)
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
         self.public_subnet_ids = [s.id for s in public]
@@ -162,22 +157,23 @@ class Network(pulumi.ComponentResource):
 
     def _interface_endpoints(
         self,
-        name: str,
+        ids: NetworkIds,
         args: NetworkArgs,
         vpc: aws.ec2.Vpc,
         private: list[aws.ec2.Subnet],
         tags: dict[str, str],
     ) -> None:
         """Keep ECR, logs, secrets and metrics traffic inside the VPC (and off NAT's per-GB fee)."""
+        assert ids.endpoints_sg and ids.endpoints_https and ids.endpoints is not None
         sg = aws.ec2.SecurityGroup(
-            f"{name}-endpoints-sg",
+            ids.endpoints_sg.name,
             vpc_id=vpc.id,
             description="Interface endpoints: HTTPS from inside the VPC",
             tags={**tags, "Name": f"{args.plan.config.prefix}-endpoints"},
             opts=child(self),
         )
         aws.vpc.SecurityGroupIngressRule(
-            f"{name}-endpoints-https",
+            ids.endpoints_https.name,
             security_group_id=sg.id,
             description="HTTPS from the VPC",
             ip_protocol="tcp",
@@ -187,9 +183,9 @@ class Network(pulumi.ComponentResource):
             tags=tags,
             opts=child(self),
         )
-        for svc in args.plan.interface_endpoints:
+        for svc, endpoint in ids.endpoints.items():
             aws.ec2.VpcEndpoint(
-                f"{name}-{svc.replace('.', '-')}",
+                endpoint.name,
                 vpc_id=vpc.id,
                 service_name=f"com.amazonaws.{args.region}.{svc}",
                 vpc_endpoint_type="Interface",
@@ -200,19 +196,22 @@ class Network(pulumi.ComponentResource):
                 opts=child(self),
             )
 
-    def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, retention: int, tags: dict[str, str]) -> None:
+    def _flow_logs(
+        self, ids: NetworkIds, vpc: aws.ec2.Vpc, retention: int, tags: dict[str, str]
+    ) -> None:
         """Rejected flows only: what a security review asks for, at a fraction of ALL's volume."""
+        assert ids.flow_logs and ids.flow_logs_role and ids.flow_logs_policy and ids.flow_log
         group = aws.cloudwatch.LogGroup(
-            f"{name}-flow-logs", retention_in_days=retention, tags=tags, opts=child(self)
+            ids.flow_logs.name, retention_in_days=retention, tags=tags, opts=child(self)
         )
         role = aws.iam.Role(
-            f"{name}-flow-logs-role",
+            ids.flow_logs_role.name,
             assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
             tags=tags,
             opts=child(self),
         )
         aws.iam.RolePolicy(
-            f"{name}-flow-logs-policy",
+            ids.flow_logs_policy.name,
             role=role.id,
             policy=policy_json(
                 [
@@ -230,7 +229,7 @@ class Network(pulumi.ComponentResource):
             opts=child(self),
         )
         aws.ec2.FlowLog(
-            f"{name}-flow-log",
+            ids.flow_log.name,
             vpc_id=vpc.id,
             traffic_type="REJECT",
             log_destination_type="cloud-watch-logs",

@@ -13,7 +13,7 @@ import pulumi_aws as aws
 from pydantic import SecretStr
 
 from components._common import child, stack_tags
-from modelfleet.plan import FleetPlan
+from modelfleet.plan_types import FleetPlan
 
 
 @dataclass(frozen=True)
@@ -31,19 +31,22 @@ class Secrets(pulumi.ComponentResource):
         self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("modelfleet:secrets:Secrets", name, None, opts)
-        c = args.plan.config
-        wanted: dict[str, SecretStr] = {}
-        if c.gateway.api_keys is not None:
-            wanted["api-keys"] = c.gateway.api_keys
-        if c.gateway.fallback is not None:
-            wanted["fallback-api-key"] = c.gateway.fallback.api_key
-        if c.hf_token is not None:
-            wanted["hf-token"] = c.hf_token
+        plan = args.plan
+        c = plan.config
+        values: dict[str, SecretStr | None] = {
+            "api_keys": c.gateway.api_keys,
+            "fallback_api_key": c.gateway.fallback.api_key if c.gateway.fallback else None,
+            "hf_token": c.hf_token,
+        }
         self.arns = {}
-        for role, value in wanted.items():
+        for spec in plan.secrets:
+            value = values[spec.key]
+            ids = plan.ids.secrets.secrets[spec.key]
+            if value is None:  # the plan lists only configured secrets
+                raise pulumi.RunError(f"{spec.config_key}: planned but not configured")
             secret = aws.secretsmanager.Secret(
-                f"{name}-{role}",
-                description=f"modelfleet {c.team}/{c.stack}: {role}",
+                ids.secret.name,
+                description=f"modelfleet {c.team}/{c.stack}: {spec.config_key}",
                 kms_key_id=args.kms_key_arn,
                 # Ephemeral stacks are torn down and rebuilt: a pending deletion would block
                 # the next stack of the same name.
@@ -52,10 +55,10 @@ class Secrets(pulumi.ComponentResource):
                 opts=child(self),
             )
             aws.secretsmanager.SecretVersion(
-                f"{name}-{role}-value",
+                ids.version.name,
                 secret_id=secret.id,
                 secret_string=pulumi.Output.secret(value.get_secret_value()),
                 opts=child(self),
             )
-            self.arns[role.replace("-", "_")] = secret.arn
+            self.arns[spec.key] = secret.arn
         self.register_outputs({k: v for k, v in self.arns.items()})

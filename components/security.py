@@ -14,7 +14,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import child, stack_tags
-from modelfleet.plan import SIDECAR_PORT, FleetPlan
+from modelfleet.contract import SIDECAR_PORT
+from modelfleet.identities import Res
+from modelfleet.plan_types import FleetPlan
 
 NFS_PORT = 2049
 
@@ -37,11 +39,12 @@ class Security(pulumi.ComponentResource):
     ) -> None:
         super().__init__("modelfleet:security:Security", name, None, opts)
         c = args.plan.config
+        ids = args.plan.ids.security
         tags = stack_tags(c)
 
         def group(role: str, description: str) -> aws.ec2.SecurityGroup:
             return aws.ec2.SecurityGroup(
-                f"{name}-{role}",
+                ids.groups[role].name,
                 vpc_id=args.vpc_id,
                 description=description,
                 tags={**tags, "Name": f"{c.prefix}-{role}"},
@@ -56,7 +59,7 @@ class Security(pulumi.ComponentResource):
 
         def rule(
             kind: type[aws.vpc.SecurityGroupIngressRule] | type[aws.vpc.SecurityGroupEgressRule],
-            rule_name: str,
+            res: Res,
             sg: aws.ec2.SecurityGroup,
             port: int,
             description: str,
@@ -64,7 +67,7 @@ class Security(pulumi.ComponentResource):
             peer: aws.ec2.SecurityGroup | None,
         ) -> None:
             kind(
-                f"{name}-{rule_name}",
+                res.name,
                 security_group_id=sg.id,
                 description=description,
                 ip_protocol="tcp",
@@ -73,18 +76,19 @@ class Security(pulumi.ComponentResource):
                 cidr_ipv4=cidr,
                 referenced_security_group_id=peer.id if peer else None,
                 tags=tags,
-                opts=child(self),
+                opts=child(self, res),
             )
 
         def ingress(
-            rule_name: str,
+            rule_name: str | tuple[int, str],
             sg: aws.ec2.SecurityGroup,
             port: int,
             description: str,
             cidr: str | None = None,
             source: aws.ec2.SecurityGroup | None = None,
         ) -> None:
-            rule(aws.vpc.SecurityGroupIngressRule, rule_name, sg, port, description, cidr, source)
+            res = ids.rules[rule_name] if isinstance(rule_name, str) else ids.alb_ingress[rule_name]
+            rule(aws.vpc.SecurityGroupIngressRule, res, sg, port, description, cidr, source)
 
         def egress(
             rule_name: str,
@@ -94,12 +98,18 @@ class Security(pulumi.ComponentResource):
             cidr: str | None = None,
             dest: aws.ec2.SecurityGroup | None = None,
         ) -> None:
-            rule(aws.vpc.SecurityGroupEgressRule, rule_name, sg, port, description, cidr, dest)
+            rule(
+                aws.vpc.SecurityGroupEgressRule,
+                ids.rules[rule_name],
+                sg,
+                port,
+                description,
+                cidr,
+                dest,
+            )
 
-        listen = [443, 80] if args.plan.https else [80]
-        for cidr_i, cidr in enumerate(c.network.ingress_cidrs):
-            for port in listen:
-                ingress(f"alb-in-{port}-{cidr_i}", alb, port, f"clients on {port}", cidr=cidr)
+        for port, cidr in ids.alb_ingress:
+            ingress((port, cidr), alb, port, f"clients on {port}", cidr=cidr)
         egress("alb-to-tasks", alb, SIDECAR_PORT, "to the sidecar", dest=tasks)
         ingress("tasks-from-alb", tasks, SIDECAR_PORT, "from the ALB", source=alb)
         for role, sg in (("tasks", tasks), ("hosts", hosts), ("fetcher", fetcher)):

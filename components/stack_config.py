@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
@@ -25,3 +26,34 @@ def load_stack_config() -> StackConfig:
         k: v for k, v in values.items() if k.startswith(f"{NAMESPACE}:") or k == "aws:region"
     }
     return load_config_mapping(relevant, stack=pulumi.get_stack(), secret_keys=secret)
+
+
+def aws_session_settings() -> dict[str, Any]:
+    """Region, profile and roles of the stack's `aws` provider, so code that calls AWS outside
+    the provider (the pre-warm's boto3 session) acts as the same identity, not as whatever
+    credentials the environment of `pulumi up` happens to hold.
+
+    pulumi-aws 7 takes `aws:assumeRoles` (a list, assumed in order); 6 took `aws:assumeRole`.
+    Static keys in config (`aws:accessKey`) are not forwarded: use a profile or the role.
+    """
+    values, _ = engine_config()
+
+    def decoded(key: str) -> Any:
+        raw = values.get(f"aws:{key}")
+        if isinstance(raw, str) and raw[:1] in "[{":
+            return json.loads(raw)
+        return raw
+
+    roles = decoded("assumeRoles") or ([decoded("assumeRole")] if decoded("assumeRole") else [])
+    return {
+        "profile": decoded("profile") or None,
+        "roles": [
+            {
+                k: r[k]
+                for k in ("roleArn", "sessionName", "externalId", "sourceIdentity")
+                if r.get(k)
+            }
+            for r in roles
+            if isinstance(r, dict) and r.get("roleArn")
+        ],
+    }

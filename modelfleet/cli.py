@@ -68,15 +68,11 @@ def plan(
     stacks_dir: StacksDir = Path("stacks"),
 ) -> None:
     """Sizing, tensor parallel, throughput, cold start, resources and monthly cost."""
-    from modelfleet.inventory import inventory
-
     config, p = _load(stack, stacks_dir)
-    resources = inventory(p)
     if json_out:
-        doc = p.to_dict()
-        doc["resources"] = [{"type": t, "name": n} for t, n in resources]
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(p.to_dict(), indent=2))
         return
+    resources = p.resources
     c = config
     out.print(
         f"[bold]{escape(c.stack)}[/] · team [bold]{c.team}[/] · {c.environment.value} · "
@@ -89,8 +85,9 @@ def plan(
         out.print(
             f"Schedule ({c.schedule.timezone if c.schedule else ''}): running "
             f"{p.running_fraction:.0%} of the time · "
-            + " · ".join(f"{a.name} {a.schedule}" for a in p.scheduled_actions[:2])
+            + " · ".join(f"{a.action} {a.schedule}" for a in p.models[0].scheduled_actions)
         )
+    _deployment_table(p)
     for note in p.notes:
         out.print(f"[yellow]note: {note}[/]")
     _cost_table(p)
@@ -98,8 +95,8 @@ def plan(
     r.add_column("type")
     r.add_column("count", justify="right")
     counts: dict[str, int] = {}
-    for rtype, _ in resources:
-        counts[rtype] = counts.get(rtype, 0) + 1
+    for res in resources:
+        counts[res.type] = counts.get(res.type, 0) + 1
     for rtype, n in sorted(counts.items()):
         r.add_row(rtype, str(n))
     out.print(r)
@@ -158,6 +155,8 @@ def _model_table(m: ModelPlan) -> None:
             f"{m.shared_memory_mib} MiB",
         ),
         ("replicas", f"{m.replicas_min}-{m.replicas_max}, {m.capacity}"),
+        ("service", f"{escape(m.service_name)}, listener rule priority {m.listener_priority}"),
+        ("pre-warm timeout", _duration(m.prewarm_timeout_s)),
         ("$ per 1M output tokens", f"{_usd(m.cost.usd_per_million_tokens)} at 50 % busy"),
         ("monthly", f"{_usd(m.cost.monthly_usd)} (at max replicas {_usd(m.cost.monthly_max_usd)})"),
     ]
@@ -165,6 +164,40 @@ def _model_table(m: ModelPlan) -> None:
         t.add_row(k, v)
     for note in m.notes:
         t.add_row("note", f"[yellow]{note}[/]")
+    out.print(t)
+
+
+def _deployment_table(p: FleetPlan) -> None:
+    """What the plan decided beyond the models: subnets, drain, GPU groups, secrets."""
+    t = Table(title="Deployment", title_justify="left", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    if p.subnets is not None:
+        t.add_row("VPC", p.subnets.vpc)
+        t.add_row("public subnets", ", ".join(p.subnets.public))
+        t.add_row(
+            "private subnets",
+            f"{', '.join(p.subnets.private)} (each must hold "
+            f"{p.subnets.private_addresses_needed} addresses)",
+        )
+    else:
+        t.add_row("VPC", f"existing {p.config.network.vpc_id}")
+    d = p.drain
+    t.add_row(
+        "drain",
+        f"deregistration delay {d.deregistration_delay_s}s · sidecar drain "
+        f"{d.sidecar_drain_s}s · stopTimeout {d.stop_timeout_s}s",
+    )
+    for g in p.capacity.values():
+        t.add_row(
+            f"GPU group {g.key}",
+            f"{', '.join(g.models)}: ASG 0-{g.max_size}, on-demand base {g.on_demand_base}, "
+            f"scaling step <= {g.max_scaling_step}",
+        )
+    t.add_row(
+        "secrets",
+        ", ".join(f"{s.config_key} -> {s.container} {s.env}" for s in p.secrets) or "none",
+    )
     out.print(t)
 
 

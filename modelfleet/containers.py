@@ -7,30 +7,35 @@ limits table without Pulumi; the component only fills in ARNs and image referenc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet.plan import (
+from modelfleet.contract import (
+    EMF_NAMESPACE,
     FETCHER_CPU_UNITS,
     FETCHER_MEMORY_MIB,
+    MAX_REQUEST_SECONDS,
     MODELS_MOUNT,
+    MODELS_VOLUME,
+    PREWARM_CONTAINER,
     SIDECAR_CPU_UNITS,
     SIDECAR_MEMORY_MIB,
     SIDECAR_PORT,
     STARTUP_MARGIN,
     VLLM_PORT,
-    FleetPlan,
-    ModelPlan,
 )
+from modelfleet.plan_types import FleetPlan, ModelPlan
 
-MODELS_VOLUME = "models"
-# ECS stops a container with SIGTERM, then SIGKILL after stopTimeout (120 s at most on EC2
-# and Fargate: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html).
-MAX_STOP_TIMEOUT = 120
-EMF_NAMESPACE = "modelfleet"
-PREWARM_CONTAINER = "fetcher"
-# No single request may hold a replica longer than two hours.
-MAX_REQUEST_SECONDS = 7200
+__all__ = [
+    "EMF_NAMESPACE",
+    "MODELS_VOLUME",
+    "PREWARM_CONTAINER",
+    "TaskRefs",
+    "container_definitions",
+    "fetcher_sources",
+    "prewarm_container",
+]
 
 
 @dataclass(frozen=True)
@@ -42,10 +47,17 @@ class TaskRefs:
     vllm_image: str
     sidecar_image: str
     fetcher_image: str
-    service_name: str
-    api_keys_arn: str | None = None
-    fallback_key_arn: str | None = None
-    hf_token_arn: str | None = None
+    # Secrets Manager ARNs by the plan's secret key (`FleetPlan.secrets`).
+    secret_arns: Mapping[str, str] = field(default_factory=dict)
+
+
+def _secrets(plan: FleetPlan, refs: TaskRefs, container: str) -> list[dict[str, str]]:
+    """ECS `secrets` for one container: the plan's secrets table, never plain environment."""
+    return [
+        {"name": s.env, "valueFrom": refs.secret_arns[s.key]}
+        for s in plan.secrets
+        if s.container == container
+    ]
 
 
 def _logs(refs: TaskRefs, prefix: str) -> dict[str, Any]:
@@ -75,7 +87,7 @@ def fetcher_sources(m: ModelPlan, plan: FleetPlan) -> list[tuple[str, str]]:
 
 
 def fetcher_container(
-    name: str, command: list[str], refs: TaskRefs, essential: bool
+    name: str, command: list[str], plan: FleetPlan, refs: TaskRefs, essential: bool
 ) -> dict[str, Any]:
     c: dict[str, Any] = {
         "name": name,
@@ -91,8 +103,8 @@ def fetcher_container(
         "readonlyRootFilesystem": False,
         "logConfiguration": _logs(refs, "fetcher"),
     }
-    if refs.hf_token_arn:
-        c["secrets"] = [{"name": "HF_TOKEN", "valueFrom": refs.hf_token_arn}]
+    if secrets := _secrets(plan, refs, "fetcher"):
+        c["secrets"] = secrets
     return c
 
 
@@ -119,7 +131,7 @@ def _http_probe(port: int, path: str) -> list[str]:
 def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list[dict[str, Any]]:
     c = plan.config
     fetchers = [
-        fetcher_container(n, [s, MODELS_MOUNT], refs, essential=False)
+        fetcher_container(n, [s, MODELS_MOUNT], plan, refs, essential=False)
         for n, s in fetcher_sources(m, plan)
     ]
     hc = m.vllm_health_check
@@ -159,7 +171,7 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         },
         # Give up on a vLLM that has not turned healthy by the end of its health budget.
         "startTimeout": hc.budget_s,
-        "stopTimeout": MAX_STOP_TIMEOUT,
+        "stopTimeout": plan.drain.stop_timeout_s,
         "logConfiguration": _logs(refs, "vllm"),
     }
     g = c.gateway
@@ -172,12 +184,12 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "SIDECAR_TPM": str(g.rate_limit.tokens_per_minute),
         "SIDECAR_MAX_BODY_BYTES": str(g.max_body_bytes),
         "SIDECAR_MAX_INFLIGHT": str(m.sidecar_max_inflight),
-        "SIDECAR_DRAIN_SECONDS": str(min(g.drain_seconds, MAX_STOP_TIMEOUT - 5)),
+        "SIDECAR_DRAIN_SECONDS": str(plan.drain.sidecar_drain_s),
         # A blocking answer ends with a clean OpenAI-shaped 504 just before the ALB would cut
         # the connection; a stream may run for a whole maxModelLen at single-stream speed.
         "SIDECAR_FIRST_BYTE_TIMEOUT": str(first_byte_timeout(plan)),
         "SIDECAR_TOTAL_TIMEOUT": str(total_timeout(plan, m)),
-        "SIDECAR_SERVICE_NAME": refs.service_name,
+        "SIDECAR_SERVICE_NAME": m.service_name,
         "SIDECAR_MODEL_NAME": m.name,
         "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,
         # Below the ALB idle timeout, so a slow first token never looks like a dead connection.
@@ -191,11 +203,7 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
     if g.fallback is not None:
         env["SIDECAR_FALLBACK_URL"] = g.fallback.base_url
         env["SIDECAR_FALLBACK_MODEL"] = g.fallback.model
-    secrets = []
-    if refs.api_keys_arn:
-        secrets.append({"name": "SIDECAR_API_KEYS", "valueFrom": refs.api_keys_arn})
-    if refs.fallback_key_arn:
-        secrets.append({"name": "SIDECAR_FALLBACK_API_KEY", "valueFrom": refs.fallback_key_arn})
+    secrets = _secrets(plan, refs, "sidecar")
     sidecar: dict[str, Any] = {
         "name": "sidecar",
         "image": refs.sidecar_image,
@@ -214,18 +222,18 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
             "retries": 3,
             "startPeriod": 15,
         },
-        "stopTimeout": MAX_STOP_TIMEOUT,
+        "stopTimeout": plan.drain.stop_timeout_s,
         "logConfiguration": _logs(refs, "sidecar"),
     }
     return [*fetchers, vllm, sidecar]
 
 
-def prewarm_container(refs: TaskRefs) -> list[dict[str, Any]]:
+def prewarm_container(plan: FleetPlan, refs: TaskRefs) -> list[dict[str, Any]]:
     """The one-shot pre-warm task: the fetcher alone, sized by the Fargate task.
 
     Its command (SOURCE DEST_ROOT) is given per run by the pre-warm provider, one run per
     source, so one task definition serves a model and its adapters.
     """
-    c = fetcher_container(PREWARM_CONTAINER, [], refs, essential=True)
+    c = fetcher_container(PREWARM_CONTAINER, [], plan, refs, essential=True)
     del c["cpu"], c["memoryReservation"]
     return [c]

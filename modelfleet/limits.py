@@ -9,12 +9,9 @@ GPU instances are already paid for. The plan and the infra tests check them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from modelfleet.naming import load_balancer_name, target_group_name
-
-if TYPE_CHECKING:
-    from modelfleet.plan import FleetPlan
+from modelfleet.plan_types import FleetPlan
 
 READ = "2026-11-23"
 
@@ -76,6 +73,22 @@ ALB_RULES_PER_LISTENER = Limit(
     0,
     100,
     "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-limits.html",
+)
+# Listener rule priorities: 1-50000, unique per listener.
+LISTENER_RULE_PRIORITY = Limit(
+    1,
+    50_000,
+    "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateRule.html",
+)
+# A VPC subnet's netmask: /16 (largest) to /28 (smallest); AWS reserves five addresses in each.
+_SUBNETS = "https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html"
+SUBNET_PREFIX = Limit(16, 28, _SUBNETS)
+SUBNET_RESERVED_ADDRESSES = 5
+# An ALB's subnets need at least a /27 and eight free addresses each.
+ALB_MIN_SUBNET_PREFIX = Limit(
+    16,
+    27,
+    "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#subnets-load-balancer",
 )
 # Alarm period: 10, 20, 30 (high resolution) or a multiple of 60; period x evaluation periods
 # at most one day for periods under an hour.

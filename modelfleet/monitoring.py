@@ -13,16 +13,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelfleet.config import StackConfig
-from modelfleet.containers import EMF_NAMESPACE
-from modelfleet.plan import STARTUP_MARGIN, FleetPlan, ModelPlan
+from modelfleet.contract import (
+    EMF_NAMESPACE,
+    QUEUE_DEPTH,
+    SERVICE_DIMENSION,
+    STARTUP_MARGIN,
+    TIME_TO_FIRST_TOKEN,
+)
+from modelfleet.plan_types import FleetPlan, ModelPlan
+
+__all__ = [
+    "QUEUE_DEPTH",
+    "SERVICE_DIMENSION",
+    "TIME_TO_FIRST_TOKEN",
+    "ModelDims",
+    "alarm_names",
+    "dashboard_body",
+    "model_alarms",
+    "stack_alarms",
+    "wake_alarm",
+]
 
 ALB = "AWS/ApplicationELB"
 INSIGHTS = "ECS/ContainerInsights"
-
-# Metric names the sidecar publishes in embedded metric format (docker/sidecar).
-QUEUE_DEPTH = "QueueDepth"
-TIME_TO_FIRST_TOKEN = "TimeToFirstToken"  # noqa: S105 - a metric name
-SERVICE_DIMENSION = "Service"
 
 
 @dataclass(frozen=True)
@@ -267,13 +280,19 @@ def wake_alarm(config: StackConfig, m: ModelPlan, d: ModelDims) -> dict[str, Any
     }
 
 
-def alarm_count(config: StackConfig, models: list[ModelPlan], capacity_groups: int) -> int:
-    """How many alarms the stack creates (for its CloudWatch bill)."""
+def alarm_names(config: StackConfig, models: list[ModelPlan], groups: list[str]) -> list[str]:
+    """The AlarmNames of the monitoring component's alarms (the wake alarms of scaled-to-zero
+    models belong to their autoscaling), in creation order; names depend on no resource id."""
     blank = ModelDims("", "", "", "")
-    per_model = sum(len(model_alarms(config, m, blank)) for m in models)
+    specs = [s for m in models for s in model_alarms(config, m, blank)]
+    specs += stack_alarms(config, "", "", "", dict.fromkeys(groups, ""))
+    return [s["AlarmName"] for s in specs]
+
+
+def alarm_count(config: StackConfig, models: list[ModelPlan], groups: list[str]) -> int:
+    """How many alarms the stack creates (for its CloudWatch bill), wake alarms included."""
     wake = sum(1 for m in models if m.replicas_min == 0)
-    shared = len(stack_alarms(config, "", "", "", {str(i): "" for i in range(capacity_groups)}))
-    return per_model + wake + shared
+    return len(alarm_names(config, models, groups)) + wake
 
 
 def dashboard_body(

@@ -1,18 +1,22 @@
-"""StackConfig -> FleetPlan: every derived number, computed once, before any resource exists.
+"""StackConfig -> FleetPlan: every derived number and every resource identity, decided once,
+before any resource exists.
 
-The CLI prints this plan and the Pulumi program deploys it, so the two cannot disagree.
+The CLI prints this plan and the Pulumi program deploys it, so the two cannot disagree. This is
+the top of the package: it imports the leaves (config, catalog, sizing, cost, contract,
+plan_types, identities, containers, monitoring, limits) and nothing imports it but the CLI and
+the program.
 """
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from fetcher.paths import model_dir
 from fetcher.source import HfSource, parse_source
 
-from modelfleet import cost, sizing
+from modelfleet import cost, identities, sizing
 from modelfleet.catalog import Arch, InstanceType
 from modelfleet.config import (
     Capacity,
@@ -22,198 +26,69 @@ from modelfleet.config import (
     ModelConfig,
     StackConfig,
 )
+from modelfleet.contract import (
+    ECS_REGISTERED_MEMORY_SHARE,
+    FETCHER_CPU_UNITS,
+    FETCHER_MEMORY_MIB,
+    MAX_STOP_TIMEOUT,
+    MODELS_MOUNT,
+    READY_PATH,
+    SIDECAR_CPU_UNITS,
+    SIDECAR_MEMORY_MIB,
+    SIDECAR_PORT,
+    STARTUP_MARGIN,
+    VLLM_PORT,
+)
 from modelfleet.cron import parse_cron, running_fraction, starts_per_month
-from modelfleet.limits import ECS_HEALTHCHECK, check_limits
+from modelfleet.limits import (
+    ALB_MIN_SUBNET_PREFIX,
+    ECS_HEALTHCHECK,
+    LISTENER_RULE_PRIORITY,
+    SUBNET_PREFIX,
+    SUBNET_RESERVED_ADDRESSES,
+    TARGET_GROUP_DEREGISTRATION_DELAY,
+    check_limits,
+)
+from modelfleet.monitoring import alarm_names
 from modelfleet.naming import short_name
+from modelfleet.plan_types import (
+    SECRET_SPECS,
+    CapacityGroupPlan,
+    DrainPlan,
+    FleetPlan,
+    HealthCheck,
+    ModelCost,
+    ModelPlan,
+    ScheduledAction,
+    SecretSpec,
+    SharedCost,
+    SubnetLayout,
+)
 
-MODELS_MOUNT = "/models"
-VLLM_PORT = 8000
-SIDECAR_PORT = 8080
-READY_PATH = "/ready"
-# Sidecar's share of a task: it proxies bytes and must not take the CPU vLLM's scheduler and
-# tokenizer need, so it gets a small, fixed slice.
-SIDECAR_CPU_UNITS = 512
-SIDECAR_MEMORY_MIB = 512
-FETCHER_CPU_UNITS = 256
-FETCHER_MEMORY_MIB = 1024
-# ECS registers less memory than the instance has (kernel, agent, Docker): ~6 % on GPU AMIs.
-# Asking for more than the registered figure leaves the task PENDING forever, so keep a margin.
-ECS_REGISTERED_MEMORY_SHARE = 0.90
-# Headroom on every duration we derive from the cold-start estimate.
-STARTUP_MARGIN = 1.5
+__all__ = [
+    "FETCHER_CPU_UNITS",
+    "FETCHER_MEMORY_MIB",
+    "MODELS_MOUNT",
+    "READY_PATH",
+    "SIDECAR_CPU_UNITS",
+    "SIDECAR_MEMORY_MIB",
+    "SIDECAR_PORT",
+    "STARTUP_MARGIN",
+    "VLLM_PORT",
+    "FleetPlan",
+    "HealthCheck",
+    "ModelPlan",
+    "build_plan",
+    "vllm_health_check",
+]
 
-
-@dataclass(frozen=True)
-class HealthCheck:
-    start_period: int
-    interval: int
-    timeout: int
-    retries: int
-
-    @property
-    def budget_s(self) -> int:
-        """Seconds before ECS declares a starting container unhealthy."""
-        return self.start_period + self.interval * self.retries
-
-
-@dataclass(frozen=True)
-class ScheduledAction:
-    name: str
-    schedule: str  # AWS cron(...)
-    timezone: str
-    min_capacity: int
-    max_capacity: int
+# Download from the hub or S3 through NAT at ~100 MiB/s sustained; the pre-warm allows three
+# times that plus ten minutes before calling a fetch hung.
+DOWNLOAD_MIBPS = 100.0
 
 
-@dataclass(frozen=True)
-class ModelCost:
-    on_demand_hourly: float
-    instances_min: int
-    instances_max: int
-    hourly_min: float
-    hourly_max: float
-    monthly_usd: float  # min replicas, schedule applied
-    monthly_max_usd: float
-    usd_per_million_tokens: float  # at 50 % utilization, min replicas' price per replica
-
-
-@dataclass(frozen=True)
-class ModelPlan:
-    name: str
-    short: str
-    source: str
-    catalog_key: str
-    instance_type: str
-    gpu: str
-    gpus_per_instance: int
-    dtype: str
-    kv_cache_dtype: str
-    max_model_len: int
-    tensor_parallel: int
-    tasks_per_instance: int
-    weights_gib: float
-    kv_cache_gib: float
-    kv_per_sequence_gib: float
-    kv_cache_tokens: int
-    budget_per_gpu_gib: float
-    need_per_gpu_gib: float
-    fits: bool
-    max_num_seqs: int
-    single_stream_tokens_per_s: float
-    batched_tokens_per_s: float
-    batch: int
-    cold_start_s: float
-    task_start_s: float
-    container_start_s: float
-    replicas_min: int
-    replicas_max: int
-    capacity: str
-    model_path: str
-    vllm_command: list[str]
-    vllm_health_check: HealthCheck
-    grace_period_s: int
-    task_cpu: int
-    task_memory_mib: int
-    vllm_memory_mib: int
-    shared_memory_mib: int
-    sidecar_max_inflight: int
-    cost: ModelCost
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SharedCost:
-    efs_usd: float
-    alb_usd: float
-    nat_usd: float
-    endpoints_usd: float
-    monitoring_usd: float
-    keys_and_secrets_usd: float
-
-    @property
-    def total(self) -> float:
-        return (
-            self.efs_usd
-            + self.alb_usd
-            + self.nat_usd
-            + self.endpoints_usd
-            + self.monitoring_usd
-            + self.keys_and_secrets_usd
-        )
-
-
-def capacity_groups(models: list[ModelPlan]) -> dict[str, list[ModelPlan]]:
-    """Models sharing GPU capacity (one ASG and capacity provider): same instance type and
-    capacity mode, keyed `g6e-xlarge-mixed`, in the order the models come."""
-    groups: dict[str, list[ModelPlan]] = {}
-    for m in models:
-        groups.setdefault(f"{m.instance_type.replace('.', '-')}-{m.capacity}", []).append(m)
-    return groups
-
-
-@dataclass(frozen=True)
-class FleetPlan:
-    config: StackConfig
-    models: list[ModelPlan]
-    running_fraction: float
-    scheduled_actions: list[ScheduledAction]
-    alb_idle_timeout_s: int
-    https: bool
-    interface_endpoints: list[str]
-    shared_cost: SharedCost
-    monthly_usd: float
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def stack(self) -> str:
-        return self.config.stack
-
-    def model(self, name: str) -> ModelPlan:
-        return next(m for m in self.models if m.name == name)
-
-    @property
-    def capacity_groups(self) -> dict[str, list[ModelPlan]]:
-        return capacity_groups(self.models)
-
-    def to_dict(self) -> dict[str, Any]:
-        c = self.config
-        return {
-            "stack": c.stack,
-            "environment": c.environment.value,
-            "team": c.team,
-            "region": c.region,
-            "platform": c.platform.value,
-            "ephemeral": c.ephemeral,
-            "https": self.https,
-            "alb_idle_timeout_s": self.alb_idle_timeout_s,
-            "running_fraction": round(self.running_fraction, 4),
-            "models": [_model_dict(m) for m in self.models],
-            "scheduled_actions": [asdict(a) for a in self.scheduled_actions],
-            "shared_monthly_usd": {k: round(v, 2) for k, v in asdict(self.shared_cost).items()},
-            "monthly_usd": round(self.monthly_usd, 2),
-            "notes": self.notes,
-            "assumptions": [asdict(a) for a in sizing.ASSUMPTIONS],
-        }
-
-
-def _model_dict(m: ModelPlan) -> dict[str, Any]:
-    d = asdict(m)
-    for key in (
-        "weights_gib",
-        "kv_cache_gib",
-        "kv_per_sequence_gib",
-        "budget_per_gpu_gib",
-        "need_per_gpu_gib",
-        "single_stream_tokens_per_s",
-        "batched_tokens_per_s",
-        "cold_start_s",
-        "task_start_s",
-        "container_start_s",
-    ):
-        d[key] = round(d[key], 2)
-    d["monthly_usd"] = round(m.cost.monthly_usd, 2)
-    d["cost"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d["cost"].items()}
-    return d
+def prewarm_timeout_s(weights_gib: float) -> int:
+    return math.ceil(3 * weights_gib * 1024 / DOWNLOAD_MIBPS) + 600
 
 
 def vllm_health_check(container_start_s: float) -> HealthCheck:
@@ -289,7 +164,7 @@ def _task_resources(inst: InstanceType, tasks_per_instance: int, tp: int) -> tup
     return cpu, memory, shm
 
 
-def plan_model(m: ModelConfig, stack: StackConfig, fraction: float) -> ModelPlan:
+def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: int) -> ModelPlan:
     inst = m.instance
     s = sizing.size(
         m.arch,
@@ -332,9 +207,10 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float) -> ModelPlan
     notes = list(s.notes)
     if m.replicas.min == 0:
         notes.append("replicas.min 0: the first request after idle waits a cold start")
+    short = short_name(m.name)
     return ModelPlan(
         name=m.name,
-        short=short_name(m.name),
+        short=short,
         source=m.source,
         catalog_key=m.catalog_key,
         instance_type=m.instance_type,
@@ -376,6 +252,11 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float) -> ModelPlan
         shared_memory_mib=shm,
         sidecar_max_inflight=stack.gateway.max_inflight or 2 * s.max_num_seqs,
         cost=mc,
+        service_name=f"{stack.prefix}-{short}",
+        prewarm_family=f"{stack.prefix}-{short}-prewarm",
+        listener_priority=priority,
+        prewarm_timeout_s=prewarm_timeout_s(fit.weights_gib),
+        scheduled_actions=_scheduled_actions(stack, m, short),
         notes=notes,
     )
 
@@ -393,17 +274,51 @@ def _idle_timeout(stack: StackConfig, models: list[ModelPlan]) -> int:
     return min(4000, max(120, sizing.round_up(longest * STARTUP_MARGIN, 30)))
 
 
-def _scheduled_actions(stack: StackConfig, models: list[ModelPlan]) -> list[ScheduledAction]:
+def _scheduled_actions(
+    stack: StackConfig, m: ModelConfig, short: str
+) -> tuple[ScheduledAction, ...]:
+    """The stack's schedule for one model: to zero at night, its own bounds in the morning."""
     sch = stack.schedule
     if sch is None:
-        return []
+        return ()
     down, up = parse_cron(sch.scale_down).to_aws(), parse_cron(sch.scale_up).to_aws()
-    out = []
-    for m in models:
-        out.append(ScheduledAction(f"{m.short}-scale-down", down, sch.timezone, 0, 0))
-        out.append(
-            ScheduledAction(f"{m.short}-scale-up", up, sch.timezone, m.replicas_min, m.replicas_max)
-        )
+    return (
+        ScheduledAction(
+            f"{stack.prefix}-{short}-scale-down", "scale-down", down, sch.timezone, 0, 0
+        ),
+        ScheduledAction(
+            f"{stack.prefix}-{short}-scale-up",
+            "scale-up",
+            up,
+            sch.timezone,
+            m.replicas.min,
+            m.replicas.max,
+        ),
+    )
+
+
+def listener_priorities(names: list[str]) -> dict[str, int]:
+    """A listener-rule priority per model, from its name alone, so reordering or removing
+    models never renumbers another model's rule mid-update.
+
+    A hash of the name picks a priority in AWS's range (1-50000); on the rare collision, the
+    name that sorts first keeps it and the other takes the next free one (deterministic, and it
+    moves only the colliding model). Rules match disjoint path prefixes (`/<name>/*`), so their
+    relative order never changes which rule serves a request. A changed priority is updated in
+    place (SetRulePriorities in terraform-provider-aws's `internal/service/elbv2/
+    listener_rule.go`, resourceListenerRuleUpdate), so the first release's 100 + index
+    priorities move without replacing a rule.
+    """
+    lo, hi = int(LISTENER_RULE_PRIORITY.minimum), int(LISTENER_RULE_PRIORITY.maximum)
+    span = hi - lo + 1
+    taken: dict[int, str] = {}
+    out: dict[str, int] = {}
+    for name in sorted(names):
+        slot = int(hashlib.sha256(name.encode()).hexdigest(), 16) % span
+        while lo + slot in taken:
+            slot = (slot + 1) % span
+        taken[lo + slot] = name
+        out[name] = lo + slot
     return out
 
 
@@ -415,11 +330,14 @@ GATED_HUB_ORGS = frozenset({"meta-llama", "mistralai"})
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "monitoring")
 
 
-def _shared_cost(stack: StackConfig, models: list[ModelPlan], endpoints: list[str]) -> SharedCost:
+def _shared_cost(
+    stack: StackConfig,
+    models: list[ModelPlan],
+    endpoints: list[str],
+    alarms: int,
+    secrets: int,
+) -> SharedCost:
     """Infrastructure that runs all month, schedule or not."""
-    # The alarms are built from the models' plans, so that module imports this one.
-    from modelfleet.monitoring import alarm_count
-
     p = cost.PRICES
     h = cost.HOURS_PER_MONTH
     gb = sum(m.weights_gib * 1024**3 / 1e9 for m in models)
@@ -437,40 +355,238 @@ def _shared_cost(stack: StackConfig, models: list[ModelPlan], endpoints: list[st
     nat = stack.nat_gateway_count * h * p["nat_hour"].usd + (
         nat_gb * p["nat_gb"].usd if stack.nat_gateway_count else 0.0
     )
-    azs = (
-        stack.network.availability_zones
-        if stack.network.vpc_id is None
-        else len(stack.network.private_subnet_ids)
-    )
-    ep = len(endpoints) * azs * h * p["endpoint_az_hour"].usd
-    alarms = alarm_count(stack, models, len(capacity_groups(models)))
+    ep = len(endpoints) * _subnet_count(stack) * h * p["endpoint_az_hour"].usd
     metrics = 2 * len(models)
     mon = alarms * p["alarm_month"].usd + p["dashboard_month"].usd + metrics * p["metric_month"].usd
-    secrets = 1 + (1 if stack.hf_token else 0) + (1 if stack.gateway.fallback else 0)
     keys = 2 * p["kms_key_month"].usd + secrets * p["secret_month"].usd
     return SharedCost(efs, alb, nat, ep, mon, keys)
 
 
+def _subnet_count(stack: StackConfig) -> int:
+    """Private subnets: one per AZ of a new VPC, or the ones given for an existing VPC."""
+    net = stack.network
+    return net.availability_zones if net.vpc_id is None else len(net.private_subnet_ids)
+
+
+_VPC_KEY = "modelfleet:network.vpcCidr"
+
+
+def _private_addresses(
+    models: list[ModelPlan],
+    groups: dict[str, CapacityGroupPlan],
+    endpoints: list[str],
+    sources: int,
+) -> int:
+    """Addresses one private subnet needs if every task, host and fetcher lands in its AZ.
+
+    awsvpc tasks take an ENI each, and a rolling deployment runs up to twice the tasks
+    (maximumPercent 200); every GPU host, one mount target, one ENI per interface endpoint
+    and one per concurrent pre-warm fetcher (a Fargate task per source) take one more.
+    """
+    tasks = 2 * sum(m.replicas_max for m in models)
+    hosts = sum(g.max_size for g in groups.values())
+    return SUBNET_RESERVED_ADDRESSES + tasks + hosts + 1 + len(endpoints) + sources
+
+
+def subnet_layout(cidr: str, azs: int, private_needed: int) -> SubnetLayout | str:
+    """Public subnets from the bottom half of the VPC, private (larger: every task takes an
+    address) from the top half, one of each per AZ; or why the range cannot hold them.
+
+    Up to four AZs the halves split into 8 public and 4 private slots (a /16 gives /20 public
+    and /19 private subnets); five or six AZs need twice the slots, so subnets halve.
+    """
+    net = ipaddress.IPv4Network(cidr)
+    p = net.prefixlen
+    if not SUBNET_PREFIX.minimum <= p <= SUBNET_PREFIX.maximum:
+        return f"{_VPC_KEY}: {cidr} is a /{p}; a VPC's range is /16 to /28 ({SUBNET_PREFIX.source})"
+    room = 1 + max(2, math.ceil(math.log2(azs)))  # bits below the VPC's prefix, private
+
+    def fits(q: int) -> bool:
+        public_ok = q + room + 1 <= ALB_MIN_SUBNET_PREFIX.maximum
+        return public_ok and 2 ** (32 - (q + room)) >= private_needed
+
+    if not fits(p):
+        ok = [q for q in range(int(SUBNET_PREFIX.minimum), p) if fits(q)]
+        fix = (
+            f"use a /{ok[-1]} or larger (e.g. {_example(net, ok[-1])})"
+            if ok
+            else "use fewer AZs or replicas"
+        )
+        if p + room + 1 > ALB_MIN_SUBNET_PREFIX.maximum:
+            why = (
+                f"each AZ needs a public subnet of at least /{ALB_MIN_SUBNET_PREFIX.maximum:g} for "
+                f"the ALB ({ALB_MIN_SUBNET_PREFIX.source}), and this range gives /{p + room + 1}"
+            )
+        else:
+            why = (
+                f"each private subnet (/{p + room}, {2 ** (32 - p - room)} addresses) must hold "
+                f"{private_needed}: every task twice (a rolling deployment), every GPU host, the "
+                "EFS mount target, interface endpoints, pre-warm fetchers and the "
+                f"{SUBNET_RESERVED_ADDRESSES} addresses AWS reserves"
+            )
+        return f"{_VPC_KEY}: {cidr} is too small for {azs} AZs: {why}; {fix}"
+    private_prefix = p + room
+    public_prefix = private_prefix + 1
+    halves = list(net.subnets(prefixlen_diff=1))
+    public = [str(s) for s in halves[0].subnets(new_prefix=public_prefix)][:azs]
+    private = [str(s) for s in halves[1].subnets(new_prefix=private_prefix)][:azs]
+    return SubnetLayout(cidr, tuple(public), tuple(private), private_needed)
+
+
+def _example(net: ipaddress.IPv4Network, prefix: int) -> str:
+    return str(ipaddress.IPv4Network((int(net.network_address), max(prefix, 16)), strict=False))
+
+
+def drain_plan(stack: StackConfig) -> DrainPlan:
+    asked = stack.gateway.drain_seconds
+    dereg = min(asked + 5, int(TARGET_GROUP_DEREGISTRATION_DELAY.maximum))
+    stop = MAX_STOP_TIMEOUT
+    # The sidecar must be done before ECS's SIGKILL; 5 s leave room for its own exit.
+    sidecar = min(asked, stop - 5)
+    notes = [
+        f"stops through the load balancer (scale-in, deployments, the schedule) give in-flight "
+        f"requests {dereg} s: ECS waits out the deregistration delay before SIGTERM"
+    ]
+    if sidecar < asked:
+        notes.append(
+            f"stops that skip the load balancer (spot reclaim, StopTask) give them {sidecar} s "
+            f"of gateway.drainSeconds {asked}: ECS kills a container {stop} s after SIGTERM"
+        )
+    return DrainPlan(asked, dereg, sidecar, stop, tuple(notes))
+
+
+def capacity_plans(models: list[ModelPlan]) -> dict[str, CapacityGroupPlan]:
+    """Models sharing GPU capacity (one ASG and capacity provider): same instance type and
+    capacity mode, keyed `g6e-xlarge-mixed`, in the order the models come."""
+    members: dict[str, list[ModelPlan]] = {}
+    for m in models:
+        members.setdefault(f"{m.instance_type.replace('.', '-')}-{m.capacity}", []).append(m)
+    out: dict[str, CapacityGroupPlan] = {}
+    for key, ms in members.items():
+        n_min = sum(m.cost.instances_min for m in ms)
+        n_max = sum(m.cost.instances_max for m in ms)
+        out[key] = CapacityGroupPlan(
+            key=key,
+            instance_type=ms[0].instance_type,
+            capacity=ms[0].capacity,
+            models=tuple(m.name for m in ms),
+            instances_min=n_min,
+            instances_max=n_max,
+            max_size=2 * n_max,
+            on_demand_base=n_min if ms[0].capacity == Capacity.MIXED.value else 0,
+            max_scaling_step=max(1, n_max),
+        )
+    return out
+
+
+def _identities(
+    stack: StackConfig,
+    models: list[ModelPlan],
+    groups: dict[str, CapacityGroupPlan],
+    endpoints: list[str],
+    https: bool,
+    secrets: tuple[SecretSpec, ...],
+) -> identities.Identities:
+    c = stack
+    p = c.prefix
+    shorts = {m.name: m.short for m in models}
+    new_vpc = c.network.vpc_id is None
+    built = [
+        role
+        for role, given in (("sidecar", c.images.sidecar), ("fetcher", c.images.fetcher))
+        if given is None
+    ]
+    return identities.Identities(
+        encryption=identities.encryption_ids(p),
+        network=(
+            identities.network_ids(p, c.network.availability_zones, c.nat_gateway_count, endpoints)
+            if new_vpc
+            else identities.NetworkIds(f"{p}-network")
+        ),
+        security=identities.security_ids(p, c.network.ingress_cidrs, [443, 80] if https else [80]),
+        cache=identities.cache_ids(p, _subnet_count(c), shorts),
+        secrets=identities.secrets_ids(p, [s.key for s in secrets]),
+        images=identities.images_ids(p, built),
+        gpu=identities.gpu_ids(p, list(groups)),
+        roles=identities.roles_ids(p, shorts),
+        load_balancer=identities.load_balancer_ids(
+            p, shorts, access_logs=not c.ephemeral, https=https
+        ),
+        prewarm=identities.prewarm_ids(p, shorts),
+        serving={
+            m.name: identities.serving_ids(
+                p,
+                m.short,
+                from_zero=m.replicas_min == 0,
+                actions=[a.action for a in m.scheduled_actions],
+            )
+            for m in models
+        },
+        monitoring=identities.monitoring_ids(
+            p, c.alarms.emails, alarm_names(c, models, list(groups))
+        ),
+    )
+
+
 def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
-    """Plan a validated stack; a model that cannot run raises ConfigError naming its key."""
+    """Plan a validated stack; what cannot be built raises ConfigError naming its key."""
+    where = origin or f"stacks/Pulumi.{stack.stack}.yaml"
     fraction = 1.0
     if stack.schedule is not None:
         fraction = running_fraction(stack.schedule.scale_down, stack.schedule.scale_up)
+    priorities = listener_priorities([m.name for m in stack.models])
     models: list[ModelPlan] = []
     problems: list[str] = []
     for i, m in enumerate(stack.models):
         try:
-            models.append(plan_model(m, stack, fraction))
+            models.append(plan_model(m, stack, fraction, priorities[m.name]))
         except sizing.SizingError as exc:
             problems.append(f"modelfleet:models[{i}] ({m.name}): {exc}")
     if problems:
-        raise ConfigError(origin or f"stacks/Pulumi.{stack.stack}.yaml", problems)
+        raise ConfigError(where, problems)
+    shorts: dict[str, str] = {}
+    for mp in models:
+        if mp.short in shorts:
+            problems.append(
+                f"modelfleet:models: {shorts[mp.short]!r} and {mp.name!r} shorten to the same "
+                f"resource name {mp.short!r}; rename one"
+            )
+        shorts[mp.short] = mp.name
     endpoints = (
         list(INTERFACE_ENDPOINTS)
         if (stack.environment is Environment.PROD and stack.network.vpc_id is None)
         else []
     )
-    shared = _shared_cost(stack, models, endpoints)
+    groups = capacity_plans(models)
+    subnets: SubnetLayout | None = None
+    if stack.network.vpc_id is None:
+        sources = sum(1 + len(m.lora_adapters) for m in stack.models)
+        layout = subnet_layout(
+            stack.network.cidr,
+            stack.network.availability_zones,
+            _private_addresses(models, groups, endpoints, sources),
+        )
+        if isinstance(layout, str):
+            problems.append(layout)
+        else:
+            subnets = layout
+    if problems:
+        raise ConfigError(where, problems)
+    https = stack.network.certificate_arn is not None
+    secrets = tuple(
+        s
+        for s in SECRET_SPECS
+        if {
+            "api_keys": stack.gateway.api_keys is not None,
+            "fallback_api_key": stack.gateway.fallback is not None,
+            "hf_token": stack.hf_token is not None,
+        }[s.key]
+    )
+    ids = _identities(stack, models, groups, endpoints, https, secrets)
+    alarms = len(ids.monitoring.alarms) + sum(
+        1 for s in ids.serving.values() if s.from_zero_alarm is not None
+    )
+    shared = _shared_cost(stack, models, endpoints, alarms, len(secrets))
     notes = []
     gated = [
         m.name
@@ -482,19 +598,24 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
             f"{', '.join(gated)}: gated on the Hugging Face Hub; set hfToken "
             "(pulumi config set --secret hfToken hf_...) or the pre-warm fetch fails"
         )
+    drain = drain_plan(stack)
     plan = FleetPlan(
         config=stack,
         models=models,
         running_fraction=fraction,
-        scheduled_actions=_scheduled_actions(stack, models),
         alb_idle_timeout_s=_idle_timeout(stack, models),
-        https=stack.network.certificate_arn is not None,
+        https=https,
         interface_endpoints=endpoints,
+        subnets=subnets,
+        drain=drain,
+        capacity=groups,
+        secrets=secrets,
+        ids=ids,
         shared_cost=shared,
         monthly_usd=sum(m.cost.monthly_usd for m in models) + shared.total,
-        notes=notes,
+        notes=notes + list(drain.notes),
     )
     limit_problems = check_limits(plan)
     if limit_problems:
-        raise ConfigError(origin or f"stacks/Pulumi.{stack.stack}.yaml", limit_problems)
+        raise ConfigError(where, limit_problems)
     return plan

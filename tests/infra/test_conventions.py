@@ -6,6 +6,8 @@
 - every `aws.*` / `docker_build.*` resource in a component is its child
   (`opts=child(self...)` or `opts=pulumi.ResourceOptions(parent=self...)`);
 - no resource is constructed inside a function passed to `.apply(` (preview would not show it);
+- every resource's logical name is read from the plan (`<ids>.<what>.name`), never formatted
+  in a component, and every invoke runs with `opts=invoke(self)`;
 - modelfleet/ never imports pulumi: the CLI plans without the engine.
 """
 
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.xdist_group("infra")
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT_FILES = sorted(
-    p for p in (ROOT / "components").glob("*.py") if p.name not in {"__init__.py", "harness.py"}
+    p for p in (ROOT / "components").rglob("*.py") if p.name not in {"__init__.py", "harness.py"}
 )
 MODELFLEET_FILES = sorted((ROOT / "modelfleet").glob("*.py"))
 TYPE_TOKEN = re.compile(r"^modelfleet:[a-z][a-z-]*:[A-Z][A-Za-z]*$")
@@ -232,3 +234,34 @@ def test_modelfleet_never_imports_pulumi(path: Path) -> None:
             assert n.split(".")[0] not in {"pulumi", "pulumi_aws", "pulumi_docker_build"}, (
                 f"{path.name}:{node.lineno} imports {n}"
             )
+
+
+def _resource_calls(tree: ast.Module) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _is_resource_call(n)]
+
+
+@pytest.mark.parametrize("path", COMPONENT_FILES, ids=lambda p: p.name)
+def test_names_come_from_the_plan(path: Path) -> None:
+    """A name formatted in a component is a second copy of the plan's naming: the listing of
+    `modelfleet plan` and the program could drift apart (issue 9)."""
+    for call in _resource_calls(_parse(path)):
+        name = call.args[0] if call.args else None
+        ok = isinstance(name, ast.Attribute) and name.attr == "name"
+        shown = ast.unparse(name) if name else None
+        assert ok, f"{path.name}:{call.lineno}: {_dotted(call.func)} named {shown}"
+
+
+INVOKES = re.compile(r"^aws\.([a-z0-9_]+\.)?get_[a-z0-9_]+$")
+
+
+@pytest.mark.parametrize("path", [*COMPONENT_FILES, ROOT / "components" / "fleet.py"], ids=str)
+def test_invokes_are_parented(path: Path) -> None:
+    """Invokes run with the component as parent, so they use its provider (a stack that sets
+    an explicit provider or region gets its answers from there, not from the defaults)."""
+    for call in (n for n in ast.walk(_parse(path)) if isinstance(n, ast.Call)):
+        if not INVOKES.match(_dotted(call.func)):
+            continue
+        opts = next((k.value for k in call.keywords if k.arg == "opts"), None)
+        assert isinstance(opts, ast.Call) and _dotted(opts.func) == "invoke", (
+            f"{path.name}:{call.lineno}: {_dotted(call.func)} without opts=invoke(self)"
+        )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.gpu_capacity import GPU_AMI_PARAMETER
+from components.ecs.gpu_capacity import GPU_AMI_PARAMETER
 from components.harness import AMI, Run
 from modelfleet.plan import SIDECAR_PORT, FleetPlan
 

@@ -28,7 +28,6 @@ from infra_support import (
 )
 
 from components.harness import Recorded, Run
-from components.inference_service import service_name
 from modelfleet import limits
 from modelfleet.monitoring import ModelDims, model_alarms, stack_alarms
 from modelfleet.plan import FleetPlan, HealthCheck
@@ -253,7 +252,7 @@ def _string_dims_alarms(plan: FleetPlan) -> list[dict[str, Any]]:
             load_balancer="app/mf-alb/0123456789abcdef",
             target_group=f"targetgroup/{m.short}-tg/0123456789abcdef",
             cluster="mf-cluster",
-            service=service_name(plan, m),
+            service=m.service_name,
         )
         specs += model_alarms(plan.config, m, dims)
     groups = dict.fromkeys(plan.capacity_groups, "asg-1")

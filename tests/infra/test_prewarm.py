@@ -13,16 +13,16 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from components.prewarm import (
+from components.ecs.prewarm import (
     LOG_TAIL_LINES,
     POLL_SECONDS,
     TRIGGERS,
     PrewarmError,
     PrewarmProvider,
-    prewarm_timeout_s,
     run_prewarm,
 )
 from modelfleet.containers import PREWARM_CONTAINER
+from modelfleet.plan import prewarm_timeout_s
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -227,7 +227,7 @@ def test_timeout_stops_the_task(clients: tuple[Any, Stubber, Any, Stubber]) -> N
 
 
 def test_timeout_grows_with_the_weights() -> None:
-    assert prewarm_timeout_s(140) > prewarm_timeout_s(15) > 600
+    assert prewarm_timeout_s(140) > prewarm_timeout_s(15) > 600  # the plan derives it
 
 
 def test_provider_create_returns_the_runs(

@@ -91,10 +91,15 @@ def test_idle_timeout_given_is_kept(tmp_path: Path) -> None:
 def test_scheduled_actions_in_aws_form(dev: FleetPlan) -> None:
     down, up = dev.scheduled_actions
     assert (down.name, down.schedule, down.timezone) == (
-        "llama-8b-scale-down", "cron(0 20 ? * MON,TUE,WED,THU,FRI *)", "America/New_York",
-    )  # fmt: skip
+        "mf-platform-dev-llama-8b-scale-down",
+        "cron(0 20 ? * MON,TUE,WED,THU,FRI *)",
+        "America/New_York",
+    )
     assert (down.min_capacity, down.max_capacity) == (0, 0)
-    assert (up.name, up.schedule) == ("llama-8b-scale-up", "cron(0 7 ? * MON,TUE,WED,THU,FRI *)")
+    assert (up.name, up.schedule) == (
+        "mf-platform-dev-llama-8b-scale-up", "cron(0 7 ? * MON,TUE,WED,THU,FRI *)"
+    )  # fmt: skip
+    assert (down.action, up.action) == ("scale-down", "scale-up")
     assert (up.min_capacity, up.max_capacity) == (1, 2)
 
 
@@ -198,3 +203,39 @@ def test_quantization_method_by_gpu(tmp_path: Path, instance: str, dtype: str, m
     )
     assert cmd[cmd.index("--quantization") + 1] == method
     assert "--dtype" not in cmd
+
+
+def test_listener_priorities_depend_on_names_only() -> None:
+    import hashlib
+    import itertools
+
+    from modelfleet.plan import listener_priorities
+
+    def slot(name: str) -> int:
+        return 1 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 50_000
+
+    seen: dict[int, str] = {}
+    for i in itertools.count():  # a birthday pair: about 300 names
+        name = f"m{i}"
+        if slot(name) in seen:
+            a, b = sorted((seen[slot(name)], name))
+            break
+        seen[slot(name)] = name
+    got = listener_priorities([b, "chat", a])
+    assert got[a] == slot(a)  # the name that sorts first keeps the slot
+    assert got[b] != got[a] and 1 <= got[b] <= 50_000
+    assert got == listener_priorities([a, "chat", b])  # order of the list is irrelevant
+    assert listener_priorities(["chat"])["chat"] == got["chat"]  # others do not move it
+
+
+def test_subnet_layout_of_the_first_release_is_kept_up_to_four_azs() -> None:
+    from modelfleet.plan import subnet_layout
+    from modelfleet.plan_types import SubnetLayout
+
+    for azs in (2, 3, 4):
+        layout = subnet_layout("10.40.0.0/16", azs, 100)
+        assert isinstance(layout, SubnetLayout)
+        assert layout.public == tuple(f"10.40.{16 * i}.0/20" for i in range(azs))
+        assert layout.private == tuple(f"10.40.{128 + 32 * i}.0/19" for i in range(azs))
+    six = subnet_layout("10.40.0.0/16", 6, 100)
+    assert isinstance(six, SubnetLayout) and len(set(six.public + six.private)) == 12

@@ -15,9 +15,9 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components._common import assume_role_policy, child, stack_tags
+from components._common import assume_role_policy, child, invoke, stack_tags
 from modelfleet import sizing
-from modelfleet.plan import FleetPlan
+from modelfleet.plan_types import FleetPlan
 
 # The ECS GPU-optimized AL2023 AMI, resolved at deploy time so a new AMI shows in preview.
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html
@@ -53,45 +53,42 @@ class GpuCapacity(pulumi.ComponentResource):
         super().__init__("modelfleet:gpu-capacity:GpuCapacity", name, None, opts)
         plan = args.plan
         c = plan.config
+        ids = plan.ids.gpu
         tags = stack_tags(c)
         cluster = aws.ecs.Cluster(
-            f"{name}-cluster",
+            ids.cluster.name,
             settings=[{"name": "containerInsights", "value": "enabled"}],
             tags=tags,
             opts=child(self),
         )
         role = aws.iam.Role(
-            f"{name}-host-role",
+            ids.host_role.name,
             assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             tags=tags,
             opts=child(self),
         )
-        for i, managed in enumerate(
-            (
-                # What the ECS agent needs to register and pull images.
-                "service-role/AmazonEC2ContainerServiceforEC2Role",
-                # Session Manager instead of SSH: no key pairs, no port 22.
-                "AmazonSSMManagedInstanceCore",
-            )
-        ):
+        # What the ECS agent needs to register and pull images; Session Manager instead of SSH
+        # (no key pairs, no port 22). Keyed by policy, as the plan names them.
+        for managed, attachment in ids.host_policies.items():
             aws.iam.RolePolicyAttachment(
-                f"{name}-host-policy-{i}",
+                attachment.name,
                 role=role.name,
                 policy_arn=f"arn:{args.partition}:iam::aws:policy/{managed}",
-                opts=child(self),
+                opts=child(self, attachment),
             )
         profile = aws.iam.InstanceProfile(
-            f"{name}-host-profile", role=role.name, tags=tags, opts=child(self)
+            ids.host_profile.name, role=role.name, tags=tags, opts=child(self)
         )
-        ami = aws.ssm.get_parameter(name=GPU_AMI_PARAMETER)
+        ami = aws.ssm.get_parameter(name=GPU_AMI_PARAMETER, opts=invoke(self))
 
         self.capacity_provider = {}
         self.asg_names = {}
         providers: list[pulumi.Output[str]] = []
-        for key, models in plan.capacity_groups.items():
-            itype, capacity = models[0].instance_type, models[0].capacity
+        for key, group in plan.capacity.items():
+            group_ids = ids.groups[key]
+            itype, capacity = group.instance_type, group.capacity
             lt = aws.ec2.LaunchTemplate(
-                f"{name}-{key}-lt",
+                group_ids.launch_template.name,
                 image_id=ami.value,
                 instance_type=itype,
                 iam_instance_profile={"arn": profile.arn},
@@ -131,20 +128,15 @@ class GpuCapacity(pulumi.ComponentResource):
                 tags=tags,
                 opts=child(self),
             )
-            n_max = sum(m.cost.instances_max for m in models)
-            # Rolling deploys start new tasks before stopping old ones (maximumPercent 200),
-            # which needs room for a second copy of the largest fleet.
-            max_size = 2 * n_max
             lt_spec: aws.autoscaling.GroupLaunchTemplateArgsDict = {
                 "id": lt.id,
                 "version": lt.latest_version.apply(str),
             }
             spot = capacity in ("spot", "mixed")
-            base = sum(m.cost.instances_min for m in models) if capacity == "mixed" else 0
             asg = aws.autoscaling.Group(
-                f"{name}-{key}-asg",
+                group_ids.asg.name,
                 min_size=0,
-                max_size=max_size,
+                max_size=group.max_size,  # room for a rolling deployment (the plan)
                 vpc_zone_identifiers=args.private_subnet_ids,
                 protect_from_scale_in=True,  # managed termination protection requires it
                 capacity_rebalance=spot,
@@ -161,7 +153,7 @@ class GpuCapacity(pulumi.ComponentResource):
                 mixed_instances_policy=(
                     {
                         "instances_distribution": {
-                            "on_demand_base_capacity": base,
+                            "on_demand_base_capacity": group.on_demand_base,
                             "on_demand_percentage_above_base_capacity": 0,
                             # Fewer interruptions than lowest-price, at nearly its price.
                             "spot_allocation_strategy": "price-capacity-optimized",
@@ -185,7 +177,7 @@ class GpuCapacity(pulumi.ComponentResource):
                 opts=child(self, ignore_changes=["desiredCapacity"]),
             )
             cp = aws.ecs.CapacityProvider(
-                f"{name}-{key}-cp",
+                group_ids.capacity_provider.name,
                 auto_scaling_group_provider={
                     "auto_scaling_group_arn": asg.arn,
                     "managed_termination_protection": "ENABLED",
@@ -194,7 +186,7 @@ class GpuCapacity(pulumi.ComponentResource):
                         "status": "ENABLED",
                         "target_capacity": 100,
                         "minimum_scaling_step_size": 1,
-                        "maximum_scaling_step_size": max(1, n_max),
+                        "maximum_scaling_step_size": group.max_scaling_step,
                         "instance_warmup_period": sizing.INSTANCE_BOOT_SECONDS,
                     },
                 },
@@ -202,12 +194,12 @@ class GpuCapacity(pulumi.ComponentResource):
                 opts=child(self),
             )
             providers.append(cp.name)
-            for m in models:
-                self.capacity_provider[m.name] = cp.name
-                self.asg_names[m.name] = asg.name
+            for model in group.models:
+                self.capacity_provider[model] = cp.name
+                self.asg_names[model] = asg.name
 
         attached = aws.ecs.ClusterCapacityProviders(
-            f"{name}-providers",
+            ids.providers.name,
             cluster_name=cluster.name,
             # FARGATE runs the one-shot pre-warm fetcher: no GPU host needed for a download.
             capacity_providers=[*providers, "FARGATE"],

@@ -13,7 +13,8 @@ import pulumi_aws as aws
 from components._common import child, stack_tags
 from components.model_cache import efs_volume
 from modelfleet.containers import TaskRefs, container_definitions
-from modelfleet.plan import SIDECAR_PORT, FleetPlan, ModelPlan
+from modelfleet.contract import SIDECAR_PORT
+from modelfleet.plan_types import FleetPlan, ModelPlan
 
 
 def service_tags(plan: FleetPlan, m: ModelPlan) -> dict[str, str]:
@@ -39,11 +40,6 @@ def service_tags(plan: FleetPlan, m: ModelPlan) -> dict[str, str]:
     if g.require_spot is not None:
         tags["modelfleet:guardrail-require-spot"] = "true" if g.require_spot else "false"
     return tags
-
-
-def service_name(plan: FleetPlan, m: ModelPlan) -> str:
-    """Fixed, so the sidecar's metric dimension and the alarms agree before anything exists."""
-    return f"{plan.config.prefix}-{m.short}"
 
 
 @dataclass(frozen=True)
@@ -76,19 +72,17 @@ class InferenceService(pulumi.ComponentResource):
         super().__init__("modelfleet:inference:InferenceService", name, None, opts)
         plan, m = args.plan, args.model
         c = plan.config
+        ids = plan.ids.serving[m.name]
         tags = stack_tags(c, **{"modelfleet:model": m.name})
-        svc_name = service_name(plan, m)
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", retention_in_days=c.retention_days, tags=tags, opts=child(self)
+            ids.log_group.name, retention_in_days=c.retention_days, tags=tags, opts=child(self)
         )
-        s = args.secret_arns
+        keys = sorted(args.secret_arns)
         containers = pulumi.Output.all(
             log_group.name,
             args.sidecar_image,
             args.fetcher_image,
-            s.get("api_keys"),
-            s.get("fallback_api_key"),
-            s.get("hf_token"),
+            *[args.secret_arns[k] for k in keys],
         ).apply(
             lambda v: json.dumps(
                 container_definitions(
@@ -100,17 +94,14 @@ class InferenceService(pulumi.ComponentResource):
                         vllm_image=c.images.vllm,
                         sidecar_image=v[1],
                         fetcher_image=v[2],
-                        service_name=svc_name,
-                        api_keys_arn=v[3],
-                        fallback_key_arn=v[4],
-                        hf_token_arn=v[5],
+                        secret_arns=dict(zip(keys, v[3:], strict=True)),
                     ),
                 )
             )
         )
         task_def = aws.ecs.TaskDefinition(
-            f"{name}-task",
-            family=svc_name,
+            ids.task_definition.name,
+            family=m.service_name,
             requires_compatibilities=["EC2"],
             network_mode="awsvpc",
             cpu=str(m.task_cpu),
@@ -129,8 +120,8 @@ class InferenceService(pulumi.ComponentResource):
             opts=child(self),
         )
         service = aws.ecs.Service(
-            f"{name}-service",
-            name=svc_name,
+            ids.service.name,
+            name=m.service_name,
             cluster=args.cluster_arn,
             task_definition=task_def.arn,
             desired_count=m.replicas_min,
@@ -163,7 +154,13 @@ class InferenceService(pulumi.ComponentResource):
             enable_execute_command=False,
             tags=service_tags(plan, m),
             # Application Auto Scaling owns the desired count once the service exists.
-            opts=child(self, depends_on=args.depends_on, ignore_changes=["desiredCount"]),
+            # An explicit service name: a replacement must delete the old service first.
+            opts=child(
+                self,
+                depends_on=args.depends_on,
+                ignore_changes=["desiredCount"],
+                delete_before_replace=True,
+            ),
         )
         self.service_name = service.name
         self.task_definition_arn = task_def.arn

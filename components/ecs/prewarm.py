@@ -9,7 +9,6 @@ model's ECS service depends on it, so a new revision is on EFS before any task l
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,20 +21,14 @@ import pulumi_aws as aws
 
 from components._common import child, stack_tags
 from components.model_cache import efs_volume
-from modelfleet.containers import PREWARM_CONTAINER, TaskRefs, fetcher_sources, prewarm_container
-from modelfleet.plan import MODELS_MOUNT, FleetPlan, ModelPlan
+from modelfleet.containers import TaskRefs, fetcher_sources, prewarm_container
+from modelfleet.contract import MODELS_MOUNT, PREWARM_CONTAINER
+from modelfleet.plan_types import FleetPlan
 
-# Download from the hub or S3 through NAT at ~100 MiB/s sustained; the timeout allows three
-# times that plus ten minutes before calling a fetch hung.
-DOWNLOAD_MIBPS = 100.0
 FARGATE_CPU = "2048"  # hashing checksums of tens of GiB is CPU-bound at one vCPU
 FARGATE_MEMORY = "8192"
 POLL_SECONDS = 10.0
 LOG_TAIL_LINES = 30
-
-
-def prewarm_timeout_s(weights_gib: float) -> int:
-    return math.ceil(3 * weights_gib * 1024 / DOWNLOAD_MIBPS) + 600
 
 
 class PrewarmError(Exception):
@@ -140,6 +133,31 @@ def run_prewarm(
     return [results[s] for s, _ in started]
 
 
+def aws_session(props: dict[str, Any], boto3_module: Any = None) -> Any:
+    """A boto3 session as the stack's `aws` provider: its region, profile and roles (assumed
+    in order), never the ambient credentials of whoever runs `pulumi up`."""
+    if boto3_module is None:
+        import boto3 as boto3_module
+    session = boto3_module.Session(profile_name=props.get("profile"), region_name=props["region"])
+    for role in props.get("roles") or []:
+        params = {
+            "RoleArn": role["roleArn"],
+            "RoleSessionName": role.get("sessionName") or "modelfleet-prewarm",
+        }
+        if role.get("externalId"):
+            params["ExternalId"] = role["externalId"]
+        if role.get("sourceIdentity"):
+            params["SourceIdentity"] = role["sourceIdentity"]
+        creds = session.client("sts").assume_role(**params)["Credentials"]
+        session = boto3_module.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=props["region"],
+        )
+    return session
+
+
 # Inputs whose change means the cache must be (re)filled; a new fetcher image does not.
 TRIGGERS = ("sources", "destRoot", "accessPoint")
 
@@ -147,13 +165,12 @@ TRIGGERS = ("sources", "destRoot", "accessPoint")
 class PrewarmProvider(pulumi.dynamic.ResourceProvider):
     """Runs in the Pulumi engine's Python host with the deployer's AWS credentials."""
 
-    def _clients(self, region: str) -> tuple[Any, Any]:
-        import boto3
-
-        return boto3.client("ecs", region_name=region), boto3.client("logs", region_name=region)
+    def _clients(self, props: dict[str, Any]) -> tuple[Any, Any]:
+        session = aws_session(props)
+        return session.client("ecs"), session.client("logs")
 
     def _run(self, props: dict[str, Any]) -> dict[str, Any]:
-        ecs, logs = self._clients(props["region"])
+        ecs, logs = self._clients(props)
         started = time.time()
         runs = run_prewarm(ecs, logs, props)
         return {**props, "runs": runs, "seconds": round(time.time() - started, 1)}
@@ -199,7 +216,9 @@ class PrewarmArgs:
     execution_role_arn: Mapping[str, pulumi.Input[str]]
     task_role_arn: Mapping[str, pulumi.Input[str]]
     fetcher_image: pulumi.Input[str]
-    hf_token_arn: pulumi.Input[str] | None
+    secret_arns: Mapping[str, pulumi.Input[str]]
+    # The `aws` provider's profile and roles (components.stack_config.aws_session_settings).
+    session: Mapping[str, Any]
 
 
 class Prewarm(pulumi.ComponentResource):
@@ -215,18 +234,20 @@ class Prewarm(pulumi.ComponentResource):
         self.task_definition_arn = {}
         self.runs = {}
         for m in plan.models:
+            ids = plan.ids.prewarm.models[m.name]
             log_group = aws.cloudwatch.LogGroup(
-                f"{name}-{m.short}-logs",
+                ids.log_group.name,
                 retention_in_days=plan.config.retention_days,
                 tags=tags,
                 opts=child(self),
             )
+            keys = sorted(args.secret_arns)
             containers = pulumi.Output.all(
-                log_group.name, args.fetcher_image, args.hf_token_arn
-            ).apply(partial(self._containers_json, plan, m, args))
+                log_group.name, args.fetcher_image, *[args.secret_arns[k] for k in keys]
+            ).apply(partial(self._containers_json, plan, args, keys))
             task_def = aws.ecs.TaskDefinition(
-                f"{name}-{m.short}-fetcher",
-                family=f"{plan.config.prefix}-{m.short}-prewarm",
+                ids.task_definition.name,
+                family=m.prewarm_family,
                 requires_compatibilities=["FARGATE"],
                 network_mode="awsvpc",
                 cpu=FARGATE_CPU,
@@ -244,9 +265,11 @@ class Prewarm(pulumi.ComponentResource):
             )
             self.task_definition_arn[m.name] = task_def.arn
             self.runs[m.name] = PrewarmRun(
-                f"{name}-{m.short}-run",
+                ids.run.name,
                 {
                     "region": args.region,
+                    "profile": args.session.get("profile"),
+                    "roles": list(args.session.get("roles") or []),
                     "cluster": args.cluster_arn,
                     "taskDefinition": task_def.arn,
                     "subnets": args.subnet_ids,
@@ -256,22 +279,21 @@ class Prewarm(pulumi.ComponentResource):
                     "accessPoint": args.access_point_ids[m.name],
                     "logGroup": log_group.name,
                     "logStreamPrefix": "fetcher",
-                    "timeoutSeconds": prewarm_timeout_s(m.weights_gib),
+                    "timeoutSeconds": m.prewarm_timeout_s,
                 },
                 opts=child(self),
             )
         self.register_outputs({"task_definitions": self.task_definition_arn})
 
     @staticmethod
-    def _containers_json(plan: FleetPlan, m: ModelPlan, args: PrewarmArgs, v: list[Any]) -> str:
-        log_group, image, hf_token_arn = v
+    def _containers_json(plan: FleetPlan, args: PrewarmArgs, keys: list[str], v: list[Any]) -> str:
+        log_group, image, *arns = v
         refs = TaskRefs(
             region=args.region,
             log_group=log_group,
             vllm_image=plan.config.images.vllm,
             sidecar_image="",
             fetcher_image=image,
-            service_name=m.name,
-            hf_token_arn=hf_token_arn,
+            secret_arns=dict(zip(keys, arns, strict=True)),
         )
-        return json.dumps(prewarm_container(refs))
+        return json.dumps(prewarm_container(plan, refs))

@@ -12,7 +12,7 @@ from fetcher.source import S3Source, parse_source
 
 from components._common import assume_role_policy, child, policy_json, stack_tags
 from modelfleet.containers import fetcher_sources
-from modelfleet.plan import FleetPlan
+from modelfleet.plan_types import FleetPlan
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,15 @@ class TaskRoles(pulumi.ComponentResource):
         self.task_role_arn = {}
         secret_arns = list(args.secret_arns.values())
         for m in plan.models:
+            ids = plan.ids.roles.models[m.name]
             execution = aws.iam.Role(
-                f"{name}-{m.short}-execution",
+                ids.execution.name,
                 assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
                 tags=tags,
                 opts=child(self),
             )
             aws.iam.RolePolicyAttachment(
-                f"{name}-{m.short}-execution-managed",
+                ids.execution_managed.name,
                 role=execution.name,
                 policy_arn=(
                     f"arn:{args.partition}:iam::aws:policy/service-role/"
@@ -93,21 +94,21 @@ class TaskRoles(pulumi.ComponentResource):
                     }
                 )
             aws.iam.RolePolicy(
-                f"{name}-{m.short}-execution-policy",
+                ids.execution_policy.name,
                 role=execution.id,
                 policy=policy_json(statements),
                 opts=child(self),
             )
 
             task = aws.iam.Role(
-                f"{name}-{m.short}-task",
+                ids.task.name,
                 assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
                 tags=tags,
                 opts=child(self),
             )
             sources = [s for _, s in fetcher_sources(m, plan)]
             aws.iam.RolePolicy(
-                f"{name}-{m.short}-task-policy",
+                ids.task_policy.name,
                 role=task.id,
                 policy=policy_json(
                     [

@@ -10,11 +10,11 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import child, stack_tags
-from components.inference_service import service_name
 from components.monitoring import alarm_args
-from modelfleet.containers import EMF_NAMESPACE
-from modelfleet.monitoring import QUEUE_DEPTH, SERVICE_DIMENSION, ModelDims, wake_alarm
-from modelfleet.plan import FleetPlan, ModelPlan
+from modelfleet.contract import EMF_NAMESPACE, QUEUE_DEPTH, SERVICE_DIMENSION
+from modelfleet.identities import ServingIds
+from modelfleet.monitoring import ModelDims, wake_alarm
+from modelfleet.plan_types import FleetPlan, ModelPlan
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,9 @@ class Autoscaling(pulumi.ComponentResource):
         plan, m = args.plan, args.model
         c = plan.config
         auto = c.autoscaling
+        ids = plan.ids.serving[m.name]
         target = aws.appautoscaling.Target(
-            f"{name}-target",
+            ids.scaling_target.name,
             service_namespace="ecs",
             scalable_dimension="ecs:service:DesiredCount",
             resource_id=pulumi.Output.concat("service/", args.cluster_name, "/", args.service_name),
@@ -53,7 +54,7 @@ class Autoscaling(pulumi.ComponentResource):
         # vLLM batches up to max-num-seqs; requests beyond wait in its queue. A steady queue
         # per replica is the one signal that more GPUs would serve faster.
         aws.appautoscaling.Policy(
-            f"{name}-queue-depth",
+            ids.queue_depth_policy.name,
             policy_type="TargetTrackingScaling",
             target_tracking_scaling_policy_configuration={
                 "target_value": auto.queue_depth_target,
@@ -70,30 +71,31 @@ class Autoscaling(pulumi.ComponentResource):
             **scaling,
         )
         if m.replicas_min == 0:
-            self._scale_from_zero(name, m, args, scaling)
-        for action in plan.scheduled_actions:
-            if not action.name.startswith(f"{m.short}-"):
-                continue
+            self._scale_from_zero(ids, m, args, scaling)
+        # This model's own actions, from its plan: never another model's.
+        for action in m.scheduled_actions:
             aws.appautoscaling.ScheduledAction(
-                f"{name}-{action.name.removeprefix(m.short + '-')}",
-                name=f"{c.prefix}-{action.name}",
+                ids.scheduled[action.action].name,
+                name=action.name,
                 schedule=action.schedule,
                 timezone=action.timezone,
                 scalable_target_action={
                     "min_capacity": action.min_capacity,
                     "max_capacity": action.max_capacity,
                 },
-                opts=child(self),
+                # Named explicitly: a replacement must delete the old action first.
+                opts=child(self, delete_before_replace=True),
                 **scaling,
             )
         self.register_outputs({"resource_id": target.resource_id})
 
     def _scale_from_zero(
-        self, name: str, m: ModelPlan, args: AutoscalingArgs, scaling: dict[str, Any]
+        self, ids: ServingIds, m: ModelPlan, args: AutoscalingArgs, scaling: dict[str, Any]
     ) -> None:
         """With no task there is no queue metric; a request at the ALB is the signal."""
+        assert ids.from_zero_policy and ids.from_zero_alarm  # planned for replicas.min 0
         step = aws.appautoscaling.Policy(
-            f"{name}-from-zero",
+            ids.from_zero_policy.name,
             policy_type="StepScaling",
             step_scaling_policy_configuration={
                 "adjustment_type": "ChangeInCapacity",
@@ -108,12 +110,12 @@ class Autoscaling(pulumi.ComponentResource):
             load_balancer=args.load_balancer,
             target_group=args.target_group,
             cluster=args.cluster_name,
-            service=service_name(args.plan, m),
+            service=m.service_name,
         )
         aws.cloudwatch.MetricAlarm(
-            f"{name}-from-zero-alarm",
+            ids.from_zero_alarm.name,
             **alarm_args(wake_alarm(args.plan.config, m, dims)),
             alarm_actions=[step.arn],
             tags=stack_tags(args.plan.config, **{"modelfleet:model": m.name}),
-            opts=child(self),
+            opts=child(self, delete_before_replace=True),  # the alarm's name is explicit
         )

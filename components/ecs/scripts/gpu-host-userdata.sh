@@ -1,6 +1,6 @@
 #!/bin/bash
 # Bootstrap of a GPU host on the ECS GPU-optimized Amazon Linux 2023 AMI (NVIDIA driver and
-# container toolkit come with the AMI). components/gpu_capacity.py fills in the cluster name.
+# container toolkit come with the AMI). components/ecs/gpu_capacity.py fills in the cluster name.
 set -euo pipefail
 
 cluster="__ECS_CLUSTER__"

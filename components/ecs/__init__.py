@@ -1,0 +1,1 @@
+"""ECS-only concerns: GPU capacity, task roles, pre-warm, inference services, autoscaling."""

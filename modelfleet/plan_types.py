@@ -1,0 +1,278 @@
+"""The plan's types: the complete, typed description of what a stack builds.
+
+A leaf of the package (it imports only config, sizing and identities), so the modules that
+turn a plan into payloads (containers, monitoring, limits) never import the planner itself;
+`modelfleet.plan.build_plan` is the one step that makes these objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from modelfleet import sizing
+from modelfleet.config import StackConfig
+from modelfleet.identities import Identities, Res
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """A secret a container needs: where the user sets it and where it arrives.
+
+    The one table of secrets: the secrets component creates one entry per spec present in the
+    stack, the container definitions read them by `key`, the task roles grant exactly them,
+    and the cost counts them.
+    """
+
+    key: str  # api_keys | fallback_api_key | hf_token
+    config_key: str  # the stack key, as the user writes it
+    env: str  # the container's variable
+    container: str  # sidecar | fetcher
+
+
+SECRET_SPECS = (
+    SecretSpec("api_keys", "modelfleet:gateway.apiKeys", "SIDECAR_API_KEYS", "sidecar"),
+    SecretSpec(
+        "fallback_api_key",
+        "modelfleet:gateway.fallback.apiKey",
+        "SIDECAR_FALLBACK_API_KEY",
+        "sidecar",
+    ),
+    SecretSpec("hf_token", "modelfleet:hfToken", "HF_TOKEN", "fetcher"),
+)
+
+
+@dataclass(frozen=True)
+class SubnetLayout:
+    """CIDRs of a new VPC's subnets, per AZ slot (the n-th zone AWS lists)."""
+
+    vpc: str
+    public: tuple[str, ...]
+    private: tuple[str, ...]
+    # Addresses each private subnet must hold when everything runs in one AZ, and why.
+    private_addresses_needed: int
+
+
+@dataclass(frozen=True)
+class DrainPlan:
+    """How long in-flight requests get when a replica stops, decided once for every consumer.
+
+    `deregistration_delay_s` applies to every stop that goes through the load balancer
+    (scale-in, deployments, scheduled scale-down): ECS deregisters the target, waits the delay
+    out, and only then sends SIGTERM, so streams have the whole delay. `sidecar_drain_s`
+    applies after SIGTERM, which on ECS is the whole budget only for stops that skip the load
+    balancer (spot reclaim, StopTask); it must end before `stop_timeout_s`, when ECS sends
+    SIGKILL.
+    """
+
+    requested_s: int  # gateway.drainSeconds
+    deregistration_delay_s: int
+    sidecar_drain_s: int
+    stop_timeout_s: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CapacityGroupPlan:
+    """One ASG + capacity provider: the models that share an instance type and capacity mode."""
+
+    key: str  # g6e-xlarge-mixed
+    instance_type: str
+    capacity: str
+    models: tuple[str, ...]  # model names
+    instances_min: int
+    instances_max: int
+    # Twice the instances the models can ask for: a rolling deployment runs old and new
+    # tasks side by side.
+    max_size: int
+    on_demand_base: int  # mixed: the minimum stays on-demand
+    max_scaling_step: int
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    start_period: int
+    interval: int
+    timeout: int
+    retries: int
+
+    @property
+    def budget_s(self) -> int:
+        """Seconds before ECS declares a starting container unhealthy."""
+        return self.start_period + self.interval * self.retries
+
+
+@dataclass(frozen=True)
+class ScheduledAction:
+    name: str  # the AWS name of the action, unique per stack
+    action: str  # scale-down | scale-up: the action's identity within its model
+    schedule: str  # AWS cron(...)
+    timezone: str
+    min_capacity: int
+    max_capacity: int
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    on_demand_hourly: float
+    instances_min: int
+    instances_max: int
+    hourly_min: float
+    hourly_max: float
+    monthly_usd: float  # min replicas, schedule applied
+    monthly_max_usd: float
+    usd_per_million_tokens: float  # at 50 % utilization, min replicas' price per replica
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    name: str
+    short: str
+    source: str
+    catalog_key: str
+    instance_type: str
+    gpu: str
+    gpus_per_instance: int
+    dtype: str
+    kv_cache_dtype: str
+    max_model_len: int
+    tensor_parallel: int
+    tasks_per_instance: int
+    weights_gib: float
+    kv_cache_gib: float
+    kv_per_sequence_gib: float
+    kv_cache_tokens: int
+    budget_per_gpu_gib: float
+    need_per_gpu_gib: float
+    fits: bool
+    max_num_seqs: int
+    single_stream_tokens_per_s: float
+    batched_tokens_per_s: float
+    batch: int
+    cold_start_s: float
+    task_start_s: float
+    container_start_s: float
+    replicas_min: int
+    replicas_max: int
+    capacity: str
+    model_path: str
+    vllm_command: list[str]
+    vllm_health_check: HealthCheck
+    grace_period_s: int
+    task_cpu: int
+    task_memory_mib: int
+    vllm_memory_mib: int
+    shared_memory_mib: int
+    sidecar_max_inflight: int
+    cost: ModelCost
+    service_name: str  # ECS service and task family; also the sidecar's metric dimension
+    prewarm_family: str  # the pre-warm fetcher's task family
+    listener_priority: int  # stable per model name across reorders
+    prewarm_timeout_s: int
+    scheduled_actions: tuple[ScheduledAction, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SharedCost:
+    efs_usd: float
+    alb_usd: float
+    nat_usd: float
+    endpoints_usd: float
+    monitoring_usd: float
+    keys_and_secrets_usd: float
+
+    @property
+    def total(self) -> float:
+        return (
+            self.efs_usd
+            + self.alb_usd
+            + self.nat_usd
+            + self.endpoints_usd
+            + self.monitoring_usd
+            + self.keys_and_secrets_usd
+        )
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    config: StackConfig
+    models: list[ModelPlan]
+    running_fraction: float
+    alb_idle_timeout_s: int
+    https: bool
+    interface_endpoints: list[str]
+    subnets: SubnetLayout | None  # None: an existing VPC
+    drain: DrainPlan
+    capacity: dict[str, CapacityGroupPlan]  # by group key, in the order the models come
+    secrets: tuple[SecretSpec, ...]  # the ones this stack configures
+    ids: Identities
+    shared_cost: SharedCost
+    monthly_usd: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def stack(self) -> str:
+        return self.config.stack
+
+    def model(self, name: str) -> ModelPlan:
+        return next(m for m in self.models if m.name == name)
+
+    @property
+    def capacity_groups(self) -> dict[str, list[ModelPlan]]:
+        """Models sharing GPU capacity, by group key."""
+        return {k: [self.model(n) for n in g.models] for k, g in self.capacity.items()}
+
+    @property
+    def scheduled_actions(self) -> list[ScheduledAction]:
+        return [a for m in self.models for a in m.scheduled_actions]
+
+    @property
+    def resources(self) -> list[Res]:
+        """Every resource `pulumi up` creates (components excluded), in creation order."""
+        return self.ids.resources()
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "stack": c.stack,
+            "environment": c.environment.value,
+            "team": c.team,
+            "region": c.region,
+            "platform": c.platform.value,
+            "ephemeral": c.ephemeral,
+            "https": self.https,
+            "alb_idle_timeout_s": self.alb_idle_timeout_s,
+            "running_fraction": round(self.running_fraction, 4),
+            "models": [_model_dict(m) for m in self.models],
+            "scheduled_actions": [asdict(a) for a in self.scheduled_actions],
+            "subnets": asdict(self.subnets) if self.subnets else None,
+            "drain": asdict(self.drain),
+            "capacity_groups": [asdict(g) for g in self.capacity.values()],
+            "secrets": [asdict(s) for s in self.secrets],
+            "shared_monthly_usd": {k: round(v, 2) for k, v in asdict(self.shared_cost).items()},
+            "monthly_usd": round(self.monthly_usd, 2),
+            "resources": [{"type": r.type, "name": r.name} for r in self.resources],
+            "notes": self.notes,
+            "assumptions": [asdict(a) for a in sizing.ASSUMPTIONS],
+        }
+
+
+def _model_dict(m: ModelPlan) -> dict[str, Any]:
+    d = asdict(m)
+    for key in (
+        "weights_gib",
+        "kv_cache_gib",
+        "kv_per_sequence_gib",
+        "budget_per_gpu_gib",
+        "need_per_gpu_gib",
+        "single_stream_tokens_per_s",
+        "batched_tokens_per_s",
+        "cold_start_s",
+        "task_start_s",
+        "container_start_s",
+    ):
+        d[key] = round(d[key], 2)
+    d["monthly_usd"] = round(m.cost.monthly_usd, 2)
+    d["cost"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d["cost"].items()}
+    return d

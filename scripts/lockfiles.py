@@ -96,7 +96,9 @@ def uv_binary() -> str:
     beside = Path(sys.executable).with_name("uv")
     found = str(beside) if beside.exists() else shutil.which("uv")
     if not found:
-        raise SystemExit(f"lockfiles: uv not found; run `make setup` (it installs uv), then `{FIX}`")
+        raise SystemExit(
+            f"lockfiles: uv not found; run `make setup` (it installs uv), then `{FIX}`"
+        )
     return found
 
 
@@ -169,7 +171,10 @@ def uv_pin(packages: list[dict[str, Any]] | None = None) -> str:
     """uv's own requirement line as uv.lock pins it, with every wheel and sdist hash."""
     for package in packages if packages is not None else load_lock():
         if normalize(package["name"]) == "uv":
-            files = [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]
+            files = [
+                *package.get("wheels", []),
+                *([package["sdist"]] if "sdist" in package else []),
+            ]
             hashes = " ".join(f"--hash={f['hash']}" for f in files)
             return f"uv=={package['version']} {hashes}\n"
     raise SystemExit(f"lockfiles: uv.lock does not pin uv (a dev dependency); run `{FIX}`")

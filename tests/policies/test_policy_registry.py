@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_rule_is_registered_by_the_module_that_holds_its_body() -> None:
-    for rule in (*r.RESOURCE_RULES, *r.STACK_RULES):
+    every: list[r.ResourceRule | r.StackRule] = [*r.RESOURCE_RULES, *r.STACK_RULES]
+    for rule in every:
         module = sys.modules[rule.check.__module__]
         assert module.__name__.startswith("policies.rules."), rule.name
         assert getattr(module, rule.check.__name__) is rule.check, rule.name

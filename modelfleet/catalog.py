@@ -2,13 +2,16 @@
 
 Every figure carries the document it came from and the date that document was read, so a
 reviewer can check it and a maintainer knows when it went stale. Figures that AWS or NVIDIA
-publish in decimal units (GB, GB/s) stay decimal; GPU memory is what `nvidia-smi` reports
-(MiB), because that, not the marketing figure, is what vLLM can allocate.
+publish in decimal units (GB, GB/s) stay decimal. GPU memory is kept twice: what `nvidia-smi`
+reports (MiB) and what torch reports as the device's total (`torch.cuda.mem_get_info()[1]`),
+which is what vLLM multiplies by `gpu_memory_utilization` (vllm/v1/worker/utils.py
+`request_memory`: `init_snapshot.total_memory * cache_config.gpu_memory_utilization`, the
+snapshot's total being torch's); sizing uses the latter.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -31,18 +34,26 @@ class Arch(StrEnum):
     HOPPER = "hopper"  # sm_90
 
 
-# vLLM's own support matrix: bf16 needs compute capability >= 8.0; fp8 weights (W8A8) need
-# Ada or Hopper (>= 8.9); AWQ and GPTQ kernels run from Turing (7.5) up.
+# vLLM's own support matrix: bf16 needs compute capability >= 8.0; AWQ and GPTQ kernels run
+# from Turing (7.5) up. FP8 runs everywhere from 7.5, but only Ada and Hopper (>= 8.9) compute
+# in FP8 (W8A8, CUTLASS scaled_mm); below that vLLM falls back to the FP8 Marlin kernel, which is
+# weight-only (W8A16): FP8 weights, 16-bit math. It saves memory, not compute.
+# vllm/model_executor/layers/quantization/utils/marlin_utils_fp8.py: `is_fp8_marlin_supported()`
+# is `current_platform.has_device_capability(75)`; vllm/model_executor/kernels/linear/scaled_mm/
+# marlin.py: "FP8 Marlin requires compute capability 7.5 or higher"; docs/features/quantization/
+# fp8.md: "Ampere GPUs are supported for W8A16 (weight-only FP8) utilizing Marlin kernels".
 # https://docs.vllm.ai/en/latest/features/quantization/supported_hardware.html (2026-11-23)
 DTYPE_SUPPORT_SOURCE = Source(
     "https://docs.vllm.ai/en/latest/features/quantization/supported_hardware.html", "2026-11-23"
 )
 ARCH_DTYPES: dict[Arch, frozenset[str]] = {
-    Arch.TURING: frozenset({"float16", "awq", "gptq"}),
-    Arch.AMPERE: frozenset({"bfloat16", "float16", "awq", "gptq"}),
+    Arch.TURING: frozenset({"float16", "fp8", "awq", "gptq"}),
+    Arch.AMPERE: frozenset({"bfloat16", "float16", "fp8", "awq", "gptq"}),
     Arch.ADA: frozenset({"bfloat16", "float16", "fp8", "awq", "gptq"}),
     Arch.HOPPER: frozenset({"bfloat16", "float16", "fp8", "awq", "gptq"}),
 }
+# Architectures whose tensor cores compute in FP8; elsewhere FP8 is weight-only (Marlin).
+FP8_COMPUTE: frozenset[Arch] = frozenset({Arch.ADA, Arch.HOPPER})
 
 
 @dataclass(frozen=True)
@@ -54,18 +65,41 @@ class Gpu:
     dense_tflops_16bit: float  # dense (no sparsity) FP16/BF16 tensor TFLOPS
     dense_tflops_fp8: float | None
     source: Source
+    # Total as torch (and so vLLM) sees it, GiB: below nvidia-smi's figure by what the driver
+    # keeps for itself. Published figures where one exists, else derived (see its source).
+    torch_total_gib: float
+    torch_source: Source
+    torch_derived: str = ""  # how the figure was derived when no log of it was found
 
     @property
     def memory_gib(self) -> float:
+        """What vLLM budgets from: torch's total, not nvidia-smi's."""
+        return self.torch_total_gib
+
+    @property
+    def nvidia_smi_gib(self) -> float:
         return self.memory_mib / 1024
 
     @property
     def dtypes(self) -> frozenset[str]:
         return ARCH_DTYPES[self.arch]
 
+    @property
+    def fp8_compute(self) -> bool:
+        """False where FP8 runs weight-only (Marlin): memory saved, 16-bit math."""
+        return self.arch in FP8_COMPUTE
+
 
 _NV = "2026-11-23"
+_TORCH = "2026-12-01"
 # nvidia-smi totals: https://github.com/modal-labs/modal-client/pull/2797 (read 2026-11-23).
+# torch totals: torch's OOM message quotes them ("GPU 0 has a total capacity of X GiB"); the
+# issues below are public logs of that message on each GPU. No such log was found for the A10G
+# and the L4 (both 23028/23034 MiB = 22.49 GiB of GDDR6 by nvidia-smi): their figure is
+# nvidia-smi's less 0.44 GiB, the gap measured on the T4, the nearest GDDR6 part
+# (15.00 -> 14.56 GiB); the L40S's measured gap (0.57 GiB) says it can be up to 0.13 GiB less.
+_T4_GAP = Source("https://github.com/Zheng-Chong/CatVTON/issues/133", _TORCH)
+_DERIVED_24G = "nvidia-smi 22.49 GiB less the T4's measured 0.44 GiB nvidia-smi/torch gap"
 GPUS: dict[str, Gpu] = {
     "T4": Gpu(
         "NVIDIA T4",
@@ -75,6 +109,8 @@ GPUS: dict[str, Gpu] = {
         65,
         None,
         Source("https://www.nvidia.com/en-us/data-center/tesla-t4/", _NV),
+        14.56,
+        _T4_GAP,
     ),
     "A10G": Gpu(
         # NVIDIA publishes no A10G tensor figure (the A10's 125 does not apply: lower clocks);
@@ -86,6 +122,9 @@ GPUS: dict[str, Gpu] = {
         70,
         None,
         Source("https://www.baseten.co/blog/nvidia-a10-vs-a10g-for-ml-model-inference/", _NV),
+        22.05,
+        _T4_GAP,
+        _DERIVED_24G,
     ),
     "L4": Gpu(
         "NVIDIA L4",
@@ -95,6 +134,9 @@ GPUS: dict[str, Gpu] = {
         121,
         242,
         Source("https://www.nvidia.com/en-us/data-center/l4/", _NV),
+        22.05,
+        _T4_GAP,
+        _DERIVED_24G,
     ),
     "L40S": Gpu(
         "NVIDIA L40S",
@@ -104,6 +146,8 @@ GPUS: dict[str, Gpu] = {
         362,
         733,
         Source("https://www.nvidia.com/en-us/data-center/l40s/", _NV),
+        44.42,
+        Source("https://github.com/stepfun-ai/Step-Video-T2V/issues/8", _TORCH),
     ),
     "A100-40GB": Gpu(
         # 40960 MiB on current drivers (older drivers report 40536).
@@ -114,6 +158,8 @@ GPUS: dict[str, Gpu] = {
         312,
         None,
         Source("https://www.nvidia.com/en-us/data-center/a100/", _NV),
+        39.50,
+        Source("https://github.com/TianheWu/CoSeR/issues/10", _TORCH),
     ),
     "A100-80GB": Gpu(
         "NVIDIA A100-SXM4-80GB",
@@ -123,6 +169,8 @@ GPUS: dict[str, Gpu] = {
         312,
         None,
         Source("https://www.nvidia.com/en-us/data-center/a100/", _NV),
+        79.14,
+        Source("https://github.com/lianqi1008/Control-GIC/issues/6", _TORCH),
     ),
     "H100": Gpu(
         "NVIDIA H100 80GB HBM3",
@@ -132,6 +180,8 @@ GPUS: dict[str, Gpu] = {
         989,
         1979,
         Source("https://www.nvidia.com/en-us/data-center/h100/", _NV),
+        79.11,
+        Source("https://github.com/vllm-project/vllm/issues/27508", _TORCH),
     ),
 }
 
@@ -207,6 +257,11 @@ class ModelArch:
     tied_embeddings: bool = False
     active_parameters_b: float | None = None  # mixture-of-experts: parameters read per token
     source: Source | None = None
+    # How the repository stores its weights (config.json: `torch_dtype`, and
+    # `quantization_config.quant_method` for a quantized one). Decides the bytes fetched,
+    # stored and read at start; the serving dtype decides GPU memory.
+    checkpoint: str = "bfloat16"  # bfloat16 | float16 | fp8 | awq | gptq
+    quant_method: str | None = None  # config.json quantization_config.quant_method
 
     @property
     def hidden_size(self) -> int:
@@ -222,8 +277,8 @@ class ModelArch:
         return self.active_parameters_b or self.parameters_b
 
 
-def _hf(repo: str) -> Source:
-    return Source(f"https://huggingface.co/{repo}/blob/main/config.json", "2026-11-23")
+def _hf(repo: str, date: str = "2026-11-23") -> Source:
+    return Source(f"https://huggingface.co/{repo}/blob/main/config.json", date)
 
 
 _LLAMA_70B: dict[str, Any] = {
@@ -292,6 +347,44 @@ MODELS: dict[str, ModelArch] = {
     ),
 }
 
+
+def _quantized(base: str, repo: str, checkpoint: str, quant_method: str) -> ModelArch:
+    """A published quantized checkpoint of a catalog model: same architecture, other bytes."""
+    return replace(
+        MODELS[base], checkpoint=checkpoint, quant_method=quant_method, source=_hf(repo, _TORCH)
+    )
+
+
+# Quantized checkpoints that change what a model costs to fetch and hold. Each repository's
+# config.json names its quant_method (AWQ: "awq", 4-bit, group 128; RedHatAI's FP8-dynamic:
+# "compressed-tensors", FP8 weights with per-channel scales), which vLLM reads on its own.
+QUANTIZED: dict[str, tuple[str, str, str]] = {
+    # repo: (base model, checkpoint, quant_method)
+    "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4": (
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "awq",
+        "awq",
+    ),
+    "hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4": (
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "awq",
+        "awq",
+    ),
+    "RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic": (
+        "meta-llama/Llama-3.3-70B-Instruct",
+        "fp8",
+        "compressed-tensors",
+    ),
+    "RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8": (
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "fp8",
+        "compressed-tensors",
+    ),
+    "Qwen/Qwen2.5-7B-Instruct-AWQ": ("Qwen/Qwen2.5-7B-Instruct", "awq", "awq"),
+    "Qwen/Qwen2.5-72B-Instruct-AWQ": ("Qwen/Qwen2.5-72B-Instruct", "awq", "awq"),
+}
+MODELS.update({repo: _quantized(*spec[:1], repo, *spec[1:]) for repo, spec in QUANTIZED.items()})
+
 # Short names a stack file may use for `model:`; the catalog key is the Hugging Face repo id.
 MODEL_ALIASES: dict[str, str] = {
     "llama-3.1-8b": "meta-llama/Llama-3.1-8B-Instruct",
@@ -302,6 +395,12 @@ MODEL_ALIASES: dict[str, str] = {
     "mixtral-8x7b": "mistralai/Mixtral-8x7B-Instruct-v0.1",
     "qwen2.5-7b": "Qwen/Qwen2.5-7B-Instruct",
     "qwen2.5-72b": "Qwen/Qwen2.5-72B-Instruct",
+    "llama-3.1-8b-awq": "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4",
+    "llama-3.1-70b-awq": "hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4",
+    "llama-3.3-70b-fp8": "RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic",
+    "llama-3.1-8b-fp8": "RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8",
+    "qwen2.5-7b-awq": "Qwen/Qwen2.5-7B-Instruct-AWQ",
+    "qwen2.5-72b-awq": "Qwen/Qwen2.5-72B-Instruct-AWQ",
 }
 
 

@@ -129,7 +129,11 @@ def _model_table(m: ModelPlan) -> None:
             f"need {m.need_per_gpu_gib:.1f} GiB <= budget "
             f"{m.budget_per_gpu_gib:.1f} GiB: {'fits' if m.fits else 'DOES NOT FIT'}",
         ),
-        ("weights", f"{m.weights_gib:.1f} GiB"),
+        (
+            "weights",
+            f"{m.weights_gib:.1f} GiB on GPU as {m.dtype}; checkpoint {m.checkpoint} "
+            f"{m.checkpoint_gib:.1f} GiB fetched and read at start",
+        ),
         (
             "KV cache",
             f"{m.kv_cache_gib:.1f} GiB per replica = {m.kv_cache_tokens:,} tokens "

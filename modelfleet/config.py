@@ -76,6 +76,64 @@ class Dtype(StrEnum):
     GPTQ = "gptq"
 
 
+class Checkpoint(StrEnum):
+    """How a repository stores its weights: what is fetched, stored and read at start."""
+
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"
+    FP8 = "fp8"
+    AWQ = "awq"
+    GPTQ = "gptq"
+
+
+# The max_lora_rank values vLLM 0.31 accepts (vllm/config/lora.py:
+# `MaxLoRARanks = Literal[1, 8, 16, 32, 64, 128, 256, 320, 512]`, default 16).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+VLLM_DEFAULT_LORA_RANK = 16
+
+SIXTEEN_BIT = frozenset({Checkpoint.BFLOAT16, Checkpoint.FLOAT16})
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
+
+
+def serving_problem(checkpoint: Checkpoint, dtype: Dtype) -> str | None:
+    """Why vLLM 0.31 cannot serve `checkpoint` weights as `dtype`, or None when it can.
+
+    A 16-bit checkpoint serves as bfloat16/float16 (cast at load) or fp8 (quantized online
+    after loading: vllm/model_executor/layers/quantization/online/fp8.py, "Loads fp16/bf16
+    weights and quantizes them per-tensor during loading"). A quantized checkpoint serves only
+    as what it is: vLLM reads its quantization_config from config.json and refuses a
+    --quantization that differs (vllm/config/model.py `_verify_quantization`: "Quantization
+    method specified in the model config (X) does not match the quantization method specified
+    in the `quantization` argument (Y)"), and has no path that dequantizes it back to 16 bits
+    or converts one 4-bit scheme into another.
+    """
+    if checkpoint in SIXTEEN_BIT:
+        if dtype in (Dtype.AWQ, Dtype.GPTQ):
+            fmt = dtype.value.upper()
+            return (
+                f"{dtype.value} needs {_a(fmt)} checkpoint and this source is "
+                f"{_a(checkpoint.value)} one (vLLM quantizes 16-bit weights online only to "
+                f"fp8); use dtype: fp8 or {checkpoint.value}, or {_a(fmt)} repository as the "
+                f"source (checkpoint: {dtype.value})"
+            )
+        return None
+    if dtype.value == checkpoint.value:
+        return None
+    return (
+        f"the source is {checkpoint.value.upper()}-quantized and serves only as dtype: "
+        f"{checkpoint.value} (vLLM "
+        f"reads its quantization from config.json and cannot dequantize it to {dtype.value}); "
+        f"use dtype: {checkpoint.value}, or a 16-bit source for dtype: {dtype.value}"
+    )
+
+
+def is_commit_sha(revision: str) -> bool:
+    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
+
+
 class Capacity(StrEnum):
     ON_DEMAND = "on-demand"
     SPOT = "spot"
@@ -239,6 +297,9 @@ Source = Annotated[str, AfterValidator(_source)]
 class LoraAdapter(_Model):
     name: Name
     source: Source
+    # The adapter's rank (adapter_config.json `r`); the engine is started with the smallest
+    # --max-lora-rank vLLM accepts that covers every adapter of the model.
+    rank: int = Field(VLLM_DEFAULT_LORA_RANK, ge=1, le=VLLM_LORA_RANKS[-1])
 
 
 # vLLM flags the plan sets itself; a second copy in vllmArgs would silently win or clash.
@@ -258,6 +319,7 @@ RESERVED_VLLM_FLAGS = frozenset(
         "--lora-modules",
         "--max-num-seqs",
         "--download-dir",
+        "--max-lora-rank",
     }
 )
 
@@ -267,6 +329,9 @@ class ModelConfig(_Model):
     source: Source
     model: str | None = Field(None, description="catalog key; default: the repo id in source")
     parameters: ModelParameters | None = None
+    # How the source stores its weights; default: the catalog's entry for the source repository
+    # (or for `model`), else bfloat16. The fetcher checks it against config.json at pre-warm.
+    checkpoint: Checkpoint | None = None
     dtype: Dtype = Dtype.BFLOAT16
     kv_cache_dtype: Literal["auto", "fp8"] = "auto"
     max_model_len: int = Field(ge=256, le=1_048_576)
@@ -288,7 +353,7 @@ class ModelConfig(_Model):
                 raise ValueError(
                     f"{flag} is set by modelfleet from the plan; use the matching stack key "
                     "(maxModelLen, tensorParallel, gpuMemoryUtilization, dtype, maxNumSeqs, "
-                    "loraAdapters)"
+                    "loraAdapters[].rank)"
                 )
         return args
 
@@ -304,6 +369,47 @@ class ModelConfig(_Model):
                 "or describe it under `parameters`"
             )
         return self
+
+    @model_validator(mode="after")
+    def _servable(self) -> Self:
+        problem = serving_problem(self.checkpoint_format, self.dtype)
+        if problem:
+            raise ValueError(f"dtype: {problem} (source {self.source})")
+        return self
+
+    @property
+    def source_entry(self) -> catalog.ModelArch | None:
+        """The catalog's entry for the source repository itself, when it has one."""
+        src = parse_source(self.source)
+        return catalog.MODELS.get(src.repo_id) if isinstance(src, HfSource) else None
+
+    @property
+    def checkpoint_format(self) -> Checkpoint:
+        if self.checkpoint is not None:
+            return self.checkpoint
+        entry = self.source_entry or (
+            None if self.parameters is not None else catalog.lookup_model(self.catalog_key)
+        )
+        return Checkpoint(entry.checkpoint) if entry else Checkpoint.BFLOAT16
+
+    @property
+    def quant_method(self) -> str | None:
+        """config.json's quantization_config.quant_method the checkpoint must carry."""
+        fmt = self.checkpoint_format
+        if fmt in SIXTEEN_BIT:
+            return None
+        entry = self.source_entry or catalog.lookup_model(self.catalog_key)
+        if entry is not None and entry.checkpoint == fmt.value and entry.quant_method:
+            return entry.quant_method
+        return fmt.value
+
+    @property
+    def max_lora_rank(self) -> int | None:
+        """--max-lora-rank: the smallest value vLLM accepts that covers every adapter."""
+        if not self.lora_adapters:
+            return None
+        need = max(a.rank for a in self.lora_adapters)
+        return next(r for r in VLLM_LORA_RANKS if r >= need)
 
     @property
     def catalog_key(self) -> str:
@@ -385,8 +491,12 @@ PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
 
 class ImagesConfig(_Model):
     # vLLM's OpenAI server image, pinned; a moving tag would change the engine under a fleet.
-    # The -cu129 build, not the default CUDA 13 one: that needs NVIDIA driver 580+, which the
-    # ECS GPU-optimized AMI may not carry yet (https://github.com/vllm-project/vllm/releases).
+    # The ECS GPU-optimized AL2023 AMI the capacity uses ships NVIDIA driver 580 (580.95.05
+    # from its 20251014 release, 580.126.09 by 2026-02: https://github.com/aws/amazon-ecs-ami
+    # pull/560 and pull/619), which runs vLLM's default CUDA 13 build as well as this one
+    # (CUDA 13 needs 580+: https://github.com/vllm-project/vllm/releases). The -cu129 build
+    # stays the default because CUDA 12's minor-version compatibility also runs it on the
+    # 570/575 drivers of older or custom AMIs; on the shipped AMI either tag works.
     vllm: Annotated[
         PinnedImage,
         # [registry[:port]/]path[:tag][@sha256:digest]
@@ -468,6 +578,16 @@ class StackConfig(_Model):
             )
         if self.gateway.allow_no_auth and not self.ephemeral:
             raise ValueError("gateway.allowNoAuth: only allowed when ephemeral: true")
+        if not self.ephemeral:
+            for key, source in self.hf_sources():
+                revision = parse_source(source)
+                assert isinstance(revision, HfSource)
+                if not is_commit_sha(revision.revision):
+                    raise ValueError(
+                        f"{key}: {source} follows {revision.revision!r}, which can move "
+                        "between two deploys; pin the 40-hex commit "
+                        f"(hf://{revision.repo_id}@<commit-sha>) outside ephemeral stacks"
+                    )
         if (
             self.network.nat_gateways == "single"
             and self.environment is Environment.PROD
@@ -475,6 +595,27 @@ class StackConfig(_Model):
         ):
             raise ValueError("network.natGateways: a prod VPC keeps one NAT gateway per AZ")
         return self
+
+    def hf_sources(self) -> list[tuple[str, str]]:
+        """(stack key, source) of every Hugging Face source: models and LoRA adapters."""
+        out = []
+        for i, m in enumerate(self.models):
+            if isinstance(parse_source(m.source), HfSource):
+                out.append((f"models[{i}].source", m.source))
+            for j, a in enumerate(m.lora_adapters):
+                if isinstance(parse_source(a.source), HfSource):
+                    out.append((f"models[{i}].loraAdapters[{j}].source", a.source))
+        return out
+
+    def moving_revisions(self) -> list[tuple[str, str]]:
+        """Hugging Face sources that name a branch or tag instead of a commit."""
+        out = []
+        for key, source in self.hf_sources():
+            src = parse_source(source)
+            assert isinstance(src, HfSource)
+            if not is_commit_sha(src.revision):
+                out.append((key, source))
+        return out
 
     @property
     def retention_days(self) -> int:

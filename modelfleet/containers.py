@@ -6,7 +6,7 @@ limits table without Pulumi; the component only fills in ARNs and image referenc
 
 from __future__ import annotations
 
-import math
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,14 +15,12 @@ from modelfleet.contract import (
     EMF_NAMESPACE,
     FETCHER_CPU_UNITS,
     FETCHER_MEMORY_MIB,
-    MAX_REQUEST_SECONDS,
     MODELS_MOUNT,
     MODELS_VOLUME,
     PREWARM_CONTAINER,
     SIDECAR_CPU_UNITS,
     SIDECAR_MEMORY_MIB,
     SIDECAR_PORT,
-    STARTUP_MARGIN,
     VLLM_PORT,
 )
 from modelfleet.plan_types import FleetPlan, ModelPlan
@@ -33,6 +31,7 @@ __all__ = [
     "PREWARM_CONTAINER",
     "TaskRefs",
     "container_definitions",
+    "fetcher_command",
     "fetcher_sources",
     "prewarm_container",
 ]
@@ -86,6 +85,13 @@ def fetcher_sources(m: ModelPlan, plan: FleetPlan) -> list[tuple[str, str]]:
     return out
 
 
+def fetcher_command(m: ModelPlan, source: str) -> list[str]:
+    """`python -m fetcher SOURCE DEST_ROOT --expect JSON`: the fetch, and what the plan assumed
+    of it (format, dtype, weight bytes, LoRA rank) for the fetcher to verify before any GPU
+    task loads it."""
+    return [source, MODELS_MOUNT, "--expect", json.dumps(m.fetch_expect[source], sort_keys=True)]
+
+
 def fetcher_container(
     name: str, command: list[str], plan: FleetPlan, refs: TaskRefs, essential: bool
 ) -> dict[str, Any]:
@@ -108,15 +114,6 @@ def fetcher_container(
     return c
 
 
-def first_byte_timeout(plan: FleetPlan) -> int:
-    return max(30, plan.alb_idle_timeout_s - 5)
-
-
-def total_timeout(plan: FleetPlan, m: ModelPlan) -> int:
-    longest = m.max_model_len / max(m.single_stream_tokens_per_s, 1.0) * STARTUP_MARGIN
-    return min(MAX_REQUEST_SECONDS, first_byte_timeout(plan) + math.ceil(longest / 60) * 60)
-
-
 def _http_probe(port: int, path: str) -> list[str]:
     # python3 is in both images (vLLM's and ours); curl is not guaranteed in either.
     return [
@@ -131,7 +128,7 @@ def _http_probe(port: int, path: str) -> list[str]:
 def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list[dict[str, Any]]:
     c = plan.config
     fetchers = [
-        fetcher_container(n, [s, MODELS_MOUNT], plan, refs, essential=False)
+        fetcher_container(n, fetcher_command(m, s), plan, refs, essential=False)
         for n, s in fetcher_sources(m, plan)
     ]
     hc = m.vllm_health_check
@@ -175,6 +172,7 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "logConfiguration": _logs(refs, "vllm"),
     }
     g = c.gateway
+    t = plan.sidecar[m.name]
     env = {
         "SIDECAR_HOST": "0.0.0.0",  # noqa: S104 - the task ENI; the security group admits only the ALB
         "SIDECAR_PORT": str(SIDECAR_PORT),
@@ -187,16 +185,16 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "SIDECAR_DRAIN_SECONDS": str(plan.drain.sidecar_drain_s),
         # A blocking answer ends with a clean OpenAI-shaped 504 just before the ALB would cut
         # the connection; a stream may run for a whole maxModelLen at single-stream speed.
-        "SIDECAR_FIRST_BYTE_TIMEOUT": str(first_byte_timeout(plan)),
-        "SIDECAR_TOTAL_TIMEOUT": str(total_timeout(plan, m)),
+        "SIDECAR_FIRST_BYTE_TIMEOUT": str(t.first_byte_s),
+        "SIDECAR_TOTAL_TIMEOUT": str(t.total_s),
         "SIDECAR_SERVICE_NAME": m.service_name,
         "SIDECAR_MODEL_NAME": m.name,
         "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,
         # Below the ALB idle timeout, so a slow first token never looks like a dead connection.
-        "SIDECAR_KEEPALIVE_SECONDS": str(min(15, plan.alb_idle_timeout_s // 4)),
+        "SIDECAR_KEEPALIVE_SECONDS": str(t.sse_keepalive_s),
         # Idle HTTP connections outlive the ALB's, so the ALB never reuses one the sidecar is
         # closing (a spurious 502); 620 s is the sidecar's own default.
-        "SIDECAR_HTTP_KEEPALIVE_SECONDS": str(max(620, plan.alb_idle_timeout_s + 60)),
+        "SIDECAR_HTTP_KEEPALIVE_SECONDS": str(t.http_keepalive_s),
     }
     if g.allow_no_auth:
         env["SIDECAR_ALLOW_NO_AUTH"] = "1"
@@ -231,8 +229,9 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
 def prewarm_container(plan: FleetPlan, refs: TaskRefs) -> list[dict[str, Any]]:
     """The one-shot pre-warm task: the fetcher alone, sized by the Fargate task.
 
-    Its command (SOURCE DEST_ROOT) is given per run by the pre-warm provider, one run per
-    source, so one task definition serves a model and its adapters.
+    Its command (SOURCE DEST_ROOT --expect JSON, `fetcher_command`) is given per run by the
+    pre-warm provider, one run per source, so one task definition serves a model and its
+    adapters.
     """
     c = fetcher_container(PREWARM_CONTAINER, [], plan, refs, essential=True)
     del c["cpu"], c["memoryReservation"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+from typing import Any
 
 from fetcher.paths import model_dir
 from fetcher.source import HfSource, parse_source
@@ -25,11 +26,13 @@ from modelfleet.config import (
     Environment,
     ModelConfig,
     StackConfig,
+    is_commit_sha,
 )
 from modelfleet.contract import (
     ECS_REGISTERED_MEMORY_SHARE,
     FETCHER_CPU_UNITS,
     FETCHER_MEMORY_MIB,
+    MAX_REQUEST_SECONDS,
     MAX_STOP_TIMEOUT,
     MODELS_MOUNT,
     READY_PATH,
@@ -62,6 +65,7 @@ from modelfleet.plan_types import (
     ScheduledAction,
     SecretSpec,
     SharedCost,
+    SidecarTimeouts,
     SubnetLayout,
 )
 
@@ -87,8 +91,10 @@ __all__ = [
 DOWNLOAD_MIBPS = 100.0
 
 
-def prewarm_timeout_s(weights_gib: float) -> int:
-    return math.ceil(3 * weights_gib * 1024 / DOWNLOAD_MIBPS) + 600
+def prewarm_timeout_s(checkpoint_gib: float) -> int:
+    """From the checkpoint as stored: a bf16 repository served as fp8 downloads 2 bytes a
+    weight."""
+    return math.ceil(3 * checkpoint_gib * 1024 / DOWNLOAD_MIBPS) + 600
 
 
 def vllm_health_check(container_start_s: float) -> HealthCheck:
@@ -120,6 +126,82 @@ def vllm_health_check(container_start_s: float) -> HealthCheck:
     )
 
 
+# How far the checkpoint's weight files may be from the plan's figure before the fetcher fails
+# the pre-warm. The plan's bytes come from the catalog's parameter counts (3-4 significant
+# digits: <= 0.3 % off), 16-bit embedding and LM head, and a per-format body (AWQ/GPTQ 4-bit
+# with group-128 fp16 scales and packed zeros = 0.52 bytes/weight; FP8 = 1 byte plus
+# per-channel scales, < 0.1 %); safetensors headers add < 0.01 %. A group-64 AWQ checkpoint
+# stores ~6 % more. 10 % absorbs all of these while failing every mismatch that matters: a
+# 16-bit checkpoint where fp8 was assumed is +90 %, where AWQ was assumed +250 %, and a repository
+# whose two weight sets (consolidated + sharded) were both fetched is +100 %.
+WEIGHT_BYTES_TOLERANCE = 0.10
+
+
+def fetch_expectations(m: ModelConfig, checkpoint_bytes: float) -> dict[str, dict[str, Any]]:
+    """The fetcher's `--expect` per source: what the plan assumed, for it to verify.
+
+    Keys name the stack entry so a mismatch fails `pulumi up` with one line a user can act
+    on. Adapters carry the engine's --max-lora-rank (their rank must not exceed it); their
+    size depends on target modules the stack does not state, so it is not checked.
+    """
+    fmt = m.checkpoint_format
+    model_key = f"modelfleet:models[{m.name}]"
+    out: dict[str, dict[str, Any]] = {
+        m.source: {
+            "key": model_key,
+            "quant_method": m.quant_method,
+            # A quantized checkpoint's torch_dtype is its activation dtype (AWQ: float16,
+            # FP8-dynamic: bfloat16), not its storage: quant_method is what identifies it.
+            "torch_dtype": fmt.value if m.quant_method is None else None,
+            "weight_bytes": round(checkpoint_bytes),
+            "weight_bytes_tolerance": WEIGHT_BYTES_TOLERANCE,
+            "max_lora_rank": None,
+        }
+    }
+    for a in m.lora_adapters:
+        out[a.source] = {
+            "key": f"{model_key}.loraAdapters[{a.name}]",
+            "max_lora_rank": m.max_lora_rank,
+        }
+    return out
+
+
+def quantization_flags(m: ModelConfig) -> list[str]:
+    """--dtype / --quantization for vLLM 0.31, from the checkpoint and the serving dtype.
+
+    Read in vLLM's own source as the code index holds it (the v0.31.0 tree itself was too
+    large to check out here; the paths below are those of the 0.30/0.31 line).
+
+    - 16-bit checkpoint as bfloat16/float16: `--dtype` (vLLM casts at load).
+    - 16-bit checkpoint as fp8: online quantization, `--quantization fp8_per_tensor`. In 0.31
+      `fp8` on a 16-bit checkpoint is a deprecated alias that warns and redirects to it
+      (vllm/model_executor/model_loader/weight_utils.py, get_quant_config; the shorthand is
+      registered in vllm/model_executor/layers/quantization/__init__.py `QuantizationMethods`
+      "online quant shorthand names" and resolves to online/fp8.py
+      `Fp8PerTensorOnlineLinearMethod`, "Loads fp16/bf16 weights and quantizes them
+      per-tensor during loading").
+    - FP8 checkpoint: no flag. vLLM reads `quantization_config` from config.json and takes
+      its method (vllm/config/model.py `_verify_quantization`: `self.quantization =
+      quant_method` when none is given), which is `fp8` for some repositories and
+      `compressed-tensors` for others (RedHatAI's); a forced `fp8` would be refused on the
+      latter as a mismatch.
+    - AWQ/GPTQ checkpoint: `awq_marlin`/`gptq_marlin` from Ampere up. An explicit `awq`
+      (or `gptq`) makes vLLM keep the slow plain kernel: awq_marlin.py
+      `override_quantization_method` converts only when the user's choice is None, "marlin"
+      or "awq_marlin", and logs "you specified quantization=awq explicitly, so forcing awq";
+      the _marlin method still checks the checkpoint is an AWQ (GPTQ) one. Turing (sm_75)
+      keeps the plain method.
+    """
+    fmt = m.checkpoint_format
+    if m.dtype in (Dtype.BFLOAT16, Dtype.FLOAT16):
+        return ["--dtype", m.dtype.value]
+    if m.dtype is Dtype.FP8:
+        return ["--quantization", "fp8_per_tensor"] if fmt.value != "fp8" else []
+    if m.instance.gpu.arch is not Arch.TURING:
+        return ["--quantization", f"{m.dtype.value}_marlin"]
+    return ["--quantization", m.dtype.value]
+
+
 def _vllm_command(m: ModelConfig, tp: int, seqs: int, path: str) -> list[str]:
     cmd = [
         "--model",
@@ -139,19 +221,12 @@ def _vllm_command(m: ModelConfig, tp: int, seqs: int, path: str) -> list[str]:
         "--max-num-seqs",
         str(seqs),
     ]
-    if m.dtype in (Dtype.BFLOAT16, Dtype.FLOAT16):
-        cmd += ["--dtype", m.dtype.value]
-    elif m.dtype in (Dtype.AWQ, Dtype.GPTQ) and m.instance.gpu.arch is not Arch.TURING:
-        # An explicit `--quantization awq` (or gptq) makes vLLM force the plain kernel even
-        # where the Marlin one runs (Ampere and newer), several times slower at decode; the
-        # _marlin method still checks that the checkpoint is an AWQ (GPTQ) one.
-        cmd += ["--quantization", f"{m.dtype.value}_marlin"]
-    else:
-        cmd += ["--quantization", m.dtype.value]
+    cmd += quantization_flags(m)
     if m.kv_cache_dtype == "fp8":
         cmd += ["--kv-cache-dtype", "fp8"]
     if m.lora_adapters:
-        cmd += ["--enable-lora", "--lora-modules"]
+        # vLLM refuses an adapter whose rank exceeds --max-lora-rank (default 16).
+        cmd += ["--enable-lora", "--max-lora-rank", str(m.max_lora_rank), "--lora-modules"]
         cmd += [f"{a.name}={model_dir(a.source, MODELS_MOUNT)}" for a in m.lora_adapters]
     return cmd + list(m.vllm_args)
 
@@ -175,6 +250,8 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
         tensor_parallel=m.tensor_parallel,
         gpu_memory_utilization=m.gpu_memory_utilization,
         max_num_seqs=m.max_num_seqs,
+        checkpoint=m.checkpoint_format.value,
+        max_lora_rank=m.max_lora_rank,
     )
     fit, tps = s.fit, s.throughput
     path = model_dir(m.source, MODELS_MOUNT)
@@ -207,6 +284,14 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
     notes = list(s.notes)
     if m.replicas.min == 0:
         notes.append("replicas.min 0: the first request after idle waits a cold start")
+    # Only ephemeral stacks get here with a branch or tag (the schema refuses it elsewhere).
+    for source in [m.source, *(a.source for a in m.lora_adapters)]:
+        src = parse_source(source)
+        if isinstance(src, HfSource) and not is_commit_sha(src.revision):
+            notes.append(
+                f"{source} follows {src.revision!r}: the weights can change between two "
+                "deploys; the fetcher records the commit it resolved"
+            )
     short = short_name(m.name)
     return ModelPlan(
         name=m.name,
@@ -255,9 +340,17 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
         service_name=f"{stack.prefix}-{short}",
         prewarm_family=f"{stack.prefix}-{short}-prewarm",
         listener_priority=priority,
-        prewarm_timeout_s=prewarm_timeout_s(fit.weights_gib),
+        prewarm_timeout_s=prewarm_timeout_s(s.checkpoint_gib),
         scheduled_actions=_scheduled_actions(stack, m, short),
         notes=notes,
+        checkpoint=m.checkpoint_format.value,
+        checkpoint_gib=s.checkpoint_gib,
+        quant_method=m.quant_method,
+        max_lora_rank=m.max_lora_rank,
+        lora_gib=s.lora_gib,
+        fetch_expect=fetch_expectations(
+            m, sizing.checkpoint_bytes(m.arch, m.checkpoint_format.value)
+        ),
     )
 
 
@@ -340,7 +433,9 @@ def _shared_cost(
     """Infrastructure that runs all month, schedule or not."""
     p = cost.PRICES
     h = cost.HOURS_PER_MONTH
-    gb = sum(m.weights_gib * 1024**3 / 1e9 for m in models)
+    # EFS stores, every start reads and the first fetch pulls through NAT the checkpoint as
+    # stored (a bf16 repository served as fp8 is still 2 bytes a weight on disk).
+    gb = sum(m.checkpoint_gib * 1024**3 / 1e9 for m in models)
     if stack.schedule is not None:
         per_month = starts_per_month(
             stack.schedule.scale_down, stack.schedule.scale_up, cost.HOURS_PER_MONTH
@@ -348,7 +443,7 @@ def _shared_cost(
     else:
         per_month = cost.STARTS_PER_MONTH_UNSCHEDULED
     starts = [(m, max(m.replicas_min, 1) * per_month) for m in models]
-    efs_reads = sum(m.weights_gib * 1024**3 / 1e9 * n for m, n in starts)
+    efs_reads = sum(m.checkpoint_gib * 1024**3 / 1e9 * n for m, n in starts)
     efs = gb * p["efs_storage_gb_month"].usd + efs_reads * p["efs_elastic_read_gb"].usd
     alb = h * (p["alb_hour"].usd + cost.ASSUMED_LCUS * p["alb_lcu_hour"].usd)
     nat_gb = sum(n for _, n in starts) * sizing.VLLM_IMAGE_GB + gb  # image pulls + first fetch
@@ -435,6 +530,17 @@ def subnet_layout(cidr: str, azs: int, private_needed: int) -> SubnetLayout | st
 
 def _example(net: ipaddress.IPv4Network, prefix: int) -> str:
     return str(ipaddress.IPv4Network((int(net.network_address), max(prefix, 16)), strict=False))
+
+
+def sidecar_timeouts(alb_idle_timeout_s: int, m: ModelPlan) -> SidecarTimeouts:
+    first_byte = max(30, alb_idle_timeout_s - 5)
+    longest = m.max_model_len / max(m.single_stream_tokens_per_s, 1.0) * STARTUP_MARGIN
+    return SidecarTimeouts(
+        first_byte_s=first_byte,
+        total_s=min(MAX_REQUEST_SECONDS, first_byte + math.ceil(longest / 60) * 60),
+        sse_keepalive_s=min(15, alb_idle_timeout_s // 4),
+        http_keepalive_s=max(620, alb_idle_timeout_s + 60),
+    )
 
 
 def drain_plan(stack: StackConfig) -> DrainPlan:
@@ -599,16 +705,18 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
             "(pulumi config set --secret hfToken hf_...) or the pre-warm fetch fails"
         )
     drain = drain_plan(stack)
+    idle = _idle_timeout(stack, models)
     plan = FleetPlan(
         config=stack,
         models=models,
         running_fraction=fraction,
-        alb_idle_timeout_s=_idle_timeout(stack, models),
+        alb_idle_timeout_s=idle,
         https=https,
         interface_endpoints=endpoints,
         subnets=subnets,
         drain=drain,
         capacity=groups,
+        sidecar={m.name: sidecar_timeouts(idle, m) for m in models},
         secrets=secrets,
         ids=ids,
         shared_cost=shared,

@@ -73,6 +73,24 @@ class DrainPlan:
 
 
 @dataclass(frozen=True)
+class SidecarTimeouts:
+    """The gateway's clocks for one model, derived from the ALB idle timeout and the model's
+    speed; the same values reach the sidecar on every platform."""
+
+    # A blocking answer ends with a clean OpenAI-shaped 504 just before the ALB would cut the
+    # connection.
+    first_byte_s: int
+    # A stream may run a whole maxModelLen at single-stream speed (with margin).
+    total_s: int
+    # SSE keep-alive comments, below the ALB idle timeout, so a slow first token never looks
+    # like a dead connection.
+    sse_keepalive_s: int
+    # Idle HTTP connections outlive the ALB's, so the ALB never reuses one the sidecar is
+    # closing (a spurious 502); 620 s is the sidecar's own default.
+    http_keepalive_s: int
+
+
+@dataclass(frozen=True)
 class CapacityGroupPlan:
     """One ASG + capacity provider: the models that share an instance type and capacity mode."""
 
@@ -171,6 +189,16 @@ class ModelPlan:
     prewarm_timeout_s: int
     scheduled_actions: tuple[ScheduledAction, ...] = ()
     notes: list[str] = field(default_factory=list)
+    # Checkpoint vs serving precision: what is fetched, stored and read at start (checkpoint)
+    # against what sits on the GPU (dtype, weights_gib).
+    checkpoint: str = "bfloat16"
+    checkpoint_gib: float = 0.0
+    quant_method: str | None = None  # config.json's quantization_config.quant_method
+    max_lora_rank: int | None = None  # --max-lora-rank, None without adapters
+    lora_gib: float = 0.0  # per GPU, preallocated adapter buffers
+    # What the fetcher must find, per source (model and each adapter), keyed by the source:
+    # `python -m fetcher SOURCE DEST_ROOT --expect JSON`.
+    fetch_expect: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,6 +233,7 @@ class FleetPlan:
     subnets: SubnetLayout | None  # None: an existing VPC
     drain: DrainPlan
     capacity: dict[str, CapacityGroupPlan]  # by group key, in the order the models come
+    sidecar: dict[str, SidecarTimeouts]  # by model name
     secrets: tuple[SecretSpec, ...]  # the ones this stack configures
     ids: Identities
     shared_cost: SharedCost
@@ -248,6 +277,7 @@ class FleetPlan:
             "scheduled_actions": [asdict(a) for a in self.scheduled_actions],
             "subnets": asdict(self.subnets) if self.subnets else None,
             "drain": asdict(self.drain),
+            "sidecar_timeouts": {k: asdict(v) for k, v in self.sidecar.items()},
             "capacity_groups": [asdict(g) for g in self.capacity.values()],
             "secrets": [asdict(s) for s in self.secrets],
             "shared_monthly_usd": {k: round(v, 2) for k, v in asdict(self.shared_cost).items()},
@@ -271,6 +301,8 @@ def _model_dict(m: ModelPlan) -> dict[str, Any]:
         "cold_start_s",
         "task_start_s",
         "container_start_s",
+        "checkpoint_gib",
+        "lora_gib",
     ):
         d[key] = round(d[key], 2)
     d["monthly_usd"] = round(m.cost.monthly_usd, 2)

@@ -51,6 +51,12 @@ VLLM_DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default --max-num-seqs for GPU serving
 # start (torch.compile, CUDA graph capture) ~90 s. EFS Elastic serves up to 1,500 MiB/s
 # per client (https://docs.aws.amazon.com/efs/latest/ug/performance.html, 2026-11-23) but
 # a single NFS connection, which is what the ECS volume driver mounts, sustains ~300 MiB/s.
+# LoRA: vLLM preallocates, per LoRA slot (max_loras, default 1: vllm/config/lora.py), an A
+# (rank x in) and a B (out x rank) matrix for every projection of every layer, sized by
+# --max-lora-rank whatever the adapter's own rank (vllm/lora/layers: lora_a_stacked,
+# lora_b_stacked), in the serving activation dtype (2 bytes). The profiler counts them as
+# model memory, so they come out of the KV cache.
+LORA_SLOTS = 1
 INSTANCE_BOOT_SECONDS = 120
 VLLM_IMAGE_GB = 10.0
 IMAGE_PULL_MBPS = 60.0
@@ -58,11 +64,30 @@ ENGINE_INIT_SECONDS = 90
 EFS_READ_MIBPS = 300.0
 
 ASSUMPTIONS: tuple[Assumption, ...] = (
-    Assumption("gpu memory", "as nvidia-smi reports it (MiB)", "what vLLM can allocate"),
+    Assumption(
+        "gpu memory",
+        "as torch reports it (mem_get_info total)",
+        "vLLM budgets gpu_memory_utilization x that, below nvidia-smi's figure",
+    ),
     Assumption(
         "bytes per weight",
         ", ".join(f"{k} {v:g}" for k, v in BODY_BYTES.items()),
         "embedding and LM head stay 16-bit",
+    ),
+    Assumption(
+        "checkpoint vs serving",
+        "bytes fetched, stored and loaded from the checkpoint; GPU memory from the dtype",
+        "online fp8 reads the 16-bit checkpoint and quantizes after loading",
+    ),
+    Assumption(
+        "fp8 below Ada",
+        "weight-only (Marlin): 16-bit compute",
+        "FP8 tensor cores exist on Ada and Hopper only",
+    ),
+    Assumption(
+        "LoRA",
+        f"{LORA_SLOTS} slot x max-lora-rank x (in + out) x 2 bytes per projection",
+        "vLLM preallocates adapter buffers by --max-lora-rank",
     ),
     Assumption(
         "runtime overhead",
@@ -91,9 +116,9 @@ class SizingError(ValueError):
 class Fit:
     tensor_parallel: int
     budget_gib: float  # per GPU: memory x gpu-memory-utilization
-    weights_gib: float  # whole model
+    weights_gib: float  # whole model, as served (GPU memory)
     weights_per_gpu_gib: float
-    overhead_per_gpu_gib: float
+    overhead_per_gpu_gib: float  # runtime + LoRA buffers
     kv_bytes_per_token: int  # whole model, all layers
     kv_per_sequence_gib: float  # one maxModelLen sequence, whole model
     kv_per_gpu_for_sequence_gib: float
@@ -150,13 +175,44 @@ class Sizing:
     cold_start: ColdStart
     max_num_seqs: int
     tasks_per_instance: int
+    checkpoint_gib: float  # bytes fetched, stored on EFS and read at every start
+    lora_gib: float  # per GPU, preallocated adapter buffers
     notes: list[str] = field(default_factory=list)
 
 
 def weights_bytes(arch: ModelArch, dtype: str) -> float:
+    """Bytes of the weights in `dtype`: a checkpoint format or a serving dtype."""
     embed = arch.embedding_parameters_b * 1e9
     body = max(arch.parameters_b * 1e9 - embed, 0.0)
     return body * BODY_BYTES[dtype] + embed * 2
+
+
+def checkpoint_bytes(arch: ModelArch, checkpoint: str) -> float:
+    """What the repository holds: the weights as stored, whatever they are served as."""
+    return weights_bytes(arch, checkpoint)
+
+
+def intermediate_size(arch: ModelArch) -> float:
+    """MLP width, from the per-layer parameter count (no catalog field needed).
+
+    A layer holds attention (q, o: h x h; k, v: h x kv_heads x head_dim) and a gated MLP
+    (gate, up, down: 3 x h x I); for a mixture of experts this is all experts' width together.
+    """
+    h = arch.hidden_size
+    per_layer = (arch.parameters_b * 1e9 - arch.embedding_parameters_b * 1e9) / arch.layers
+    attention = 2 * h * h + 2 * h * arch.kv_heads * arch.head_dim
+    return max((per_layer - attention) / (3 * h), 0.0)
+
+
+def lora_bytes(arch: ModelArch, max_lora_rank: int | None) -> float:
+    """Adapter buffers vLLM preallocates: rank x (in + out) x 2 bytes per projection slice."""
+    if not max_lora_rank:
+        return 0.0
+    h, kv = arch.hidden_size, arch.kv_heads * arch.head_dim
+    width = intermediate_size(arch)
+    # q (h->h), k (h->kv), v (h->kv), o (h->h), gate (h->I), up (h->I), down (I->h)
+    in_plus_out = (h + h) + 2 * (h + kv) + (h + h) + 2 * (h + width) + (width + h)
+    return LORA_SLOTS * max_lora_rank * in_plus_out * arch.layers * 2
 
 
 def kv_bytes_per_token(arch: ModelArch, kv_cache_dtype: str) -> int:
@@ -177,10 +233,13 @@ def evaluate_fit(
     max_model_len: int,
     tp: int,
     gpu_memory_utilization: float,
+    lora_gib: float = 0.0,
 ) -> Fit:
     budget = instance.gpu.memory_gib * gpu_memory_utilization
     w = weights_bytes(arch, dtype) / GIB
-    overhead = RUNTIME_OVERHEAD_GIB + (TP_OVERHEAD_GIB if tp > 1 else 0.0)
+    # LoRA buffers are not all sharded by TP (vLLM shards only half of the LoRA computation
+    # unless fully_sharded_loras): count them whole on every GPU.
+    overhead = RUNTIME_OVERHEAD_GIB + (TP_OVERHEAD_GIB if tp > 1 else 0.0) + lora_gib
     kv_tok = kv_bytes_per_token(arch, kv_cache_dtype)
     kv_seq = kv_tok * max_model_len / GIB
     share = _kv_share_per_gpu(arch, tp)
@@ -228,20 +287,25 @@ def _explain(fit: Fit, max_model_len: int, instance: InstanceType) -> str:
         f"per GPU: weights {_fmt(fit.weights_gib)} GiB / TP {tp} = {_fmt(fit.weights_per_gpu_gib)} "
         f"+ runtime {_fmt(fit.overhead_per_gpu_gib)} + KV for one {max_model_len}-token "
         f"sequence {_fmt(fit.kv_per_gpu_for_sequence_gib)} = {_fmt(fit.need_per_gpu_gib)} GiB "
-        f"> budget {_fmt(instance.gpu.memory_gib)} GiB x utilization "
+        f"> budget {_fmt(instance.gpu.memory_gib)} GiB (as torch sees it) x utilization "
         f"{round(fit.budget_gib / instance.gpu.memory_gib, 3):g} = {_fmt(fit.budget_gib)} GiB"
     )
 
 
 def _alternatives(
-    arch: ModelArch, dtype: str, kv_cache_dtype: str, max_model_len: int, util: float
+    arch: ModelArch,
+    dtype: str,
+    kv_cache_dtype: str,
+    max_model_len: int,
+    util: float,
+    lora_gib: float = 0.0,
 ) -> list[str]:
     out: list[tuple[float, str]] = []
     for it in INSTANCE_TYPES.values():
         if dtype not in it.gpu.dtypes:
             continue
         for tp in valid_tensor_parallel(arch, it):
-            f = evaluate_fit(arch, it, dtype, kv_cache_dtype, max_model_len, tp, util)
+            f = evaluate_fit(arch, it, dtype, kv_cache_dtype, max_model_len, tp, util, lora_gib)
             if f.fits:
                 out.append((it.on_demand_usd_per_hour, f"{it.name} (TP {tp})"))
                 break
@@ -266,14 +330,17 @@ def choose_fit(
     max_model_len: int,
     tensor_parallel: int | None,
     gpu_memory_utilization: float,
+    lora_gib: float = 0.0,
+    checkpoint: str | None = None,
 ) -> Fit:
     """The smallest valid TP that fits, or the given one checked. Raises SizingError."""
+    util, lg = gpu_memory_utilization, lora_gib
     if dtype not in instance.gpu.dtypes:
         ok = ", ".join(sorted(instance.gpu.dtypes))
-        alts = _alternatives(arch, dtype, kv_cache_dtype, max_model_len, gpu_memory_utilization)
+        alts = _alternatives(arch, dtype, kv_cache_dtype, max_model_len, util, lg)
         raise SizingError(
             f"{instance.name} has {instance.gpu.name} ({instance.gpu.arch.value}), which cannot "
-            f"run dtype {dtype}; it runs: {ok} (bfloat16 needs Ampere or newer, fp8 Ada or Hopper)"
+            f"run dtype {dtype}; it runs: {ok} (bfloat16 needs Ampere or newer)"
             + (f"; would fit: instanceType: {' or '.join(alts)}" if alts else "")
         )
     if max_model_len > arch.max_context:
@@ -294,9 +361,7 @@ def choose_fit(
         candidates = valid
     last: Fit | None = None
     for tp in candidates:
-        last = evaluate_fit(
-            arch, instance, dtype, kv_cache_dtype, max_model_len, tp, gpu_memory_utilization
-        )
+        last = evaluate_fit(arch, instance, dtype, kv_cache_dtype, max_model_len, tp, util, lg)
         if last.fits:
             return last
     assert last is not None  # valid always holds TP 1
@@ -307,13 +372,7 @@ def choose_fit(
     if kv_cache_dtype != "fp8" and "fp8" in instance.gpu.dtypes:
         # Suggest it only when it is enough on its own: halving the KV cache may not be.
         kf = evaluate_fit(
-            arch,
-            instance,
-            dtype,
-            "fp8",
-            max_model_len,
-            last.tensor_parallel,
-            gpu_memory_utilization,
+            arch, instance, dtype, "fp8", max_model_len, last.tensor_parallel, util, lg
         )
         if kf.fits:
             hints.append("kvCacheDtype: fp8")
@@ -321,18 +380,18 @@ def choose_fit(
         for q in ("fp8", "awq"):
             if q in instance.gpu.dtypes:
                 qf = evaluate_fit(
-                    arch,
-                    instance,
-                    q,
-                    kv_cache_dtype,
-                    max_model_len,
-                    last.tensor_parallel,
-                    gpu_memory_utilization,
+                    arch, instance, q, kv_cache_dtype, max_model_len, last.tensor_parallel, util, lg
                 )
                 if qf.fits:
-                    hints.append(f"dtype: {q} (a {q} checkpoint)")
+                    # fp8 is quantized online from the 16-bit checkpoint; AWQ needs its own.
+                    how = (
+                        "online from this checkpoint"
+                        if q == "fp8" and checkpoint in (None, "bfloat16", "float16")
+                        else f"from a {q.upper()} checkpoint"
+                    )
+                    hints.append(f"dtype: {q} ({how})")
                     break
-    alts = _alternatives(arch, dtype, kv_cache_dtype, max_model_len, gpu_memory_utilization)
+    alts = _alternatives(arch, dtype, kv_cache_dtype, max_model_len, util, lg)
     if alts:
         hints.append("instanceType: " + " or ".join(alts))
     return_hint = ("; would fit: " + "; ".join(hints)) if hints else ""
@@ -363,9 +422,11 @@ def throughput(
     # A batch of MoE tokens touches more experts; beyond ~8 tokens all are read per step.
     weights_per_step = min(total_w, active_w * batch)
     t_mem = (weights_per_step + batch * kv_read) / bandwidth
+    # FP8 math only where the tensor cores have it; below Ada FP8 is weight-only (Marlin):
+    # the weights are read at 1 byte, the multiply runs at 16-bit rate.
     tflops = (
         instance.gpu.dense_tflops_fp8
-        if dtype == "fp8" and instance.gpu.dense_tflops_fp8
+        if dtype == "fp8" and instance.gpu.fp8_compute and instance.gpu.dense_tflops_fp8
         else instance.gpu.dense_tflops_16bit
     )
     flops = tp * tflops * 1e12 * COMPUTE_EFFICIENCY
@@ -379,11 +440,13 @@ def throughput(
     )
 
 
-def cold_start(weights_gib: float, efs_mibps: float = EFS_READ_MIBPS) -> ColdStart:
+def cold_start(checkpoint_gib: float, efs_mibps: float = EFS_READ_MIBPS) -> ColdStart:
+    """vLLM reads the checkpoint as stored: a bf16 repository served as fp8 reads 2 bytes a
+    weight from EFS and quantizes after loading."""
     return ColdStart(
         instance_boot_s=INSTANCE_BOOT_SECONDS,
         image_pull_s=VLLM_IMAGE_GB * 1000 / IMAGE_PULL_MBPS,
-        weight_load_s=weights_gib * 1024 / efs_mibps,
+        weight_load_s=checkpoint_gib * 1024 / efs_mibps,
         engine_init_s=ENGINE_INIT_SECONDS,
     )
 
@@ -405,7 +468,12 @@ def size(
     tensor_parallel: int | None,
     gpu_memory_utilization: float,
     max_num_seqs: int | None,
+    checkpoint: str | None = None,
+    max_lora_rank: int | None = None,
 ) -> Sizing:
+    """Size `arch` served as `dtype` from a `checkpoint` (default: stored as served)."""
+    ckpt = checkpoint or dtype
+    lora_gib = lora_bytes(arch, max_lora_rank) / GIB
     fit = choose_fit(
         arch,
         instance,
@@ -414,9 +482,22 @@ def size(
         max_model_len,
         tensor_parallel,
         gpu_memory_utilization,
+        lora_gib,
+        ckpt,
     )
     seqs = derive_max_num_seqs(fit, max_model_len, max_num_seqs)
+    ckpt_gib = checkpoint_bytes(arch, ckpt) / GIB
     notes = []
+    if ckpt != dtype:
+        notes.append(
+            f"{ckpt} checkpoint served as {dtype}: {ckpt_gib:.1f} GiB fetched, stored and read "
+            f"at every start; {fit.weights_gib:.1f} GiB on the GPU after quantizing at load"
+        )
+    if dtype == "fp8" and not instance.gpu.fp8_compute:
+        notes.append(
+            f"fp8 on {instance.gpu.name} ({instance.gpu.arch.value}) is weight-only (Marlin): "
+            "it saves memory, not compute; throughput assumes 16-bit math"
+        )
     tasks = instance.gpus // fit.tensor_parallel
     if tasks > 1:
         notes.append(
@@ -426,9 +507,11 @@ def size(
     return Sizing(
         fit=fit,
         throughput=throughput(arch, instance, fit, dtype, seqs, max_model_len),
-        cold_start=cold_start(fit.weights_gib),
+        cold_start=cold_start(ckpt_gib),
         max_num_seqs=seqs,
         tasks_per_instance=tasks,
+        checkpoint_gib=ckpt_gib,
+        lora_gib=lora_gib,
         notes=notes,
     )
 

@@ -21,7 +21,7 @@ import pulumi_aws as aws
 
 from components._common import child, stack_tags
 from components.model_cache import efs_volume
-from modelfleet.containers import TaskRefs, fetcher_sources, prewarm_container
+from modelfleet.containers import TaskRefs, fetcher_command, fetcher_sources, prewarm_container
 from modelfleet.contract import MODELS_MOUNT, PREWARM_CONTAINER
 from modelfleet.plan_types import FleetPlan
 
@@ -58,6 +58,8 @@ def run_prewarm(
     """
     started: list[tuple[str, str]] = []
     for source in props["sources"]:
+        # SOURCE DEST_ROOT --expect JSON: the plan's expectations travel with every run.
+        command = props["commands"][source]
         resp = ecs.run_task(
             cluster=props["cluster"],
             taskDefinition=props["taskDefinition"],
@@ -70,11 +72,7 @@ def run_prewarm(
                     "assignPublicIp": "DISABLED",
                 }
             },
-            overrides={
-                "containerOverrides": [
-                    {"name": PREWARM_CONTAINER, "command": [source, props["destRoot"]]}
-                ]
-            },
+            overrides={"containerOverrides": [{"name": PREWARM_CONTAINER, "command": command}]},
             startedBy="modelfleet-prewarm",
             propagateTags="TASK_DEFINITION",
         )
@@ -159,7 +157,8 @@ def aws_session(props: dict[str, Any], boto3_module: Any = None) -> Any:
 
 
 # Inputs whose change means the cache must be (re)filled; a new fetcher image does not.
-TRIGGERS = ("sources", "destRoot", "accessPoint")
+# `commands` carries what the fetcher verifies: a changed expectation re-runs the check.
+TRIGGERS = ("sources", "destRoot", "accessPoint", "commands")
 
 
 class PrewarmProvider(pulumi.dynamic.ResourceProvider):
@@ -275,10 +274,13 @@ class Prewarm(pulumi.ComponentResource):
                     "subnets": args.subnet_ids,
                     "securityGroups": [args.security_group_id],
                     "sources": [s for _, s in fetcher_sources(m, plan)],
+                    # Per source: SOURCE DEST_ROOT --expect JSON, as in the serving task.
+                    "commands": {s: fetcher_command(m, s) for _, s in fetcher_sources(m, plan)},
                     "destRoot": MODELS_MOUNT,
                     "accessPoint": args.access_point_ids[m.name],
                     "logGroup": log_group.name,
                     "logStreamPrefix": "fetcher",
+                    # From the checkpoint as stored (the plan's figure).
                     "timeoutSeconds": m.prewarm_timeout_s,
                 },
                 opts=child(self),

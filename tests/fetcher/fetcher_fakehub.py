@@ -70,6 +70,12 @@ class FakeHub:
         self.delays: dict[str, float] = {}
         # How many more times to answer 503, by repository path or "api" for the model info.
         self.failures: dict[str, int] = {}
+        # LFS blobs cut short: the full Content-Length is announced, only this many bytes are
+        # sent, then the connection is closed (a mirror or proxy that drops mid-file).
+        self.truncate: dict[str, int] = {}
+        # Extra names in every listing, as a hostile mirror set as HF_ENDPOINT would send them:
+        # name -> content, served at /resolve/ like a file kept in git.
+        self.hostile: dict[str, bytes] = {}
         self.log: list[LoggedRequest] = []
         self._served: dict[tuple[str, str], int] = {}
         self.lock = threading.Lock()
@@ -224,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(503, None, head, "Service Unavailable")
         blobs = query.get("blobs", ["false"])[0].lower() == "true"
         siblings: list[dict[str, Any]] = []
-        for path, data in sorted(repo.files.items()):
+        for path, data in sorted({**repo.files, **self.hub.hostile}.items()):
             entry: dict[str, Any] = {"rfilename": path}
             if blobs:
                 if path in repo.lfs:
@@ -252,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
         commit = repo.resolve(rev)
         if commit is None:
             return self._error(404, "RevisionNotFound", head)
-        data = repo.files.get(path)
+        data = repo.files.get(path, self.hub.hostile.get(path))
         if data is None:
             headers = {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit}
             return self._reply(404, b"", headers, head)
@@ -294,6 +300,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
+        cut = self.hub.truncate.get(path)
+        if cut is not None:
+            data = data[:cut]
+            self.close_connection = True
         try:
             for offset in range(0, len(data), CHUNK):
                 self.wfile.write(data[offset : offset + CHUNK])

@@ -26,7 +26,15 @@ def tiny_model_files() -> tuple[dict[str, bytes], set[str]]:
     files = {
         "model-00001-of-00002.safetensors": blob(512 * 1024, 1),
         "model-00002-of-00002.safetensors": blob(3 * 1024 * 1024, 2),
-        "model.safetensors.index.json": json.dumps({"weight_map": {"a": "x"}}).encode(),
+        "model.safetensors.index.json": json.dumps(
+            {
+                "metadata": {"total_size": 3670016},
+                "weight_map": {
+                    "embed.weight": "model-00001-of-00002.safetensors",
+                    "lm_head.weight": "model-00002-of-00002.safetensors",
+                },
+            }
+        ).encode(),
         "config.json": json.dumps({"architectures": ["LlamaForCausalLM"]}).encode(),
         "generation_config.json": b'{"temperature": 0.6}',
         "tokenizer.json": blob(200 * 1024, 3),

@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from fetcher.manifest import RECORD_NAME
+from fetcher.manifest import JOURNAL_NAME
 from fetcher.paths import MANIFEST_NAME, model_dir
 from fetcher_fakehub import FakeHub
 from fetcher_helpers import EXPECTED_FILES, REPO, finish, run_fetcher, start_fetcher, wait_for
@@ -18,10 +18,14 @@ SMALL = "model-00001-of-00002.safetensors"
 
 
 def _verified(staging: Path) -> set[str]:
+    """The paths in the verified-files journal (complete lines only)."""
     try:
-        return set(json.loads((staging / RECORD_NAME).read_text())["files"])
-    except (OSError, ValueError, KeyError):
+        text = (staging / JOURNAL_NAME).read_text()
+    except OSError:
         return set()
+    return {
+        json.loads(line)["path"] for line in text.splitlines(keepends=True) if line.endswith("\n")
+    }
 
 
 def test_kill_mid_download_then_rerun_reuses_verified_files(
@@ -143,3 +147,46 @@ def test_sigterm_stops_the_downloads_with_one_line(
     assert "interrupted" in run.events()[-1]["message"]
     assert "Traceback" not in run.stderr
     assert not Path(model_dir(SOURCE, str(tmp_path))).exists()
+
+
+def test_random_kills_leave_no_model_or_a_complete_one(
+    hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL at random moments (seeded), through downloads, journal appends and the rename.
+
+    After every kill the model folder is absent or complete and verified; the last run finishes.
+    """
+    import hashlib
+    import random
+
+    repo = hub.repos[REPO]
+    for i in range(40):
+        repo.files[f"extra-{i:02d}.json"] = json.dumps({"i": i}).encode()
+    hub.delays[BIG] = 0.04
+    env = {**fetcher_env, "HF_ENDPOINT": hub.url}
+    folder = Path(model_dir(SOURCE, str(tmp_path)))
+    rng = random.Random(20261201)
+    kills = 0
+    for _ in range(12):
+        started = time.monotonic()
+        proc = start_fetcher(env, SOURCE, str(tmp_path))
+        time.sleep(rng.uniform(0.3, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        run = finish(proc, started)
+        kills += run.returncode == -signal.SIGKILL
+        if folder.exists():
+            manifest = json.loads((folder / MANIFEST_NAME).read_text())
+            for entry in manifest["files"]:
+                data = (folder / entry["path"]).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["path"]
+            break
+    final = run_fetcher(env, SOURCE, str(tmp_path), timeout=60)
+    assert final.returncode == 0, final.stderr
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    for entry in manifest["files"]:
+        assert (folder / entry["path"]).read_bytes() == repo.files[entry["path"]]
+    print(
+        f"\n{kills} kills before the model completed; big shard served "
+        f"{hub.downloads(REPO, BIG)} times"
+    )
+    assert kills >= 1

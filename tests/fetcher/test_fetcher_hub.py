@@ -53,21 +53,33 @@ def test_rerun_on_complete_model_is_a_fast_no_op(
     hub: FakeHub, fetcher_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {**fetcher_env, "HF_ENDPOINT": hub.url}
-    first = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+    pinned = f"hf://{REPO}@{COMMIT}"
+    first = run_fetcher(env, pinned, str(tmp_path))
     assert first.returncode == 0, first.stderr
     requests_before = len(hub.log)
 
-    again = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+    again = run_fetcher(env, pinned, str(tmp_path))
 
     assert again.returncode == 0, again.stderr
     assert again.last_line == first.last_line
-    assert len(hub.log) == requests_before  # no network at all
+    assert len(hub.log) == requests_before  # a pinned commit: no network at all
     # Present, and nothing was hashed or moved: the manifest alone decides (no timing here;
     # speed is not asserted in tests, a loaded machine made the old bound flaky).
     assert [e["event"] for e in again.events()] == ["present"]
-    outcome = fetch(parse_source(f"hf://{REPO}@main"), str(tmp_path), Options(), Reporter("json"))
+    outcome = fetch(parse_source(pinned), str(tmp_path), Options(), Reporter("json"))
     assert outcome.status == "present"
     assert len(hub.log) == requests_before
+
+    # A branch costs one API call per run: what it points to now is what decides.
+    branch = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+    assert branch.returncode == 0, branch.stderr
+    requests_before = len(hub.log)
+    branch_again = run_fetcher(env, f"hf://{REPO}@main", str(tmp_path))
+    assert branch_again.returncode == 0, branch_again.stderr
+    assert [r.path for r in hub.log[requests_before:]] == [f"/api/models/{REPO}/revision/main"]
+    present = branch_again.events()
+    assert [e["event"] for e in present] == ["present"]
+    assert present[0]["resolved_revision"] == COMMIT
 
 
 def test_checksum_mismatch_fails_and_leaves_no_model(
@@ -112,7 +124,8 @@ def test_missing_repository_and_revision_fail_with_one_line(
         assert run.stdout == ""
         assert len(run.stderr.strip().splitlines()) == 1, run.stderr
         assert "Traceback" not in run.stderr
-    assert [p.name for p in dest.iterdir()] == [".modelfleet"]
+    # A branch is resolved before anything is created under DEST_ROOT.
+    assert not dest.exists()
 
 
 def test_private_repository_needs_a_valid_token_that_is_never_logged(

@@ -206,3 +206,52 @@ def test_s3_rerun_after_a_kill_keeps_downloaded_files_and_drops_temporaries(
         [*(e["path"] for e in manifest["files"]), MANIFEST_NAME]
     )
     assert not staging.exists()
+
+
+def test_odd_keys_are_ignored_unless_they_would_be_fetched(
+    moto_url: str, bucket: str, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 15 item 12: keys with '//', '.' or '..' under the prefix, as S3 allows them."""
+    objects = _upload_model(moto_url, bucket, "m/")
+    s3 = _client(moto_url)
+    for key in ("m//notes.md", "m/./README.md", "m/docs/../x.txt", "m/extra//tokenizer.json"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"odd")
+    source = f"s3://{bucket}/m/"
+
+    fetched = run_fetcher(s3_env, source, str(tmp_path))
+    # The same keys, but one of them is what an --include asks for: refused, naming the key.
+    refused = run_fetcher(s3_env, source, str(tmp_path / "other"), "--include", "extra/*")
+
+    assert fetched.returncode == 0, fetched.stderr
+    folder = Path(fetched.last_line)
+    for name in ("model.safetensors", "config.json", "tokenizer.json"):
+        assert (folder / name).read_bytes() == objects[name]
+    assert refused.returncode == 9, refused.stderr
+    message = refused.events()[-1]["message"]
+    assert "object key 'm/extra//tokenizer.json'" in message
+    assert "Traceback" not in refused.stderr and refused.stdout == ""
+
+
+def test_s3_copy_of_a_fetched_folder_skips_the_fetchers_records(
+    moto_url: str, bucket: str, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 15 item 9: `aws s3 sync` of a fetched folder, fetched from S3 later."""
+    _upload_model(moto_url, bucket, "m/")
+    source = f"s3://{bucket}/m/"
+    folder = Path(run_fetcher(s3_env, source, str(tmp_path / "first")).last_line)
+    s3 = _client(moto_url)
+    s3.put_object(
+        Bucket=bucket, Key="m/" + MANIFEST_NAME, Body=(folder / MANIFEST_NAME).read_bytes()
+    )
+    s3.put_object(Bucket=bucket, Key="m/.modelfleet-verified.json", Body=b'{"files": {}}')
+    s3.put_object(Bucket=bucket, Key="m/.modelfleet-verified.jsonl", Body=b"")
+
+    first = run_fetcher(s3_env, source, str(tmp_path))
+    again = run_fetcher(s3_env, source, str(tmp_path))
+
+    assert first.returncode == 0, first.stderr
+    assert any(e["event"] == "skipped" for e in first.events())
+    manifest = json.loads((Path(first.last_line) / MANIFEST_NAME).read_text())
+    assert all(not e["path"].startswith(".modelfleet") for e in manifest["files"])
+    assert again.returncode == 0, again.stderr
+    assert [e["event"] for e in again.events()] == ["present"]

@@ -338,3 +338,76 @@ def test_hub_network_errors_wrapped_by_huggingface_hub_are_retried() -> None:
     assert translated is not None and "cannot reach" in translated.message
     assert not backend.is_transient(OSError(errno.ENOSPC, "No space left on device"))
     assert not backend.is_transient(ValueError("bad"))
+
+
+def test_verified_journal_survives_a_torn_last_line_and_reads_the_old_record(
+    tmp_path: Path,
+) -> None:
+    from fetcher.manifest import JOURNAL_NAME, RECORD_NAME, VerifiedRecord
+
+    for name, data in (("a", b"alpha"), ("b", b"bravo"), ("c", b"charlie")):
+        (tmp_path / name).write_bytes(data)
+    digests = {n: compute(str(tmp_path / n), ())[SHA256] for n in ("a", "b", "c")}
+    expected = {
+        n: Expected(len((tmp_path / n).read_bytes()), ((SHA256, digests[n]),)) for n in digests
+    }
+    # A record left by an older fetcher (format 1) still counts for a resume.
+    stat = os.stat(tmp_path / "c")
+    legacy = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digests["c"]}
+    legacy["expected"] = [[SHA256, digests["c"]]]
+    (tmp_path / RECORD_NAME).write_text(json.dumps({"files": {"c": legacy}}))
+
+    record = VerifiedRecord(str(tmp_path))
+    record.add("a", str(tmp_path / "a"), expected["a"], digests["a"])
+    record.close()
+    # A crash in the middle of the next append: half a line, no newline.
+    with open(tmp_path / JOURNAL_NAME, "ab") as handle:
+        handle.write(b'{"path": "b", "rec')
+
+    reopened = VerifiedRecord(str(tmp_path))
+    assert reopened.reusable("a", str(tmp_path / "a"), expected["a"]) == digests["a"]
+    assert reopened.reusable("b", str(tmp_path / "b"), expected["b"]) is None
+    assert reopened.reusable("c", str(tmp_path / "c"), expected["c"]) == digests["c"]
+    reopened.add("b", str(tmp_path / "b"), expected["b"], digests["b"])
+    reopened.close()
+    lines = (tmp_path / JOURNAL_NAME).read_bytes().splitlines()
+    assert [json.loads(line)["path"] for line in lines] == ["a", "b"]  # torn line cut off
+    assert VerifiedRecord(str(tmp_path)).reusable("b", str(tmp_path / "b"), expected["b"])
+
+
+def test_listed_names_are_checked_as_relative_paths_inside_the_folder() -> None:
+    from fetcher.errors import UnsafeError
+    from fetcher.safety import inside, is_reserved, unsafe_reason
+
+    for good in ("config.json", "original/params.json", "a b/c.txt", "...json"):
+        assert unsafe_reason(good) is None, good
+    for bad in (
+        "",
+        "/etc/passwd",
+        "../x",
+        "a/../b",
+        "a//b",
+        "./a",
+        "a/",
+        "a\\b",
+        "a\nb",
+        "x" * 256,
+    ):
+        assert unsafe_reason(bad) is not None, bad
+        with pytest.raises(UnsafeError):
+            inside("/models/.modelfleet/x.partial", bad)
+    assert is_reserved(".modelfleet-complete.json") and is_reserved(".modelfleet-verified.jsonl")
+    assert is_reserved(".cache/huggingface/download/x.metadata") and not is_reserved("cache.json")
+
+
+def test_s3_short_bodies_after_retries_are_a_size_mismatch() -> None:
+    """s3transfer's own retries end in RetriesExceededError wrapping IncompleteReadError."""
+    from botocore.exceptions import IncompleteReadError
+    from fetcher.s3 import S3Backend
+    from s3transfer.exceptions import RetriesExceededError
+
+    backend = S3Backend(S3Source("bucket-name", "m/"), workers=1)
+    short = IncompleteReadError(actual_bytes=100, expected_bytes=4096)
+    translated = backend.translate(RetriesExceededError(short))
+    assert translated is not None and translated.code == ExitCode.CHECKSUM
+    assert translated.message == "size mismatch: download ended at 100 of 4096 bytes"

@@ -22,8 +22,8 @@ from infra_support import (
 )
 
 from components.harness import SECRET_STAND_INS, Run
-from modelfleet.containers import fetcher_sources
-from modelfleet.plan import MODELS_MOUNT, SIDECAR_PORT, FleetPlan
+from modelfleet.containers import fetcher_command, fetcher_sources
+from modelfleet.plan import MODELS_MOUNT, SIDECAR_PORT, FleetPlan, prewarm_timeout_s
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -102,6 +102,11 @@ def test_prewarm_run_per_model_before_its_service(
         pre = run.one(DYNAMIC, f"-{m.short}-run")
         assert pre.inputs["sources"] == [s for _, s in fetcher_sources(m, plan)]
         assert pre.inputs["sources"][0] == m.source
+        # The same argv, expectations included, as the serving task's fetcher containers.
+        assert pre.inputs["commands"] == {
+            s: fetcher_command(m, s) for _, s in fetcher_sources(m, plan)
+        }
+        assert pre.inputs["timeoutSeconds"] == prewarm_timeout_s(m.checkpoint_gib)
         assert pre.inputs["destRoot"] == MODELS_MOUNT
         assert pre.inputs["accessPoint"] == f"{p}-cache-{m.short}-ap-id"
         assert pre.inputs["taskDefinition"] == fetcher_task(run, m.short).outputs["arn"]
@@ -119,7 +124,12 @@ def test_prewarm_run_per_model_before_its_service(
 def test_prewarm_sources_include_lora_adapters(staging: Run, staging_plan: FleetPlan) -> None:
     (m,) = staging_plan.models
     pre = staging.one(DYNAMIC, "-run")
-    assert pre.inputs["sources"] == [m.source, "s3://acme-search-adapters/rerank-lora/v3/"]
+    adapter = "s3://acme-search-adapters/rerank-lora/v3/"
+    assert pre.inputs["sources"] == [m.source, adapter]
+    # The adapter's fetch checks its rank against what vLLM is told (--max-lora-rank 16).
+    expect = json.loads(pre.inputs["commands"][adapter][3])
+    assert expect == {"key": "modelfleet:models[mistral-7b].loraAdapters[search-rerank]",
+                      "max_lora_rank": 16}  # fmt: skip
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -154,9 +164,12 @@ def test_container_order_and_dependencies(request: pytest.FixtureRequest, stack:
     for m in plan.models:
         cs = containers(serving_task(run, m.short))
         fetchers = [c for c in cs if c["name"].startswith("fetch-")]
-        assert [c["command"] for c in fetchers] == [
-            [s, MODELS_MOUNT] for _, s in fetcher_sources(m, plan)
+        # python -m fetcher SOURCE DEST_ROOT --expect JSON, JSON being the plan's figures.
+        assert [c["command"][:3] for c in fetchers] == [
+            [s, MODELS_MOUNT, "--expect"] for _, s in fetcher_sources(m, plan)
         ]
+        for c, (_, s) in zip(fetchers, fetcher_sources(m, plan), strict=True):
+            assert json.loads(c["command"][3]) == m.fetch_expect[s]
         assert all(c["essential"] is False for c in fetchers)
         vllm = container(serving_task(run, m.short), "vllm")
         assert vllm["essential"] is True
@@ -198,7 +211,8 @@ def test_prod_fp8_quantization_and_tensor_parallel(prod: Run, prod_plan: FleetPl
     m = prod_plan.model("llama-70b")
     assert m.tensor_parallel > 1
     vllm = container(serving_task(prod, m.short), "vllm")
-    assert _flag(vllm["command"], "--quantization") == "fp8"
+    # A bf16 repository served as fp8: online quantization, 0.31's spelling.
+    assert _flag(vllm["command"], "--quantization") == "fp8_per_tensor"
     assert vllm["resourceRequirements"] == [{"type": "GPU", "value": str(m.tensor_parallel)}]
     assert vllm["linuxParameters"]["sharedMemorySize"] > 1024  # NCCL between TP ranks
     assert "--quantization" not in container(serving_task(prod, "llama-8b"), "vllm")["command"]
@@ -208,6 +222,7 @@ def test_staging_lora(staging: Run, staging_plan: FleetPlan) -> None:
     (m,) = staging_plan.models
     cmd = container(serving_task(staging, m.short), "vllm")["command"]
     assert "--enable-lora" in cmd
+    assert _flag(cmd, "--max-lora-rank") == "16"  # vLLM's default, stated
     (module,) = [a for a in cmd[cmd.index("--lora-modules") + 1 :] if "=" in a]
     name, _, path = module.partition("=")
     assert name == "search-rerank"

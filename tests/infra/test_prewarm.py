@@ -31,6 +31,15 @@ TASK_DEF = "arn:aws:ecs:us-east-1:123456789012:task-definition/mf-platform-dev-l
 MODEL = "hf://meta-llama/Llama-3.1-8B-Instruct@0e9e39f249a16976918f6564b8830bc894c89659"
 ADAPTER = "s3://acme-search-adapters/rerank-lora/v3/"
 LOG_GROUP = "mf-platform-dev-prewarm-llama-8b-logs-a1b2c3d"
+# What the plan passes per source: the fetcher's argv with the plan's expectations.
+EXPECT = {
+    MODEL: '{"key": "modelfleet:models[llama-8b]", "quant_method": null}',
+    ADAPTER: '{"key": "modelfleet:models[llama-8b].loraAdapters[rerank]", "max_lora_rank": 16}',
+}
+
+
+def _command(source: str) -> list[str]:
+    return [source, "/models", "--expect", EXPECT[source]]
 
 
 def _task_arn(n: int) -> str:
@@ -45,6 +54,7 @@ def _props(sources: list[str], timeout: int = 600) -> dict[str, Any]:
         "subnets": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
         "securityGroups": ["sg-0a1b2c3d4e5f60003"],
         "sources": sources,
+        "commands": {s: _command(s) for s in sources},
         "destRoot": "/models",
         "accessPoint": "fsap-0a1b2c3d4e5f60004",
         "logGroup": LOG_GROUP,
@@ -88,7 +98,7 @@ def _expect_run_task(stub: Stubber, source: str, arn: str) -> None:
                 }
             },
             "overrides": {
-                "containerOverrides": [{"name": PREWARM_CONTAINER, "command": [source, "/models"]}]
+                "containerOverrides": [{"name": PREWARM_CONTAINER, "command": _command(source)}]
             },
             "startedBy": "modelfleet-prewarm",
             "propagateTags": "TASK_DEFINITION",
@@ -226,8 +236,11 @@ def test_timeout_stops_the_task(clients: tuple[Any, Stubber, Any, Stubber]) -> N
         )
 
 
-def test_timeout_grows_with_the_weights() -> None:
+def test_timeout_grows_with_the_checkpoint() -> None:
     assert prewarm_timeout_s(140) > prewarm_timeout_s(15) > 600  # the plan derives it
+    # The prod 70B downloads its 131.41 GiB bf16 checkpoint (served as fp8): 3 x 131.41 x
+    # 1024 / 100 MiB/s + 600 = 4637 s, where 1 byte a weight (67.66 GiB) allowed only 2679 s.
+    assert prewarm_timeout_s(131.41) == 4637
 
 
 def test_provider_create_returns_the_runs(
@@ -252,6 +265,8 @@ def test_provider_create_returns_the_runs(
         ("sources", [MODEL, ADAPTER], True),
         ("destRoot", "/cache", True),
         ("accessPoint", "fsap-0ffffffffffffffff", True),
+        # New expectations (e.g. a new LoRA rank) re-run the fetch, which verifies them.
+        ("commands", {MODEL: [MODEL, "/models", "--expect", '{"key": "k"}']}, True),
         # A new fetcher image or a new task definition revision does not refill the cache.
         ("taskDefinition", TASK_DEF.replace(":3", ":4"), False),
         ("subnets", ["subnet-0ffffffffffffffff"], False),
@@ -265,7 +280,7 @@ def test_diff_triggers_only_on_cache_inputs(key: str, value: Any, changes: bool)
     result = PrewarmProvider().diff("id", olds, news)
     assert result.changes is changes
     assert not result.replaces
-    assert set(TRIGGERS) == {"sources", "destRoot", "accessPoint"}
+    assert set(TRIGGERS) == {"sources", "destRoot", "accessPoint", "commands"}
 
 
 def test_diff_of_identical_inputs_is_no_change() -> None:

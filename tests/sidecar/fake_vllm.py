@@ -1,12 +1,23 @@
-"""A scripted stand-in for vLLM's OpenAI server, run as a separate process by the tests.
+"""A scripted stand-in for vLLM 0.31's OpenAI server, run as a separate process by the tests.
 
-It speaks vLLM's wire format (JSON bodies, ``data:`` SSE chunks ending in ``[DONE]``,
-``/health``, ``/metrics`` with ``vllm:num_requests_waiting``, ``/v1/models``) and misbehaves
-on demand. A request picks its fault with a directive as its last message (or prompt),
-e.g. ``"#fault slow_first=3"`` or ``"#fault status=503 times=1"``, so one engine process
-serves many tests at once. Every request is recorded by its ``X-Request-Id`` and can be
-read back from ``/_events/{request_id}``: what headers arrived, whether the client (the
-sidecar) went away, and when.
+It speaks vLLM's wire format: JSON bodies; ``data:`` SSE chunks ending in ``[DONE]``,
+with a usage chunk (``choices: []``) when ``stream_options`` asks for it; errors nested
+as ``{"error": {"message", "type", "param", "code": <int>}}`` (``ErrorInfo`` and
+``ErrorResponse`` in ``vllm/entrypoints/openai/engine/protocol.py``); HTTP keep-alive
+connections closed after 5 idle seconds (uvicorn's ``timeout_keep_alive``, set from
+``VLLM_HTTP_TIMEOUT_KEEP_ALIVE``, default 5, in ``vllm/envs.py``); ``/health``,
+``/metrics`` with ``vllm:num_requests_waiting``, ``/v1/models``. It applies two of
+vLLM's own request checks, with vLLM's messages, so tests can see an engine refusal
+travel back: ``stream_options`` without ``stream`` (``validate_stream_options`` in the
+request models) and an unknown model (``The model `x` does not exist.``, 404).
+
+It misbehaves on demand. A request picks its fault with a directive as its last message
+(or prompt), e.g. ``"#fault slow_first=3"`` or ``"#fault status=503 times=1"``, so one
+engine process serves many tests at once. Every request is recorded by its
+``X-Request-Id`` and can be read back from ``/_events/{request_id}``: what headers and
+body bytes arrived, whether the client (the sidecar) went away, and when. ``/_control``
+sets ``ready`` false to play an engine that is still starting (``/health`` 503, requests
+wait until it is ready).
 
     python tests/sidecar/fake_vllm.py   # prints "PORT <n>" once listening
 """
@@ -14,6 +25,7 @@ sidecar) went away, and when.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import sys
 import time
@@ -23,7 +35,8 @@ from typing import Any
 from aiohttp import web
 
 MODEL = "fake-model"
-state: dict[str, Any] = {"healthy": True, "waiting": 0.0}
+state: dict[str, Any] = {"healthy": True, "waiting": 0.0, "ready": True, "models": [MODEL]}
+ready_event = asyncio.Event()
 events: dict[str, list[dict[str, Any]]] = defaultdict(list)
 attempts: dict[str, int] = defaultdict(int)
 
@@ -55,21 +68,36 @@ def directive(body: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def error_json(status: int, message: str) -> web.Response:
-    # vLLM's flat ErrorResponse shape; the sidecar re-shapes it to OpenAI's nested form.
-    body = {"object": "error", "message": message, "type": "BadRequestError", "param": None,
-            "code": status}  # fmt: skip
+def error_json(
+    status: int, message: str, kind: str = "BadRequestError", param: str | None = None
+) -> web.Response:
+    # vLLM 0.31's ErrorResponse: the OpenAI nesting, with the HTTP status as an int code.
+    body = {"error": {"message": message, "type": kind, "param": param, "code": status}}
     return web.json_response(body, status=status)
 
 
-def usage_for(body: dict[str, Any], completion: int) -> dict[str, int]:
+def engine_checks(body: dict[str, Any]) -> web.Response | None:
+    """Two of vLLM's own refusals, with its messages (see the module docstring)."""
+    if body.get("stream_options") and not body.get("stream"):
+        return error_json(400, "Stream options can only be defined when `stream=True`.",
+                          param="stream_options")  # fmt: skip
+    model = body.get("model")
+    if model is not None and model not in state["models"]:
+        return error_json(404, f"The model `{model}` does not exist.", "NotFoundError", "model")
+    return None
+
+
+def usage_for(fault: dict[str, str], completion: int) -> dict[str, int]:
     prompt = 7
+    if "neg_usage" in fault:
+        # A broken engine: counts below zero must not drive budgets or metrics backwards.
+        prompt, completion = -1000, -500
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}  # fmt: skip
 
 
 async def health(_: web.Request) -> web.Response:
-    if not state["healthy"]:
+    if not state["healthy"] or not state["ready"]:
         return web.Response(status=503)
     return web.Response(status=200)
 
@@ -94,6 +122,10 @@ async def models(request: web.Request) -> web.Response:
 
 async def control(request: web.Request) -> web.Response:
     state.update(await request.json())
+    if state["ready"]:
+        ready_event.set()
+    else:
+        ready_event.clear()
     return web.json_response(state)
 
 
@@ -105,13 +137,26 @@ async def generate(request: web.Request) -> web.StreamResponse:
     rid = request.headers.get("X-Request-Id", "-")
     raw = await request.read()
     attempts[rid] += 1
+    sent = base64.b64encode(raw).decode()
     try:
         body = json.loads(raw)
     except ValueError:
-        record(rid, "start", headers=lowered(request), size=len(raw))
+        record(rid, "start", headers=lowered(request), size=len(raw), body=sent)
         record(rid, "bad_json")
         return error_json(400, "invalid JSON reached the engine")
-    record(rid, "start", headers=lowered(request), size=len(raw), model=body.get("model"))
+    if not isinstance(body, dict):
+        record(rid, "start", headers=lowered(request), size=len(raw), body=sent)
+        return error_json(400, "the body must be a JSON object")
+    record(rid, "start", headers=lowered(request), size=len(raw), body=sent,
+           model=body.get("model"))  # fmt: skip
+    if not state["ready"]:
+        # Still loading: a real engine would hold the request (or not listen yet).
+        record(rid, "waiting_for_ready")
+        await ready_event.wait()
+    refusal = engine_checks(body)
+    if refusal is not None:
+        record(rid, "refused", status=refusal.status)
+        return refusal
     fault = directive(body)
     if state.get("force_status"):
         fault = {"status": str(state["force_status"])}
@@ -134,7 +179,12 @@ async def _generate(
     if "status" in fault and attempts[rid] <= int(fault.get("times", "1000")):
         record(rid, "status", status=int(fault["status"]))
         headers = {"Retry-After": fault["retry_after"]} if "retry_after" in fault else None
-        resp: web.StreamResponse = error_json(int(fault["status"]), "engine says no")
+        message = "engine says no"
+        if "echo" in fault:
+            # What a pydantic validation error looks like: it quotes the request.
+            message = ("1 validation error for ChatCompletionRequest\n  Value error "
+                       f"[type=value_error, input_value={body!r}, input_type=dict]")  # fmt: skip
+        resp: web.StreamResponse = error_json(int(fault["status"]), message)
         if headers:
             resp.headers.update(headers)
         return resp
@@ -162,6 +212,8 @@ async def _generate(
     if not body.get("stream"):
         if first_delay:
             await asyncio.sleep(first_delay)
+        if "big" in fault:
+            return await _big_answer(request, rid, fault, chunks)
         text = " ".join(f"tok{i}" for i in range(chunks))
         choice: dict[str, Any] = (
             {"index": 0, "message": {"role": "assistant", "content": text},
@@ -172,10 +224,22 @@ async def _generate(
         record(rid, "done")
         # Hop-by-hop and engine-specific headers, to check what the sidecar passes on.
         extra = {"Keep-Alive": "timeout=5", "X-Engine": "fake"} if "hop_headers" in fault else {}
+        if "stale_extra" in fault:
+            # A broken engine writes a second, unrequested answer on the kept-alive
+            # connection once this one is done: it must never reach the next request.
+            stale = json.dumps({"id": f"stale-{rid}", "object": "chat.completion",
+                                "created": created, "model": MODEL, "choices": [choice],
+                                "usage": usage_for(fault, chunks)}).encode()  # fmt: skip
+            transport = request.transport
+            assert transport is not None
+            asyncio.get_running_loop().call_later(0.1, transport.write, (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(stale), stale)
+            ))  # fmt: skip
         return web.json_response({
             "id": f"cmpl-{rid}", "object": "chat.completion" if chat else "text_completion",
             "created": created, "model": MODEL, "choices": [choice],
-            "usage": usage_for(body, chunks),
+            "usage": usage_for(fault, chunks),
         }, headers=extra)  # fmt: skip
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
     await resp.prepare(request)
@@ -196,15 +260,81 @@ async def _generate(
         )
         chunk = {"id": f"c-{rid}", "object": obj, "created": created, "model": MODEL,
                  "choices": [choice]}  # fmt: skip
-        await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        event = b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        for name in ("cut_mid_event", "stall_mid_event"):
+            if name in fault and i == int(fault[name]):
+                # 40 bytes of an event, then a reset (or silence): the half event must
+                # never reach the client.
+                await resp.write(event[:40])
+                await asyncio.sleep(0.2)
+                record(rid, "abort" if name == "cut_mid_event" else "stall")
+                if name == "stall_mid_event":
+                    await asyncio.sleep(3600)
+                assert request.transport is not None
+                request.transport.abort()
+                return resp
+        if "sse_comments" in fault:
+            # SSE comment lines between events (a keep-alive, as proxies and some
+            # servers send): the SDK skips them, and they are not tokens.
+            await resp.write(b": ping\n\n")
+        if "split_events" in fault:
+            # Event boundaries that do not match reads: halves with a pause between.
+            await resp.write(event[:25])
+            await asyncio.sleep(0.01)
+            event = event[25:]
+        await resp.write(event)
         if delay:
             await asyncio.sleep(delay)
     options = body.get("stream_options") or {}
     if options.get("include_usage"):
         final = {"id": f"c-{rid}", "object": obj, "created": created, "model": MODEL,
-                 "choices": [], "usage": usage_for(body, chunks)}  # fmt: skip
+                 "choices": [], "usage": usage_for(fault, chunks)}  # fmt: skip
         await resp.write(b"data: " + json.dumps(final).encode() + b"\n\n")
     await resp.write(b"data: [DONE]\n\n")
+    await resp.write_eof()
+    record(rid, "done")
+    return resp
+
+
+async def _big_answer(
+    request: web.Request, rid: str, fault: dict[str, str], chunks: int
+) -> web.StreamResponse:
+    """A non-streamed answer of ``big`` MiB, written in ``pieces`` with ``gap`` seconds between."""
+    size = int(float(fault["big"]) * 1024 * 1024)
+    pieces = int(fault.get("pieces", "8"))
+    gap = float(fault.get("gap", "0"))
+    head = json.dumps(
+        {
+            "id": f"cmpl-{rid}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "@"},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+    )
+    prefix, _, _ = head.rpartition('"@"')
+    tail = '"}, "finish_reason": "stop"}], "usage": ' + json.dumps(usage_for(fault, chunks)) + "}"
+    opening = (prefix + '"').encode()
+    filler = size - len(opening) - len(tail)
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.content_length = len(opening) + filler + len(tail)
+    await resp.prepare(request)
+    await resp.write(opening)
+    step = max(1, filler // pieces)
+    left = filler
+    while left > 0:
+        n = min(step, left)
+        await resp.write(b"x" * n)
+        left -= n
+        if gap:
+            await asyncio.sleep(gap)
+    await resp.write(tail.encode())
     await resp.write_eof()
     record(rid, "done")
     return resp
@@ -224,7 +354,11 @@ def make_app() -> web.Application:
 
 
 async def main(port: int) -> None:
-    runner = web.AppRunner(make_app(), handler_cancellation=True, access_log=None)
+    ready_event.set()
+    # keepalive_timeout: vLLM's uvicorn closes idle connections after 5 s.
+    runner = web.AppRunner(
+        make_app(), handler_cancellation=True, access_log=None, keepalive_timeout=5.0
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()

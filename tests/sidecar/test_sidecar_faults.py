@@ -25,15 +25,17 @@ def starts(upstream: Upstream, request_id: str) -> int:
 
 
 def test_engine_down_answers_503_quickly(make_sidecar: MakeSidecar) -> None:
-    proc = make_sidecar(f"http://127.0.0.1:{free_port()}")
+    # An engine that never answered since the sidecar started is one that is starting:
+    # the answer comes at once, with Retry-After from the start estimate.
+    proc = make_sidecar(f"http://127.0.0.1:{free_port()}", SIDECAR_ENGINE_START_SECONDS="30")
     began = time.monotonic()
     with pytest.raises(openai.InternalServerError) as err:
         proc.client().chat.completions.create(model="fake-model", messages=HELLO)
     # The bound: "within a second or two" (retries included).
     assert time.monotonic() - began < 2.0
     assert err.value.status_code == 503
-    assert err.value.response.json()["error"]["code"] == "upstream_unavailable"
-    assert err.value.response.headers["retry-after"] == "1"
+    assert err.value.response.json()["error"]["code"] == "engine_starting"
+    assert 1 <= int(err.value.response.headers["retry-after"]) <= 30
 
 
 def test_retries_a_503_before_the_first_byte(sidecar: Sidecar, upstream: Upstream) -> None:
@@ -223,6 +225,7 @@ def test_error_after_keepalives_arrives_as_an_error_event(make_sidecar: MakeSide
 @pytest.fixture
 def fallback(make_sidecar: MakeSidecar) -> Any:
     fb = Upstream()
+    fb.control(models=["external-model"])
     yield fb
     fb.stop()
 

@@ -54,7 +54,7 @@ def test_in_flight_bound_refuses_at_once(make_sidecar: MakeSidecar, upstream: Up
         results.append(
             proc.client().chat.completions.create(
                 model="fake-model",
-                messages=fault("slow_first=2"),
+                messages=fault("slow_first=5"),
                 extra_headers={"X-Request-Id": request_id},
             )
         )
@@ -67,7 +67,7 @@ def test_in_flight_bound_refuses_at_once(make_sidecar: MakeSidecar, upstream: Up
         threads.append(thread)
         # Each slow request is in flight once the engine has it.
         upstream.wait_event(request_id, "start")
-    # Refused, not queued: a queued request would succeed once a slot frees (after 2 s).
+    # Refused, not queued: a queued request would succeed once a slot frees (after 5 s).
     with pytest.raises(openai.RateLimitError) as err:
         proc.client().models.list()
     assert err.value.response.json()["error"]["code"] == "too_many_inflight"

@@ -162,13 +162,17 @@ def test_logs_never_contain_keys_prompts_or_completions(sidecar: Sidecar) -> Non
         messages=[{"role": "user", "content": SECRET_PROMPT}],
         extra_headers={"X-Request-Id": request_id},
     )
+    # An engine refusal that quotes the request (pydantic's dump) is not relayed as is.
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(
             model="fake-model",
-            messages=[{"role": "user", "content": SECRET_PROMPT}],
-            temperature=9,
+            messages=[
+                {"role": "user", "content": SECRET_PROMPT},
+                {"role": "user", "content": "#fault status=400 echo"},
+            ],
         )
     assert SECRET_PROMPT not in err.value.response.text
+    assert err.value.response.json()["error"]["code"] == 400
     sidecar.request_log(request_id)
     output = "\n".join(sidecar.lines)
     for secret in (KEY_A, KEY_B, SECRET_PROMPT, "tok3 tok4"):

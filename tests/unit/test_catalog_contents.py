@@ -11,6 +11,7 @@ from modelfleet.catalog import (
     INSTANCE_TYPES,
     MODEL_ALIASES,
     MODELS,
+    QUANTIZED,
     Arch,
     Source,
     canonical_model,
@@ -40,6 +41,7 @@ def test_every_figure_has_a_source_and_a_date() -> None:
     sources: list[Source | None] = [g.source for g in GPUS.values()]
     sources += [s for i in INSTANCE_TYPES.values() for s in (i.source, i.price_source)]
     sources += [m.source for m in MODELS.values()]
+    sources += [g.torch_source for g in GPUS.values()]
     for source in sources:
         assert source is not None
         assert source.url.startswith("https://"), source
@@ -47,14 +49,16 @@ def test_every_figure_has_a_source_and_a_date() -> None:
 
 
 @pytest.mark.parametrize(
-    ("arch", "bf16", "fp8"),
+    ("arch", "bf16", "fp8_compute"),
     [(Arch.TURING, False, False), (Arch.AMPERE, True, False), (Arch.ADA, True, True),
      (Arch.HOPPER, True, True)],
 )  # fmt: skip
-def test_dtype_support_by_architecture(arch: Arch, bf16: bool, fp8: bool) -> None:
+def test_dtype_support_by_architecture(arch: Arch, bf16: bool, fp8_compute: bool) -> None:
+    # FP8 runs from compute capability 7.5 (Marlin, weight-only below Ada), FP8 math only on
+    # Ada and Hopper (vLLM marlin_utils_fp8.is_fp8_marlin_supported: capability >= 75).
     gpu = next(g for g in GPUS.values() if g.arch is arch)
-    assert ("bfloat16" in gpu.dtypes, "fp8" in gpu.dtypes) == (bf16, fp8)
-    assert {"float16", "awq", "gptq"} <= gpu.dtypes
+    assert ("bfloat16" in gpu.dtypes, gpu.fp8_compute) == (bf16, fp8_compute)
+    assert {"float16", "fp8", "awq", "gptq"} <= gpu.dtypes
 
 
 def test_instances_are_consistent() -> None:
@@ -62,9 +66,41 @@ def test_instances_are_consistent() -> None:
         assert it.name == name
         assert it.gpus in (1, 4, 8)
         assert it.on_demand_usd_per_hour > 0
-    # GPU memory as nvidia-smi reports it: e.g. L4 23034 MiB = 22.49 GiB, not "24 GB".
-    assert INSTANCE_TYPES["g6.xlarge"].gpu.memory_gib == 23034 / 1024
-    assert INSTANCE_TYPES["p5.48xlarge"].gpu_memory_gib_total == pytest.approx(8 * 81559 / 1024)
+    # nvidia-smi's figure is kept (L4 23034 MiB = 22.49 GiB, not "24 GB"), but sizing uses
+    # torch's total, what vLLM multiplies by gpu_memory_utilization.
+    assert INSTANCE_TYPES["g6.xlarge"].gpu.nvidia_smi_gib == 23034 / 1024
+    assert INSTANCE_TYPES["g6.xlarge"].gpu.memory_gib == 22.05
+    assert INSTANCE_TYPES["p5.48xlarge"].gpu_memory_gib_total == pytest.approx(8 * 79.11)
+
+
+@pytest.mark.parametrize(
+    ("gpu", "torch_gib"),
+    [("T4", 14.56), ("A10G", 22.05), ("L4", 22.05), ("L40S", 44.42), ("A100-40GB", 39.50),
+     ("A100-80GB", 79.14), ("H100", 79.11)],
+)  # fmt: skip
+def test_gpu_memory_as_vllm_sees_it(gpu: str, torch_gib: float) -> None:
+    g = GPUS[gpu]
+    assert g.memory_gib == torch_gib
+    # The driver keeps 0.4-0.9 GiB: torch's total is below nvidia-smi's, never above.
+    assert 0.3 < g.nvidia_smi_gib - g.memory_gib < 1.0
+    # A published OOM log ("total capacity of X GiB") or a stated derivation.
+    assert g.torch_source.url.startswith("https://github.com/")
+    assert bool(g.torch_derived) == (gpu in ("A10G", "L4"))
+
+
+def test_checkpoint_formats() -> None:
+    # Every base model is published in bfloat16 (config.json torch_dtype).
+    for repo in REQUIRED_MODELS:
+        assert (MODELS[repo].checkpoint, MODELS[repo].quant_method) == ("bfloat16", None)
+    # Quantized repositories: same architecture as their base, their own format and method.
+    for repo, (base, fmt, method) in QUANTIZED.items():
+        q, b = MODELS[repo], MODELS[base]
+        assert (q.checkpoint, q.quant_method) == (fmt, method)
+        assert (q.parameters_b, q.layers, q.kv_heads) == (b.parameters_b, b.layers, b.kv_heads)
+        assert q.source is not None and repo in q.source.url
+    assert MODELS["RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic"].quant_method == (
+        "compressed-tensors"
+    )
 
 
 def test_models_are_consistent() -> None:

@@ -142,6 +142,33 @@ CASES: list[tuple[str, Mutation, str, str]] = [
      "modelfleet:images.sidecar", "not latest"),
     ("image-bad-ref", top("images", {"vllm": "vllm/vllm openai:1"}), "modelfleet:images.vllm",
      "pattern"),
+    # checkpoint vs serving precision (vLLM 0.31 rules, issue 12)
+    ("awq-on-bf16-checkpoint", model(dtype="awq"), "modelfleet:models[0]",
+     "dtype: awq needs an AWQ checkpoint and this source is a bfloat16 one"),
+    ("gptq-on-bf16-checkpoint", model(dtype="gptq", checkpoint="float16"), "modelfleet:models[0]",
+     "use dtype: fp8 or float16, or a GPTQ repository as the source (checkpoint: gptq)"),
+    ("fp8-checkpoint-as-bf16", model(checkpoint="fp8", dtype="bfloat16"), "modelfleet:models[0]",
+     "dtype: the source is FP8-quantized and serves only as dtype: fp8"),
+    ("fp8-catalog-checkpoint-as-bf16", model(
+        source="hf://RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic@main", dtype="bfloat16",
+        instanceType="p5.48xlarge"), "modelfleet:models[0]", "cannot dequantize it to bfloat16"),
+    ("awq-checkpoint-as-fp8", model(checkpoint="awq", dtype="fp8"), "modelfleet:models[0]",
+     "the source is AWQ-quantized and serves only as dtype: awq"),
+    ("bad-lora-rank",
+     model(loraAdapters=[{"name": "rerank", "source": "s3://b-1/r/", "rank": 1024}]),
+     "modelfleet:models[0].loraAdapters[0].rank", "less than or equal to 512"),
+    ("reserved-lora-rank", model(vllmArgs=["--max-lora-rank=64"]),
+     "modelfleet:models[0].vllmArgs", "loraAdapters[].rank"),
+    # moving revisions outside ephemeral stacks (issue 12)
+    ("branch-not-ephemeral", both(not_ephemeral, model(
+        source="hf://meta-llama/Llama-3.1-8B-Instruct@main")), "modelfleet:models[0].source",
+     "follows 'main', which can move between two deploys; pin the 40-hex commit"),
+    ("short-sha-not-ephemeral", both(not_ephemeral, model(
+        source="hf://meta-llama/Llama-3.1-8B-Instruct@0e9e39f")), "modelfleet:models[0].source",
+     "hf://meta-llama/Llama-3.1-8B-Instruct@<commit-sha>"),
+    ("lora-tag-not-ephemeral", both(not_ephemeral, model(
+        loraAdapters=[{"name": "rerank", "source": "hf://acme/rerank-lora@v3"}])),
+     "modelfleet:models[0].loraAdapters[0].source", "follows 'v3'"),
     # model rules
     ("duplicate-names", duplicate_model, "modelfleet:models", "duplicate name(s) ['llama-8b']"),
     ("min-over-max", model(replicas={"min": 3, "max": 1}), "modelfleet:models[0].replicas",

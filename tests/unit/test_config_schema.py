@@ -11,6 +11,7 @@ from unit_stacks import CERT, FULL, LLAMA_8B_SOURCE, STACKS, config, write_stack
 
 from modelfleet.config import (
     Capacity,
+    Checkpoint,
     Dtype,
     Environment,
     Platform,
@@ -131,7 +132,11 @@ def test_model_keys_land(full: StackConfig) -> None:
     assert (m.replicas.min, m.replicas.max) == (0, 4)
     assert m.capacity is Capacity.SPOT
     assert m.vllm_args == ["--enable-prefix-caching", "--max-loras=4"]
-    assert [(a.name, a.source) for a in m.lora_adapters] == [("rerank", "hf://acme/rerank-lora@v3")]
+    assert [(a.name, a.source, a.rank) for a in m.lora_adapters] == [
+        ("rerank", "s3://acme-models/rerank-lora/v3/", 64)
+    ]
+    assert m.checkpoint is Checkpoint.FLOAT16
+    assert m.max_lora_rank == 64
 
 
 def test_inline_parameters_become_the_architecture(full: StackConfig) -> None:
@@ -144,7 +149,8 @@ def test_inline_parameters_become_the_architecture(full: StackConfig) -> None:
 def test_catalog_model_by_alias_and_by_source(full: StackConfig, tmp_path: Path) -> None:
     # `model: llama-3.1-8b` is an alias of the repo id; without `model`, the repo id in
     # `source` is the catalog key.
-    assert full.models[1].catalog_key == "meta-llama/Llama-3.1-8B-Instruct"
+    assert full.models[1].catalog_key == "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4"
+    assert full.models[1].checkpoint_format is Checkpoint.AWQ
     assert full.models[1].dtype is Dtype.AWQ
     assert full.models[1].capacity is Capacity.MIXED
     no_model = load_stack_file(write_stack(tmp_path, config()))
@@ -236,10 +242,16 @@ def test_prod_defaults_to_one_nat_gateway_per_az(tmp_path: Path) -> None:
 
 
 def test_dtype_and_kv_dtype_values_accepted(tmp_path: Path) -> None:
-    for dtype in ("bfloat16", "float16", "fp8", "awq", "gptq"):
+    # Each serving dtype with a checkpoint vLLM can serve it from.
+    for dtype, checkpoint in (("bfloat16", "bfloat16"), ("float16", "bfloat16"),
+                              ("fp8", "bfloat16"), ("fp8", "fp8"), ("awq", "awq"),
+                              ("gptq", "gptq")):  # fmt: skip
         cfg = config()
-        cfg["modelfleet:models"][0] |= {"dtype": dtype, "kvCacheDtype": "fp8"}
-        assert load_stack_file(write_stack(tmp_path, cfg)).models[0].dtype.value == dtype
+        cfg["modelfleet:models"][0] |= {
+            "dtype": dtype, "checkpoint": checkpoint, "kvCacheDtype": "fp8"
+        }  # fmt: skip
+        m = load_stack_file(write_stack(tmp_path, cfg)).models[0]
+        assert (m.dtype.value, m.checkpoint_format.value) == (dtype, checkpoint)
 
 
 def test_source_forms_accepted(tmp_path: Path) -> None:

@@ -13,6 +13,10 @@ from modelfleet.limits import ECS_HEALTHCHECK, check_limits
 from modelfleet.plan import FleetPlan, build_plan, vllm_health_check
 from modelfleet.sizing import SizingError
 
+# Catalog checkpoints other than the bf16 default; ephemeral test stacks may follow a branch.
+AWQ_8B = "hf://hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4@main"
+FP8_70B = "hf://RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic@main"
+
 
 @pytest.fixture(scope="module")
 def dev() -> FleetPlan:
@@ -115,7 +119,7 @@ def test_vllm_command_from_the_plan(dev: FleetPlan) -> None:
     assert args["--max-model-len"] == "8192"
     assert args["--tensor-parallel-size"] == "1"
     assert args["--gpu-memory-utilization"] == "0.9"
-    assert args["--max-num-seqs"] == "24"  # 31,028 KV tokens / 1280 per typical request
+    assert args["--max-num-seqs"] == "21"  # 27,754 KV tokens / 1280 per typical request
     assert args["--dtype"] == "bfloat16"
     assert args["--model"] == dev.model("llama-8b").model_path
     assert args["--model"].startswith("/models/hf--meta-llama--llama-3.1-8b-instruct--")
@@ -128,7 +132,8 @@ def test_vllm_command_from_the_plan(dev: FleetPlan) -> None:
 
 def test_vllm_command_quantized_fp8_kv_and_lora(tmp_path: Path) -> None:
     lora = [{"name": "rerank", "source": "s3://acme-adapters/rerank/"}]
-    p = _plan(tmp_path, dtype="awq", kvCacheDtype="fp8", maxNumSeqs=32, loraAdapters=lora)
+    p = _plan(tmp_path, source=AWQ_8B, dtype="awq", kvCacheDtype="fp8", maxNumSeqs=32,
+              loraAdapters=lora)  # fmt: skip
     cmd = p.models[0].vllm_command
     # L4 (Ada) runs the Marlin kernel; a plain `awq` would force the slow one.
     assert cmd[cmd.index("--quantization") + 1] == "awq_marlin"
@@ -136,6 +141,8 @@ def test_vllm_command_quantized_fp8_kv_and_lora(tmp_path: Path) -> None:
     assert cmd[cmd.index("--kv-cache-dtype") + 1] == "fp8"
     assert cmd[cmd.index("--max-num-seqs") + 1] == "32"
     assert "--enable-lora" in cmd
+    # vLLM's default max_lora_rank (vllm/config/lora.py) is passed explicitly.
+    assert cmd[cmd.index("--max-lora-rank") + 1] == "16"
     assert cmd[cmd.index("--lora-modules") + 1].startswith("rerank=/models/s3--acme-adapters--")
 
 
@@ -148,7 +155,7 @@ def test_model_that_does_not_fit_names_the_model_key(tmp_path: Path) -> None:
     assert str(info.value).startswith(
         f"{path}: modelfleet:models[0] (llama-8b): does not fit g6.xlarge (1 x NVIDIA L4): "
     )
-    assert "24.5 GiB > budget 22.5 GiB" in str(info.value)
+    assert "24.5 GiB > budget 22.1 GiB" in str(info.value)
 
 
 def test_every_model_problem_is_reported(tmp_path: Path) -> None:
@@ -176,7 +183,11 @@ def test_to_dict_has_the_contract_keys(dev: FleetPlan) -> None:
     assert (m["name"], m["instance_type"], m["gpus_per_instance"], m["tensor_parallel"]) == (
         "llama-8b", "g6.xlarge", 1, 1,
     )  # fmt: skip
-    assert (m["weights_gib"], m["kv_cache_gib"], m["fits"]) == (14.96, 3.79, True)
+    assert (m["weights_gib"], m["kv_cache_gib"], m["fits"]) == (14.96, 3.39, True)
+    # Added by issue 12 (fields only added, none renamed):
+    assert (m["checkpoint"], m["checkpoint_gib"], m["quant_method"]) == ("bfloat16", 14.96, None)
+    assert m["max_lora_rank"] is None and m["lora_gib"] == 0.0
+    assert list(m["fetch_expect"]) == [m["source"]]
     assert m["monthly_usd"] == 90.92
 
 
@@ -189,20 +200,109 @@ def test_shipped_stacks_plan_within_aws_limits(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("instance", "dtype", "method"),
+    ("instance", "dtype", "checkpoint", "method"),
     [
-        ("g4dn.xlarge", "awq", "awq"),  # T4 (Turing): no Marlin kernels
-        ("g4dn.xlarge", "gptq", "gptq"),
-        ("g5.xlarge", "gptq", "gptq_marlin"),  # A10G (Ampere)
-        ("g6.xlarge", "fp8", "fp8"),
+        ("g4dn.xlarge", "awq", "awq", "awq"),  # T4 (Turing): no Marlin kernels
+        ("g4dn.xlarge", "gptq", "gptq", "gptq"),
+        ("g5.xlarge", "gptq", "gptq", "gptq_marlin"),  # A10G (Ampere)
+        # Online FP8 from a 16-bit checkpoint: 0.31's spelling; `fp8` is a deprecated alias
+        # there (weight_utils.get_quant_config warns and redirects to fp8_per_tensor).
+        ("g6.xlarge", "fp8", "bfloat16", "fp8_per_tensor"),
+        ("g5.xlarge", "fp8", "float16", "fp8_per_tensor"),  # weight-only on Ampere
+        ("g4dn.xlarge", "fp8", "float16", "fp8_per_tensor"),  # and on Turing (sm_75)
     ],
 )
-def test_quantization_method_by_gpu(tmp_path: Path, instance: str, dtype: str, method: str) -> None:
-    cmd = (
-        _plan(tmp_path, instanceType=instance, dtype=dtype, maxModelLen=4096).models[0].vllm_command
-    )
+def test_quantization_method_by_gpu(
+    tmp_path: Path, instance: str, dtype: str, checkpoint: str, method: str
+) -> None:
+    m = _plan(tmp_path, instanceType=instance, dtype=dtype, checkpoint=checkpoint,
+              maxModelLen=4096).models[0]  # fmt: skip
+    cmd = m.vllm_command
     assert cmd[cmd.index("--quantization") + 1] == method
     assert "--dtype" not in cmd
+
+
+def test_fp8_checkpoint_takes_its_quantization_from_config_json(tmp_path: Path) -> None:
+    # A serialized FP8 checkpoint: vLLM reads quantization_config from config.json; RedHatAI's
+    # says "compressed-tensors", so a forced `--quantization fp8` would be refused.
+    p = _plan(tmp_path, source=FP8_70B, instanceType="g6e.12xlarge", dtype="fp8",
+              maxModelLen=8192)  # fmt: skip
+    m = p.models[0]
+    assert "--quantization" not in m.vllm_command and "--dtype" not in m.vllm_command
+    assert (m.checkpoint, m.quant_method) == ("fp8", "compressed-tensors")
+    # Stored and served at the same size: no 16-bit read at start.
+    assert m.checkpoint_gib == pytest.approx(m.weights_gib)
+
+
+def test_lora_rank_reaches_the_engine_and_the_fetcher(tmp_path: Path) -> None:
+    # Ranks 8 and 48: vLLM accepts max_lora_rank in {1, 8, 16, 32, 64, ...}; 64 covers both.
+    lora = [{"name": "small", "source": "s3://acme-adapters/small/", "rank": 8},
+            {"name": "big", "source": "s3://acme-adapters/big/", "rank": 48}]  # fmt: skip
+    m = _plan(tmp_path, loraAdapters=lora, maxModelLen=4096).models[0]
+    cmd = m.vllm_command
+    assert cmd[cmd.index("--max-lora-rank") + 1] == "64"
+    assert m.max_lora_rank == 64
+    assert m.lora_gib == pytest.approx(0.3125, abs=1e-6)  # 64 x 81,920 x 32 layers x 2 B
+    assert m.fetch_expect["s3://acme-adapters/big/"] == {
+        "key": "modelfleet:models[llama-8b].loraAdapters[big]", "max_lora_rank": 64,
+    }  # fmt: skip
+
+
+def test_fetch_expectations_state_what_the_plan_assumed(tmp_path: Path) -> None:
+    m = _plan(tmp_path, dtype="fp8", maxModelLen=4096).models[0]
+    # The bf16 repository, served as fp8: the fetcher must find bf16 weights of 16.06e9 B.
+    assert m.fetch_expect[m.source] == {
+        "key": "modelfleet:models[llama-8b]",
+        "quant_method": None,
+        "torch_dtype": "bfloat16",
+        "weight_bytes": 16_060_000_000,  # 8.03e9 parameters x 2 B
+        "weight_bytes_tolerance": 0.1,
+        "max_lora_rank": None,
+    }
+    q = _plan(tmp_path, source=AWQ_8B, dtype="awq", maxModelLen=4096).models[0]
+    e = q.fetch_expect[AWQ_8B]
+    # AWQ: body 6.979e9 x 0.52 B + embedding and LM head 1.0507e9 x 2 B = 5.731e9 B.
+    assert (e["quant_method"], e["torch_dtype"]) == ("awq", None)
+    assert e["weight_bytes"] == round((8.03e9 - 128256 * 4096 * 2) * 0.52 + 128256 * 4096 * 4)
+
+
+def test_moving_revision_on_an_ephemeral_stack_is_a_plan_warning(tmp_path: Path) -> None:
+    p = _plan(tmp_path, source="hf://meta-llama/Llama-3.1-8B-Instruct@main")
+    assert any(
+        "hf://meta-llama/Llama-3.1-8B-Instruct@main follows 'main': the weights can change"
+        in n for n in p.models[0].notes
+    )  # fmt: skip
+    pinned = _plan(tmp_path)
+    assert not any("follows" in n for n in pinned.models[0].notes)
+
+
+def test_prod_70b_health_window_covers_reading_its_bf16_checkpoint() -> None:
+    # Issue 12: prod serves the bf16 Llama-3.3-70B repository as fp8. vLLM reads 131.41 GiB
+    # (70.55e9 x 2 B) from EFS at 300 MiB/s = 448.5 s, + 90 s engine init = 538.5 s; x 1.5
+    # margin = 808 s. Sized at 1 byte a weight (67.66 GiB: 231 s + 90 = 321 s -> 482 s) the
+    # task would be killed mid-load and restart in a loop.
+    p = build_plan(load_stack_file(STACKS / "Pulumi.prod.yaml"))
+    m = p.model("llama-70b")
+    assert (m.dtype, m.checkpoint) == ("fp8", "bfloat16")
+    assert m.checkpoint_gib == pytest.approx(131.41, abs=0.01)
+    assert m.weights_gib == pytest.approx(67.66, abs=0.01)
+    load_s = m.checkpoint_gib * 1024 / 300
+    assert m.container_start_s == pytest.approx(load_s + 90)
+    assert m.vllm_health_check.budget_s >= math.ceil((load_s + 90) * 1.5) == 808
+    assert m.grace_period_s >= 808
+    assert "--quantization" in m.vllm_command
+    assert m.vllm_command[m.vllm_command.index("--quantization") + 1] == "fp8_per_tensor"
+
+
+def test_efs_and_nat_cost_follow_the_checkpoint(tmp_path: Path) -> None:
+    # Served as fp8 or as bf16, the bf16 repository stores and transfers the same 16.06e9 B;
+    # only an FP8 repository halves them.
+    bf16 = _plan(tmp_path, maxModelLen=4096).shared_cost
+    online_fp8 = _plan(tmp_path, dtype="fp8", maxModelLen=4096).shared_cost
+    assert (online_fp8.efs_usd, online_fp8.nat_usd) == (bf16.efs_usd, bf16.nat_usd)
+    fp8_repo = _plan(tmp_path, source="hf://RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8@main",
+                     dtype="fp8", maxModelLen=4096).shared_cost  # fmt: skip
+    assert fp8_repo.efs_usd < bf16.efs_usd
 
 
 def test_listener_priorities_depend_on_names_only() -> None:

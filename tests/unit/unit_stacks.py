@@ -61,6 +61,7 @@ FULL: dict[str, Any] = {
                 "vocabSize": 32000,
                 "tiedEmbeddings": True,
             },
+            "checkpoint": "float16",
             "dtype": "float16",
             "kvCacheDtype": "fp8",
             "maxModelLen": 16384,
@@ -71,12 +72,16 @@ FULL: dict[str, Any] = {
             "replicas": {"min": 0, "max": 4},
             "capacity": "spot",
             "vllmArgs": ["--enable-prefix-caching", "--max-loras=4"],
-            "loraAdapters": [{"name": "rerank", "source": "hf://acme/rerank-lora@v3"}],
+            # Outside ephemeral stacks an hf:// source pins a commit; this one is on S3.
+            "loraAdapters": [
+                {"name": "rerank", "source": "s3://acme-models/rerank-lora/v3/", "rank": 64}
+            ],
         },
         {
             "name": "llama-8b",
-            "source": LLAMA_8B_SOURCE,
-            "model": "llama-3.1-8b",
+            # AWQ serving needs an AWQ checkpoint: the catalog's, mirrored to S3.
+            "source": "s3://acme-models/llama-3.1-8b-awq/v1/",
+            "model": "llama-3.1-8b-awq",
             "dtype": "awq",
             "maxModelLen": 8192,
             "instanceType": "g6.12xlarge",

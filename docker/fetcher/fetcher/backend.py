@@ -30,8 +30,16 @@ class Plan:
 
 
 class Backend(Protocol):
+    def resolve(self) -> str | None:
+        """The commit a Hub branch or tag names now; None for sources without revisions."""
+        ...
+
     def plan(self, choose: Chooser) -> Plan:
-        """List the source, keep ``choose(paths)``, and return what each kept file must be."""
+        """List the source, keep ``choose(paths)``, and return what each kept file must be.
+
+        Every listed name goes to ``choose`` as listed, relative to the model folder; only the
+        names it returns may be used for anything (it checks them, see safety.py).
+        """
         ...
 
     def download(

@@ -15,8 +15,10 @@ from fetcher.version import __version__
 
 EPILOG = """\
 exit codes: 0 complete (already or now), 1 other error, 2 bad usage or source,
-3 source not found, 4 missing or rejected credentials, 5 checksum or size mismatch,
-6 disk full, 7 timed out waiting for another fetcher, 130 interrupted (SIGINT or SIGTERM).
+3 source not found, 4 missing or rejected credentials, 5 checksum or size mismatch
+(a truncated download too), 6 disk full, 7 timed out waiting for another fetcher,
+8 the checkpoint is not what --expect says, 9 refused: a symlink under DEST_ROOT or a
+listed name that is not a safe path, 130 interrupted (SIGINT or SIGTERM).
 The model folder is printed on stdout (its only line); logs go to stderr."""
 
 
@@ -104,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between progress lines when not on a terminal (default: 10)",
     )
+    parser.add_argument(
+        "--expect",
+        metavar="JSON",
+        help="what the stack's plan assumed, checked before the model counts as complete: "
+        '{"key": "modelfleet:models[NAME]", "quant_method": null, "torch_dtype": "bfloat16", '
+        '"weight_bytes": N, "weight_bytes_tolerance": 0.15, "max_lora_rank": null} '
+        "(all but key optional; exit 8 on a mismatch)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -118,6 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.print_path:
             print(model_dir(source, args.dest_root), flush=True)
             return ExitCode.OK
+        expect = None
+        if args.expect is not None:
+            from fetcher.expect import parse_expectation  # pydantic: imported only when used
+
+            expect = parse_expectation(args.expect)
         options = Options(
             workers=args.workers,
             wait_timeout=args.wait_timeout,
@@ -125,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             include=tuple(args.include),
             exclude=tuple(args.exclude),
             verify=args.verify,
+            expect=expect,
         )
         outcome = fetch(source, args.dest_root, options, reporter)
     except FetchError as exc:

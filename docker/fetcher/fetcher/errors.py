@@ -17,6 +17,8 @@ class ExitCode(IntEnum):
     CHECKSUM = 5
     DISK_FULL = 6
     WAIT_TIMEOUT = 7
+    EXPECTATION = 8  # the checkpoint is not what --expect (the stack's plan) says
+    UNSAFE = 9  # a symlink under DEST_ROOT, or a listed name that is not a safe relative path
     INTERRUPTED = 130
 
 
@@ -39,6 +41,16 @@ class SourceError(FetchError):
 class ChecksumError(FetchError):
     def __init__(self, message: str) -> None:
         super().__init__(message, ExitCode.CHECKSUM)
+
+
+class UnsafeError(FetchError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitCode.UNSAFE)
+
+
+class ExpectationError(FetchError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitCode.EXPECTATION)
 
 
 class Cancelled(Exception):

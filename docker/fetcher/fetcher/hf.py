@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from typing import Any
 
@@ -28,7 +29,7 @@ from huggingface_hub.errors import (
 )
 
 from fetcher.backend import ByteSink, Chooser, Plan, RemoteFile
-from fetcher.errors import Cancelled, ExitCode, FetchError
+from fetcher.errors import Cancelled, ChecksumError, ExitCode, FetchError
 from fetcher.integrity import GIT_BLOB_SHA1, SHA256, Expected
 from fetcher.source import HfSource
 from fetcher.version import __version__
@@ -100,8 +101,20 @@ class HfBackend:
         # huggingface_hub warns through logging; the fetcher reports failures itself, once.
         logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
+    def _api(self) -> HfApi:
+        return HfApi(endpoint=self.endpoint, library_name=_LIBRARY, library_version=__version__)
+
+    def resolve(self) -> str | None:
+        """The commit the source's revision names now (``model_info(...).sha``)."""
+        info = self._api().model_info(
+            self.source.repo_id, revision=self.source.revision, timeout=_API_TIMEOUT
+        )
+        if not info.sha:
+            raise FetchError(f"{self.source}: the Hub did not return a commit for the revision")
+        return str(info.sha)
+
     def plan(self, choose: Chooser) -> Plan:
-        api = HfApi(endpoint=self.endpoint, library_name=_LIBRARY, library_version=__version__)
+        api = self._api()
         # huggingface_hub's shared client has no timeout of its own; a stalled Hub must not
         # hold an init container forever.
         info = api.model_info(
@@ -113,6 +126,8 @@ class HfBackend:
         if not info.sha:
             raise FetchError(f"{self.source}: the Hub did not return a commit for the revision")
         self.commit = info.sha
+        # Every listed name goes through ``choose``, which checks it before anything else
+        # uses it (safety.py): HF_ENDPOINT may be any mirror.
         siblings = {s.rfilename: s for s in info.siblings or []}
         files = []
         for path in choose(list(siblings)):
@@ -158,6 +173,9 @@ class HfBackend:
     def translate(self, exc: BaseException) -> FetchError | None:
         src = self.source
         status = getattr(getattr(exc, "response", None), "status_code", None)
+        short = _short_read(exc)
+        if short is not None:
+            return ChecksumError(f"size mismatch: {short}")
         if isinstance(exc, RevisionNotFoundError):
             return FetchError(
                 f"{src}: revision {src.revision!r} not found in {src.repo_id}", ExitCode.NOT_FOUND
@@ -202,6 +220,24 @@ class HfBackend:
             reason = f"{type(cause).__name__}: {cause}"
             return FetchError(f"{src}: the Hub gave no file metadata: {reason}")
         return None
+
+
+# huggingface_hub 2.4.0 file_download.py http_get: "Consistency check failed: file should be of
+# size {expected} but has size {actual}" (an OSError without errno) when the body ends short;
+# httpx's RemoteProtocolError when the server closes before Content-Length bytes were sent.
+_CONSISTENCY = re.compile(r"should be of size (\d+) but has size (\d+)")
+_INCOMPLETE = re.compile(r"received (\d+) bytes, expected (\d+)")
+
+
+def _short_read(exc: BaseException) -> str | None:
+    """'download ended at X of Y bytes' when ``exc`` is a truncated download, else None."""
+    for error in _chain(exc):
+        text = str(error)
+        if isinstance(error, OSError) and (match := _CONSISTENCY.search(text)):
+            return f"download ended at {match.group(2)} of {match.group(1)} bytes"
+        if isinstance(error, httpx2.RemoteProtocolError) and (match := _INCOMPLETE.search(text)):
+            return f"download ended at {match.group(1)} of {match.group(2)} bytes"
+    return None
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -8,9 +8,10 @@ The rule (stable, part of the contract with the ECS task definitions):
 - ``s3://bucket/some/prefix/`` -> ``s3--bucket--some_prefix--<12 hex digits>``, the digits being
   the sha256 of the normalised source (sanitising the prefix is lossy, the hash keeps names apart).
 
-The folder depends on the source string only, never on what a branch resolves to: a source
-``@main`` lands in ``...--main`` and keeps the commit it resolved to on its first fetch (the
-manifest records it). Pin a commit to change models deliberately.
+The folder depends on the source string only, never on what a branch resolves to (the ECS task
+definition computes it offline): a source ``@main`` lands in ``...--main``. What that folder
+holds is keyed by commit instead: the manifest records the commit, every run resolves the
+branch, and a folder fetched at another commit is fetched again (fetch.py ``_current_commit``).
 
 Working files live in ``DEST_ROOT/.modelfleet/`` (locks and partial downloads), so the model
 folder itself only ever holds a complete model.
@@ -22,10 +23,12 @@ import hashlib
 import posixpath
 import re
 
+from fetcher.safety import MANIFEST_NAME
 from fetcher.source import HfSource, S3Source, Source, parse_source
 
+__all__ = ["MANIFEST_NAME", "folder_name", "lock_path", "model_dir", "staging_dir", "work_dir"]
+
 WORK_DIR = ".modelfleet"
-MANIFEST_NAME = ".modelfleet-complete.json"
 _SAFE = re.compile(r"[A-Za-z0-9._-]+")
 _UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9._-]")
 # Leaves room for the '.partial' and '.lock' suffixes under the 255-byte NAME_MAX of Linux and NFS.

@@ -22,6 +22,7 @@ from botocore.exceptions import (
     ClientError,
     EndpointConnectionError,
     FlexibleChecksumError,
+    IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
 )
@@ -114,6 +115,9 @@ class S3Backend:
     def _key(self, path: str) -> str:
         return self.source.prefix + path
 
+    def resolve(self) -> str | None:
+        return None  # S3 prefixes have no revisions; the plan names its listing instead
+
     def plan(self, choose: Chooser) -> Plan:
         src = self.source
         paginator = self.client.get_paginator("list_objects_v2")
@@ -121,11 +125,10 @@ class S3Backend:
         for page in paginator.paginate(Bucket=src.bucket, Prefix=src.prefix):
             for obj in page.get("Contents", []):
                 rel = obj["Key"][len(src.prefix) :]
-                if not rel or rel.endswith("/"):
+                if not rel or (rel.endswith("/") and obj.get("Size", 0) == 0):
                     continue  # folder markers made by the console
-                parts = rel.split("/")
-                if any(part in ("", ".", "..") for part in parts):
-                    raise FetchError(f"{src}: object key {obj['Key']!r} cannot be a file path")
+                # Keys with '//', '.' or '..' go to choose() too: it refuses them only when
+                # they would be fetched, naming the key (safety.py).
                 paths.append(rel)
         if not paths:
             raise FetchError(f"{src}: no objects under this prefix", ExitCode.NOT_FOUND)
@@ -174,6 +177,21 @@ class S3Backend:
 
     def translate(self, exc: BaseException) -> FetchError | None:
         src = self.source
+        if isinstance(exc, RetriesExceededError):
+            # s3transfer retries short bodies itself (S3_RETRYABLE_DOWNLOAD_ERRORS) and then
+            # wraps the last error; a body that keeps ending early is a size mismatch (exit 5).
+            last = exc.last_exception
+            if isinstance(last, IncompleteReadError):
+                return ChecksumError(
+                    f"size mismatch: download ended at {last.kwargs.get('actual_bytes')} of "
+                    f"{last.kwargs.get('expected_bytes')} bytes"
+                )
+            return FetchError(f"{src}: download failed after retries: {type(last).__name__}")
+        if isinstance(exc, IncompleteReadError):
+            return ChecksumError(
+                f"size mismatch: download ended at {exc.kwargs.get('actual_bytes')} of "
+                f"{exc.kwargs.get('expected_bytes')} bytes"
+            )
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             return FetchError(
                 f"{src}: no AWS credentials found (task role or AWS_* environment)", ExitCode.AUTH

@@ -20,6 +20,14 @@ _HF_REVISION = re.compile(r"[A-Za-z0-9_.+/-]{1,255}")
 _S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def is_commit(revision: str) -> bool:
+    """A full 40-hex commit id: the only Hub revision that can never point elsewhere."""
+    return _COMMIT.fullmatch(revision) is not None
+
+
 @dataclass(frozen=True)
 class HfSource:
     org: str

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .errors import error_body
 from .observability import EmfPublisher, LineWriter, Metrics
 from .proxy import Gateway
+from .serving import configure as configure_serving
 from .settings import Settings
 
 __all__ = ["EMF_LOCK_ENV", "build_app", "create_app"]
@@ -28,6 +29,8 @@ log = logging.getLogger("sidecar")
 
 # Set by the launcher when several workers share one engine; see EmfPublisher._is_leader.
 EMF_LOCK_ENV = "SIDECAR_INTERNAL_EMF_LOCK"
+# After the drain budget, how long requests that were cut get to send their error.
+_CUT_GRACE = 1.0
 
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -110,6 +113,8 @@ def build_app(settings: Settings) -> Gateway:
             ok = False
         if not ok:
             return _json(503, b'{"status":"engine not ready"}')
+        # The load balancer may ask before the gateway's own probe does; serve at once.
+        gateway.engine.ready = True
         return _json(200, b'{"status":"ready"}')
 
     @api.get("/metrics")
@@ -153,9 +158,14 @@ def _install_drain_handler(gateway: Gateway) -> Callable[[], None]:
 
     async def drain() -> None:
         budget = gateway.settings.drain_seconds
-        log.info("SIGTERM: draining for up to %.1fs, %d in flight", budget, gateway.inflight)
-        await gateway.wait_idle(budget)
-        log.info("drain finished with %d in flight; shutting down", gateway.inflight)
+        log.info("SIGTERM: draining for up to %.1fs, %d in flight", budget, gateway.open_requests)
+        if not await gateway.wait_idle(budget):
+            # Budget spent: end what is left with an error (an SSE error event at an
+            # event boundary, or a 503), so no stream looks finished when it was cut.
+            cut = gateway.cut("drain")
+            log.warning("drain budget spent; ending %d request(s) with an error", cut)
+            await gateway.wait_idle(_CUT_GRACE)
+        log.info("drain finished with %d in flight; shutting down", gateway.open_requests)
         forward()
 
     def start_drain() -> None:
@@ -181,4 +191,6 @@ def _install_drain_handler(gateway: Gateway) -> Callable[[], None]:
 
 def create_app() -> Gateway:
     """uvicorn factory: each worker process builds its app from the environment."""
-    return build_app(Settings.from_env(os.environ))
+    settings = Settings.from_env(os.environ)
+    configure_serving(header_timeout=settings.header_timeout)
+    return build_app(settings)

@@ -35,6 +35,7 @@ class ApiError(Exception):
         *,
         param: str | None = None,
         retry_after: int | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -42,6 +43,8 @@ class ApiError(Exception):
         self.code = code
         self.param = param
         self.retry_after = retry_after
+        # Answer with "Connection: close" (the rest of the request is not worth reading).
+        self.close = close
 
     def body(self) -> bytes:
         return error_body(self.status, self.message, self.code, self.param)
@@ -62,5 +65,6 @@ def error_body(status: int, message: str, code: str, param: str | None = None) -
 
 def sse_error_event(status: int, message: str, code: str) -> bytes:
     # Once a stream has started the status line is gone; vLLM and OpenAI report late
-    # failures as an error event, which the SDK raises as an APIError.
-    return b"data: " + error_body(status, message, code) + b"\n\ndata: [DONE]\n\n"
+    # failures as an error event, which the SDK raises as an APIError. No "[DONE]" after
+    # it: a stream that failed must not look finished to a lenient client.
+    return b"data: " + error_body(status, message, code) + b"\n\n"

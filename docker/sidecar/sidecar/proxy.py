@@ -1,15 +1,18 @@
-"""The hot path: a pure ASGI app that proxies ``/v1/*`` to vLLM and hands the rest to FastAPI.
+"""The gateway: a pure ASGI app that proxies ``/v1/*`` to vLLM and hands the rest to FastAPI.
 
-Request bodies are parsed once (to validate them and read ``stream``/``model``) and the
-original bytes are forwarded; responses pass through as received, chunk by chunk for
-streams. Deadlines of all requests are checked by one shared clock tick, and the task
-that watches for a client disconnect is only started for requests that outlive a tick,
-so a fast request costs neither a timer nor an extra task.
+Request bodies are parsed once (for the few fields the gateway itself needs: see
+``validation``) and the original bytes are forwarded; responses pass through as received,
+chunk by chunk for streams. Deadlines live in ``deadlines`` (one shared clock tick for
+all requests), retries, fallback and error reshaping in ``policy``, the engine client in
+``upstream``; this module ties them to one request's life: read, admit, forward, relay,
+account.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import re
 import time
@@ -18,14 +21,24 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
-import orjson
 from yarl import URL
 
+from .deadlines import Clock, Guard
 from .errors import ApiError, error_body, sse_error_event
 from .limits import Authenticator, KeyLimits
 from .observability import EmfPublisher, LineWriter, Metrics
+from .policy import (
+    FALLBACK_STATUSES,
+    EngineState,
+    Fallback,
+    Target,
+    UpstreamFailure,
+    open_response,
+    retry_after,
+    upstream_error,
+)
 from .settings import Settings
-from .upstream import AiohttpResponse, ConnectFailed, EnginePool, Response, UpstreamBroken
+from .upstream import EnginePool, Response, UpstreamBroken
 from .usage import SseUsageScanner, usage_from_json
 from .validation import validate
 
@@ -58,10 +71,6 @@ ROUTES: Final[dict[str, Route]] = {
     )
 }
 
-MAX_RETRIES: Final = 2
-_WATCH_AFTER: Final = 0.02
-_RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
-_FALLBACK_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 # Response headers that describe one hop, or that this proxy sets itself.
 _DROP_RESPONSE_HEADERS: Final = frozenset(
     {
@@ -72,31 +81,36 @@ _DROP_RESPONSE_HEADERS: Final = frozenset(
 )  # fmt: skip
 _REQUEST_ID_RE: Final = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _JSON: Final = (b"content-type", b"application/json")
-_KEEPALIVE_COMMENT: Final = b": keep-alive\n\n"
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
 _MAX_ERROR_BODY: Final = 64 * 1024
+# A non-streamed answer up to this size is sent in one write; a larger one is passed on
+# as it arrives (memory stays bounded whatever the engine sends).
+_BUFFER_LIMIT: Final = 1024 * 1024
+# An SSE event is held until its blank line arrives; one larger than this is malformed.
+_MAX_EVENT_BYTES: Final = 8 * 1024 * 1024
+# How often a starting engine's /health is asked.
+_PROBE_INTERVAL: Final = 1.0
+
+log = logging.getLogger("sidecar")
 
 
 class ClientGone(Exception):
     """The client disconnected; nothing more can be sent."""
 
 
-class UpstreamFailure(Exception):
-    """The engine could not answer; may be retried on the fallback if nothing was sent."""
+class _Abort(Exception):
+    """A response whose head went out cannot be completed; the connection is dropped."""
 
-    def __init__(
-        self, kind: str, status: int, message: str, code: str, body: bytes | None = None
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.status = status
-        self.message = message
-        self.code = code
-        self.body = body
+
+def _event_end(chunk: bytes) -> int:
+    """Where the last complete SSE event of ``chunk`` ends (0 if none does)."""
+    lf = chunk.rfind(b"\n\n")
+    crlf = chunk.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
 @dataclass(slots=True)
@@ -117,238 +131,17 @@ class Exchange:
     usage: str | None = None
     fallback: bool = False
     forwarded: bool = False
+    # The head of a passed-through (large, non-SSE) body went out: no error can follow.
+    head_sent: bool = False
     retries: int = 0
     error: str | None = None
 
-
-@dataclass(slots=True)
-class _Target:
-    """Where one attempt goes: the engine (raw head bytes) or the fallback API (aiohttp)."""
-
-    body: bytes
-    head: bytes = b""
-    url: URL | None = None
-    headers: dict[str, str] | None = None
-
-
-class _Clock:
-    """One periodic tick that checks every in-flight request's deadlines.
-
-    A timer per request (arm, then cancel) costs more than the rest of the bookkeeping
-    of a fast request; a shared tick costs a set insertion and removal. Deadlines are
-    seconds long, so a tick of a few tens of milliseconds is precise enough.
-    """
-
-    TICK: Final = 0.025
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, housekeeping: Callable[[], None] | None = None
-    ) -> None:
-        self.loop = loop
-        self.active: set[_Guard] = set()
-        self._housekeeping = housekeeping
-        self._ticks = 0
-        self._handle: asyncio.TimerHandle | None = loop.call_later(self.TICK, self._tick)
-
-    def _tick(self) -> None:
-        if self.active:
-            now = self.loop.time()
-            for guard in list(self.active):
-                guard.check(now)
-        self._ticks += 1
-        if self._housekeeping is not None and self._ticks % 40 == 0:
-            self._housekeeping()
-        self._handle = self.loop.call_later(self.TICK, self._tick)
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-
-class _Guard:
-    """Deadlines, SSE keep-alives and the client-disconnect signal for one request.
-
-    Checked on every clock tick; moving a deadline later (every chunk does) costs an
-    attribute write. Expiry cancels the request task; the handler turns that into an error.
-    """
-
-    __slots__ = (
-        "_clock", "_idle", "_keepalive", "_receive", "_send", "_task", "_watch_at", "_watcher",
-        "awaiting_first", "committed", "done", "headers", "keepalive_at", "last", "pending",
-        "phase", "phase_at", "reading", "reason", "streaming", "total_at",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        clock: _Clock,
-        task: asyncio.Task[Any],
-        now: float,
-        settings: Settings,
-        *,
-        streaming: bool,
-        send: Send,
-        receive: Receive,
-        headers: list[tuple[bytes, bytes]],
-    ) -> None:
-        self._clock = clock
-        self._task = task
-        self._send = send
-        self._receive = receive
-        self._watcher: asyncio.Task[None] | None = None
-        # Most requests through a busy proxy finish within milliseconds; the disconnect
-        # watcher (a task per request) is only started for those that take longer. A
-        # client that left earlier is still noticed, at that moment.
-        self._watch_at = now + _WATCH_AFTER
-        self.headers = headers
-        self._idle = settings.idle_timeout
-        self._keepalive = settings.keepalive_seconds
-        self.total_at = now + settings.total_timeout
-        self.phase = "first_byte"
-        self.phase_at = now + settings.first_byte_timeout
-        self.streaming = streaming
-        self.awaiting_first = streaming
-        self.keepalive_at = now + settings.keepalive_seconds
-        self.last = now
-        self.reading = False
-        self.committed = False
-        self.pending: asyncio.Task[None] | None = None
-        self.reason: str | None = None
-        self.done = False
-        clock.active.add(self)
-
-    def check(self, now: float) -> None:
-        if self.done or self.reason is not None:
-            return
-        loop = self._clock.loop
-        if self._watcher is None and now >= self._watch_at:
-            self._watcher = loop.create_task(self._watch())
-        if now >= self.total_at:
-            self.trip("total")
-            return
-        if self.phase == "idle":
-            if not self.reading:
-                # Blocked on a slow client, not on the engine: not idle.
-                self.last = now
-            elif now >= self.last + self._idle:
-                self.trip("idle")
-                return
-        elif now >= self.phase_at:
-            self.trip(self.phase)
-            return
-        if self.awaiting_first and now >= self.keepalive_at:
-            self.keepalive_at = now + self._keepalive
-            start = not self.committed
-            self.committed = True
-            previous = self.pending
-            self.pending = loop.create_task(self._send_keepalive(start, previous))
-
-    async def _send_keepalive(self, start: bool, previous: asyncio.Task[None] | None) -> None:
-        if previous is not None:
-            await previous
-        if start:
-            await self._send(
-                {"type": "http.response.start", "status": 200, "headers": self.headers}
-            )
-        await self._send(
-            {"type": "http.response.body", "body": _KEEPALIVE_COMMENT, "more_body": True}
-        )
-
-    async def _watch(self) -> None:
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                self.trip("client")
-                return
-
-    async def settle(self) -> None:
-        """Wait for a keep-alive write in progress, so writes never interleave."""
-        while self.pending is not None:
-            pending = self.pending
-            await pending
-            if self.pending is pending:
-                self.pending = None
-
-    def enter_first_byte(self, now: float, first_byte_timeout: float) -> None:
-        self.phase = "first_byte"
-        self.phase_at = min(now + first_byte_timeout, self.total_at)
-
-    def enter_idle(self, now: float) -> None:
-        self.phase = "idle"
-        self.last = now
-
-    def first_chunk(self) -> None:
-        self.awaiting_first = False
-
-    def trip(self, reason: str) -> None:
-        if self.reason is None and not self.done:
-            self.reason = reason
-            self._task.cancel()
-
-    def take_reason(self) -> str | None:
-        reason, self.reason = self.reason, None
-        if reason is not None:
-            self._task.uncancel()
-        return reason
-
-    def close(self) -> None:
-        self.done = True
-        self._clock.active.discard(self)
-        if self._watcher is not None:
-            self._watcher.cancel()
-        if self.pending is not None and not self.pending.done():
-            self.pending.cancel()
-
-
-def _backoff(attempt: int) -> float:
-    # Full jitter (production-stack's retry module): spreads retries of many requests.
-    return random.uniform(0.025, 0.1 * 2**attempt)  # noqa: S311 - jitter, not security
-
-
-def _retry_after(headers: list[tuple[bytes, bytes]]) -> float:
-    for name, value in headers:
-        if name.lower() == b"retry-after":
-            try:
-                return float(value)
-            except ValueError:
-                return 0.0
-    return 0.0
-
-
-_PROMPT_DUMP_RE: Final = re.compile(r"input_value=|'input':|\"input\":")
-
-
-def _upstream_error(status: int, raw: bytes) -> bytes:
-    """Re-shape an engine error into OpenAI's nested form, dropping anything that quotes input."""
-    message: str | None = None
-    code: str = "upstream_error"
-    param: str | None = None
-    try:
-        parsed = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict):
-        # vLLM has used both {"error": {...}} and a flat {"object": "error", ...}.
-        nested = parsed.get("error")
-        inner: dict[str, Any] = nested if isinstance(nested, dict) else parsed
-        if isinstance(inner.get("message"), str):
-            message = inner["message"]
-        if isinstance(inner.get("code"), str):
-            code = inner["code"]
-        if isinstance(inner.get("param"), str):
-            param = inner["param"]
-    # Validation errors from pydantic quote the request (and so the prompt); never relay them.
-    if message is None or _PROMPT_DUMP_RE.search(message) or len(message) > 1000:
-        message = f"The model engine returned HTTP {status}"
-    return error_body(status, message, code, param)
+    def count_retry(self) -> None:
+        self.retries += 1
 
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, f"The request body exceeds {limit} bytes", "request_too_large")
-
-
-def _json_headers(body: bytes, request_id: bytes) -> list[tuple[bytes, bytes]]:
-    return [_JSON, (b"content-length", str(len(body)).encode()), (b"x-request-id", request_id)]
 
 
 class Gateway:
@@ -369,11 +162,14 @@ class Gateway:
         self.writer = writer
         self.emf = emf
         self.draining = False
+        # Requests past their body (what SIDECAR_MAX_INFLIGHT bounds), and all requests
+        # on a proxied route, body still arriving included (what the drain waits for).
         self.inflight = 0
+        self.open_requests = 0
         self._idle_event: asyncio.Event | None = None
         self.session: aiohttp.ClientSession | None = None
         self.pool: EnginePool | None = None
-        self._clock: _Clock | None = None
+        self._clock: Clock | None = None
         keys = settings.keys()
         self._auth = Authenticator(keys) if keys else None
         self._limits = KeyLimits(settings.rpm, settings.tpm)
@@ -382,22 +178,15 @@ class Gateway:
         self._heads: dict[str, bytes] = {}
         self.health_url = URL(base + "/health", encoded=True)
         self.metrics_url = URL(base + "/metrics", encoded=True)
-        self._fallback_urls: dict[str, URL] = {}
-        self._fallback_auth = ""
-        if settings.fallback_enabled:
-            fb = settings.fallback_url
-            # The fallback base URL already ends in /v1, like an OpenAI SDK base_url.
-            self._fallback_urls = {
-                path: URL(fb + path.removeprefix("/v1"), encoded=True)
-                for path, route in ROUTES.items()
-                if route.fallback
-            }
-            self._fallback_auth = "Bearer " + settings.fallback_api_key.get_secret_value()
+        self._fallback = Fallback(settings, {path: r.fallback for path, r in ROUTES.items()})
+        self.engine = EngineState(settings.engine_start_seconds)
+        self._probe_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
         s = self.settings
+        loop = asyncio.get_running_loop()
         # For the fallback API and the engine probes; the engine hot path uses self.pool.
         connector = aiohttp.TCPConnector(
             limit=s.max_inflight * 2 if s.max_inflight else 0,
@@ -411,7 +200,7 @@ class Gateway:
             # sending a request on a socket the engine is closing.
             idle_timeout=4.0,
         )
-        self._clock = _Clock(asyncio.get_running_loop(), housekeeping=self.pool.prune)
+        self._clock = Clock(loop, housekeeping=self.pool.prune)
         for path, route in ROUTES.items():
             extra = b"Content-Type: application/json\r\n" if route.kind else b""
             self._heads[path] = self.pool.head(route.method.encode(), path.encode(), extra)
@@ -422,10 +211,49 @@ class Gateway:
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
+        # The engine starts with this task; until it answers /health, requests get the
+        # wake-up answer. One probe before serving, so a ready engine is never refused.
+        self.engine.starting(loop.time())
+        if not await self.probe_engine():
+            self._watch_engine()
+
+    async def probe_engine(self) -> bool:
+        """Ask the engine's /health once; a ready engine marks the gateway ready."""
+        session = self.session
+        assert session is not None
+        try:
+            async with session.get(self.health_url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                # 404: an OpenAI-compatible server without a health route (Ollama).
+                ok = resp.status in (200, 404)
+        except (aiohttp.ClientError, TimeoutError):
+            ok = False
+        if ok and not self.engine.ready:
+            self.engine.ready = True
+            log.info("engine is ready")
+        return ok
+
+    def _watch_engine(self) -> None:
+        if self._probe_task is not None and not self._probe_task.done():
+            return
+
+        async def watch() -> None:
+            while not self.engine.ready:
+                await asyncio.sleep(_PROBE_INTERVAL)
+                await self.probe_engine()
+
+        self._probe_task = asyncio.get_running_loop().create_task(watch())
+
+    def _engine_lost(self, now: float) -> None:
+        """Connections refused after retries: the engine is restarting."""
+        if self.engine.ready:
+            log.warning("engine refused connections; answering as starting until it is ready")
+            self.engine.ready = False
+            self.engine.starting(now)
+            self._watch_engine()
 
     async def wait_idle(self, budget: float) -> bool:
-        """Wait until nothing is in flight (True) or ``budget`` seconds pass (False)."""
-        if self.inflight == 0:
+        """Wait until nothing is open (True) or ``budget`` seconds pass (False)."""
+        if self.open_requests == 0:
             return True
         self._idle_event = asyncio.Event()
         try:
@@ -435,7 +263,15 @@ class Gateway:
             return False
         return True
 
+    def cut(self, reason: str) -> int:
+        """End every proxied request with an error (the drain budget is spent)."""
+        return self._clock.trip_all(reason) if self._clock is not None else 0
+
     async def stop(self) -> None:
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe_task
         if self._clock is not None:
             self._clock.stop()
         if self.pool is not None:
@@ -482,6 +318,7 @@ class Gateway:
             # Unique, not secret: getrandbits avoids uuid4's getrandom() syscall.
             request_id = b"%032x" % random.getrandbits(128)
         ex = Exchange(route=route, request_id=request_id, start=loop.time(), t0=time.perf_counter())
+        self.open_requests += 1
         try:
             await self._handle(ex, scope, receive, send, authorization, length, loop)
         except ApiError as err:
@@ -492,7 +329,18 @@ class Gateway:
             ex.status = 499
             ex.error = "client_disconnected"
             self.metrics.disconnects.labels(route.name).inc()
+        except _Abort:
+            pass  # uvicorn closes a connection whose response was left unfinished
+        except asyncio.CancelledError:
+            # uvicorn cancels what is left when it shuts down (a second SIGTERM, or the
+            # drain's final close): an error, whatever status line already went out.
+            ex.status = 503
+            ex.error = "cancelled_at_shutdown"
+            raise
         finally:
+            self.open_requests -= 1
+            if self.open_requests == 0 and self._idle_event is not None:
+                self._idle_event.set()
             self._finish(ex, loop.time())
 
     async def _handle(
@@ -516,12 +364,6 @@ class Gateway:
             ex.team = team
         else:
             ex.team = "anonymous"
-        if s.max_inflight and self.inflight >= s.max_inflight:
-            self.metrics.rate_limited.labels(ex.team, "inflight").inc()
-            raise ApiError(
-                429, "Too many requests in flight; retry shortly", "too_many_inflight",
-                retry_after=1,
-            )  # fmt: skip
         if self._limits.enabled:
             refused = self._limits.admit(ex.team, ex.start)
             if refused is not None:
@@ -531,24 +373,36 @@ class Gateway:
                     429, f"Rate limit reached for {limit} per minute", "rate_limit_exceeded",
                     retry_after=wait,
                 )  # fmt: skip
+        body = b""
+        parsed: dict[str, Any] | None = None
+        if route.kind is not None:
+            # Read under its own deadline, and before the request takes an in-flight slot:
+            # a client that stalls its upload holds a connection, never a slot.
+            body = await self._read_body(ex, receive, length, loop)
+            parsed, info = validate(route.kind, body)
+            ex.model = info.model
+            ex.stream = info.stream
+        if s.max_inflight and self.inflight >= s.max_inflight:
+            self.metrics.rate_limited.labels(ex.team, "inflight").inc()
+            raise ApiError(
+                429, "Too many requests in flight; retry shortly", "too_many_inflight",
+                retry_after=1,
+            )  # fmt: skip
         self.inflight += 1
         self.metrics.inflight_add(ex.team, 1)
         try:
-            body = b""
-            parsed: dict[str, Any] | None = None
-            if route.kind is not None:
-                body = await self._read_body(ex, receive, length)
-                parsed, info = validate(route.kind, body)
-                ex.model = info.model
-                ex.stream = info.stream
             await self._forward(ex, send, receive, body, parsed, loop)
         finally:
             self.inflight -= 1
             self.metrics.inflight_add(ex.team, -1)
-            if self.inflight == 0 and self._idle_event is not None:
-                self._idle_event.set()
 
-    async def _read_body(self, ex: Exchange, receive: Receive, length: bytes | None) -> bytes:
+    async def _read_body(
+        self,
+        ex: Exchange,
+        receive: Receive,
+        length: bytes | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> bytes:
         limit = self.settings.max_body_bytes
         if length is not None:
             try:
@@ -557,23 +411,45 @@ class Gateway:
                 raise ApiError(400, "Invalid Content-Length", "invalid_request_error") from None
             if declared > limit:
                 raise _too_large(limit)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk: bytes = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                # Checked as it arrives, so a chunked upload without Content-Length is
-                # refused before it is buffered.
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        # Usually the whole body came with the head and the first receive() returns it at
+        # once; only a body still arriving is read under a deadline (a timer costs more
+        # than the rest of a fast request's bookkeeping).
+        message = await receive()
+        first = self._body_part(message, 0, limit)
+        if not message.get("more_body", False):
+            return first
+        chunks = [first]
+        size = len(first)
+        deadline = ex.start + self.settings.body_timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    message = await receive()
+                    chunk = self._body_part(message, size, limit)
+                    if chunk:
+                        size += len(chunk)
+                        chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            raise ApiError(
+                408,
+                f"The request body did not arrive within {self.settings.body_timeout:g} seconds",
+                "request_timeout",
+                close=True,
+            ) from None
+        return b"".join(chunks)
+
+    @staticmethod
+    def _body_part(message: Message, size: int, limit: int) -> bytes:
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk: bytes = message.get("body", b"")
+        # Checked as it arrives, so a chunked upload without Content-Length is refused
+        # before it is buffered.
+        if size + len(chunk) > limit:
+            raise _too_large(limit)
+        return chunk
 
     # -- upstream --------------------------------------------------------------------
 
@@ -593,44 +469,44 @@ class Gateway:
         stream_headers = [*_SSE_HEADERS, (b"x-request-id", ex.request_id)]
         clock = self._clock
         assert clock is not None
-        guard = _Guard(
+        guard = Guard(
             clock, task, ex.start, s, streaming=ex.stream, send=send, receive=receive,
             headers=stream_headers,
         )  # fmt: skip
         try:
-            head = self._heads[route.path] + b"X-Request-Id: " + ex.request_id + b"\r\n"
-            try:
-                await self._attempt(ex, guard, send, _Target(head=head, body=body), retry=True)
-                return
-            except UpstreamFailure as failure:
-                can_fallback = (
-                    route.fallback
-                    and bool(self._fallback_urls)
-                    and not ex.forwarded
-                    and failure.kind in ("connect", "timeout", "status", "protocol")
-                    and (failure.kind != "status" or failure.status in _FALLBACK_STATUSES)
-                )
-                if not can_fallback:
-                    await self._fail(ex, guard, send, failure)
+            if self.engine.ready:
+                head = self._heads[route.path] + b"X-Request-Id: " + ex.request_id + b"\r\n"
+                target = Target(head=head, body=body)
+                try:
+                    await self._attempt(ex, guard, send, target, retry=True)
                     return
-                if failure.kind != "status":
-                    self.metrics.upstream_errors.labels(failure.kind).inc()
+                except UpstreamFailure as failure:
+                    if failure.kind == "connect":
+                        self._engine_lost(loop.time())
+                    if not self._fallback.allowed(route.path, failure, forwarded=ex.forwarded):
+                        await self._fail(ex, guard, send, failure)
+                        return
+                    if failure.kind != "status":
+                        self.metrics.upstream_errors.labels(failure.kind).inc()
+            else:
+                wait = self.engine.retry_after(loop.time())
+                starting = UpstreamFailure(
+                    "starting", 503,
+                    f"The model engine is starting; retry in {wait} seconds",
+                    "engine_starting", retry_after=wait,
+                )  # fmt: skip
+                if not self._fallback.allowed(route.path, starting, forwarded=False):
+                    await self._fail(ex, guard, send, starting)
+                    return
             ex.fallback = True
             self.metrics.fallbacks.labels(route.name).inc()
             assert parsed is not None
-            fb_body = orjson.dumps({**parsed, "model": s.fallback_model})
-            target = _Target(
-                body=fb_body,
-                url=self._fallback_urls[route.path],
-                headers={
-                    "Content-Type": "application/json",
-                    "Authorization": self._fallback_auth,
-                    "X-Request-Id": ex.request_id.decode(),
-                },
-            )
             guard.enter_first_byte(loop.time(), s.first_byte_timeout)
             try:
-                await self._attempt(ex, guard, send, target, retry=False)
+                await self._attempt(
+                    ex, guard, send, self._fallback.target(route.path, parsed, ex.request_id),
+                    retry=False,
+                )  # fmt: skip
             except UpstreamFailure as failure:
                 await self._fail(ex, guard, send, failure)
         except ClientGone:
@@ -641,11 +517,14 @@ class Gateway:
             guard.close()
 
     async def _attempt(
-        self, ex: Exchange, guard: _Guard, send: Send, target: _Target, *, retry: bool
+        self, ex: Exchange, guard: Guard, send: Send, target: Target, *, retry: bool
     ) -> None:
         resp: Response | None = None
         try:
-            resp = await self._open(ex, target, retry=retry)
+            resp = await open_response(
+                target, pool=self.pool, session=self.session, retry=retry,
+                on_retry=ex.count_retry,
+            )  # fmt: skip
             if ex.stream and resp.status == 200 and resp.content_type == b"text/event-stream":
                 await self._relay_stream(ex, guard, send, resp)
             else:
@@ -656,6 +535,11 @@ class Gateway:
                 raise
             if reason == "client":
                 raise ClientGone from None
+            if reason == "drain":
+                raise UpstreamFailure(
+                    "drain", 503, "The server is shutting down; retry the request",
+                    "server_shutting_down", retry_after=1,
+                ) from None  # fmt: skip
             raise UpstreamFailure(
                 "timeout", 504, f"The model engine did not answer in time ({reason} timeout)",
                 f"upstream_{reason}_timeout",
@@ -666,79 +550,55 @@ class Gateway:
                 # drops it, so the engine sees the disconnect and aborts the request.
                 resp.release()
 
-    async def _send_fallback(self, target: _Target) -> Response:
-        session = self.session
-        assert session is not None and target.url is not None
-        try:
-            raw = await session.request(
-                "POST", target.url, data=target.body, headers=target.headers
-            )
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
-            raise ConnectFailed from None
-        except aiohttp.ClientError:
-            raise UpstreamBroken from None
-        return AiohttpResponse(raw)
+    async def _relay_body(self, ex: Exchange, guard: Guard, send: Send, resp: Response) -> None:
+        """A whole (non-SSE) answer: buffered when small, streamed through when large.
 
-    async def _open(self, ex: Exchange, target: _Target, *, retry: bool) -> Response:
-        attempt = 0
-        while True:
-            try:
-                if target.url is None:
-                    pool = self.pool
-                    assert pool is not None
-                    resp: Response = await pool.request(target.head, target.body)
-                else:
-                    resp = await self._send_fallback(target)
-            except ConnectFailed:
-                if retry and attempt < MAX_RETRIES:
-                    ex.retries += 1
-                    await asyncio.sleep(_backoff(attempt))
-                    attempt += 1
-                    continue
-                raise UpstreamFailure(
-                    "connect", 503, "The model engine is unavailable", "upstream_unavailable"
-                ) from None
-            except UpstreamBroken:
-                raise UpstreamFailure(
-                    "protocol", 502, "The model engine closed the connection", "upstream_error"
-                ) from None
-            if retry and resp.status in _RETRY_STATUSES and attempt < MAX_RETRIES:
-                delay = max(_backoff(attempt), min(_retry_after(resp.headers), 1.0))
-                resp.release()
-                ex.retries += 1
-                await asyncio.sleep(delay)
-                attempt += 1
-                continue
-            return resp
-
-    async def _relay_body(self, ex: Exchange, guard: _Guard, send: Send, resp: Response) -> None:
+        The idle timeout applies between two reads from the engine, never to the whole
+        body; past ``_BUFFER_LIMIT`` the body is passed on as it arrives, so a huge answer
+        costs a bounded amount of memory.
+        """
         loop = asyncio.get_running_loop()
         guard.enter_idle(loop.time())
         status = resp.status
-        guard.reading = True
+        read = resp.read_chunk
+        parts: list[bytes] = []
+        size = 0
+        limit = _MAX_ERROR_BODY if status >= 400 else _BUFFER_LIMIT
+        complete = False
         try:
-            raw = await resp.read_all(_MAX_ERROR_BODY if status >= 400 else None)
+            while size <= limit:
+                guard.reading = True
+                chunk = await read()
+                guard.reading = False
+                if not chunk:
+                    complete = True
+                    break
+                guard.last = loop.time()
+                parts.append(chunk)
+                size += len(chunk)
         except UpstreamBroken:
             raise UpstreamFailure(
                 "protocol", 502, "The model engine closed the connection", "upstream_error"
             ) from None
         finally:
             guard.reading = False
+        raw = parts[0] if len(parts) == 1 else b"".join(parts)
         if status >= 400:
-            if status in _FALLBACK_STATUSES:
+            if not complete:
+                resp.close()
+            body = upstream_error(status, raw)
+            if status in FALLBACK_STATUSES:
                 self.metrics.upstream_errors.labels(f"status_{status}").inc()
                 raise UpstreamFailure(
-                    "status", status, "", "upstream_error", body=_upstream_error(status, raw)
-                )
-            body = _upstream_error(status, raw)
+                    "status", status, "", "upstream_error", body=body,
+                    retry_after=retry_after(resp.headers),
+                )  # fmt: skip
             headers = [_JSON]
+            after = retry_after(resp.headers)
+            if after is not None:
+                headers.append((b"retry-after", str(after).encode()))
         else:
             body = raw
-            usage = usage_from_json(raw)
-            if usage is not None:
-                ex.prompt_tokens = usage.prompt_tokens
-                ex.completion_tokens = usage.completion_tokens
-                ex.usage = "reported"
             headers = []
             for name, value in resp.headers:
                 lowered = name.lower()
@@ -748,24 +608,87 @@ class Gateway:
         if guard.committed:
             # A stream request answered without a stream, after keep-alives went out.
             await guard.settle()
-            guard.done = True
             if status >= 400:
+                guard.done = True
                 await self._end_stream(
                     send, sse_error_event(status, "The request failed", "upstream_error")
                 )
-            else:
-                await self._end_stream(send, raw)
+                return
+            await self._pass_through(ex, guard, send, resp, raw, complete, loop)
             return
-        headers.append((b"content-length", str(len(body)).encode()))
-        headers.append((b"x-request-id", ex.request_id))
         if ex.fallback:
             headers.append((b"x-modelfleet-fallback", b"1"))
-        guard.done = True
+        headers.append((b"x-request-id", ex.request_id))
+        if complete:
+            usage = usage_from_json(raw) if status < 400 else None
+            if usage is not None:
+                ex.prompt_tokens = usage.prompt_tokens
+                ex.completion_tokens = usage.completion_tokens
+                ex.usage = "reported"
+            headers.append((b"content-length", str(len(body)).encode()))
+            guard.done = True
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            ex.forwarded = True
+            return
+        for name, value in resp.headers:
+            if name.lower() == b"content-length":
+                headers.append((b"content-length", value))
+        ex.head_sent = True
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-        ex.forwarded = True
+        await self._pass_through(ex, guard, send, resp, raw, complete, loop)
 
-    async def _relay_stream(self, ex: Exchange, guard: _Guard, send: Send, resp: Response) -> None:
+    async def _pass_through(
+        self,
+        ex: Exchange,
+        guard: Guard,
+        send: Send,
+        resp: Response,
+        first: bytes,
+        complete: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Relay the rest of a large body as it arrives; usage is read from its tail."""
+        tail = SseUsageScanner()
+        ex.forwarded = True
+        chunk = first
+        try:
+            while chunk:
+                tail.feed(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if complete:
+                    break
+                guard.reading = True
+                chunk = await resp.read_chunk()
+                guard.reading = False
+                guard.last = loop.time()
+        except UpstreamBroken:
+            # The head is gone; ending without the final chunk (or short of the declared
+            # length) makes the client see a broken body, never a complete one.
+            self.metrics.upstream_errors.labels("body_broken").inc()
+            ex.status = 502
+            ex.error = "upstream_body_broken"
+            guard.done = True
+            resp.close()
+            raise _Abort from None
+        finally:
+            guard.reading = False
+            usage = tail.usage
+            if usage is not None:
+                ex.prompt_tokens = usage.prompt_tokens
+                ex.completion_tokens = usage.completion_tokens
+                ex.usage = "reported"
+        guard.done = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _relay_stream(self, ex: Exchange, guard: Guard, send: Send, resp: Response) -> None:
+        """Relay SSE events as they arrive, whole events only.
+
+        A chunk may end inside an event; the unfinished part is held until its blank line
+        arrives, so whatever ends the stream (the engine breaking, a timeout, the drain)
+        leaves the client at an event boundary, where an error event can follow. What
+        was relayed is charged however the stream ends.
+        """
         loop = asyncio.get_running_loop()
         ex.status = 200
         if not guard.committed:
@@ -777,6 +700,7 @@ class Gateway:
         read = resp.read_chunk
         scanner = SseUsageScanner()
         first = True
+        held = b""
         try:
             while True:
                 guard.reading = True
@@ -791,29 +715,48 @@ class Gateway:
                     now = loop.time()
                     # loop.time() has millisecond resolution under uvloop; TTFT needs better.
                     ex.ttft = time.perf_counter() - ex.t0
-                    ex.forwarded = True
                     guard.enter_idle(now)
+                if held:
+                    chunk = held + chunk
+                    held = b""
+                if chunk[-2:] != b"\n\n":
+                    end = _event_end(chunk)
+                    if end < len(chunk):
+                        held = chunk[end:]
+                        if len(held) > _MAX_EVENT_BYTES:
+                            raise UpstreamBroken("an SSE event without an end")
+                        chunk = chunk[:end]
+                        if not chunk:
+                            guard.last = loop.time()
+                            continue
+                ex.forwarded = True
                 scanner.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 guard.last = loop.time()
         except UpstreamBroken:
             guard.reading = False
+            self._stream_usage(ex, scanner)
             if not ex.forwarded:
                 raise UpstreamFailure(
                     "protocol", 502, "The model engine closed the stream", "upstream_error"
                 ) from None
             self.metrics.upstream_errors.labels("stream_broken").inc()
+            ex.status = 502
             ex.error = "upstream_stream_broken"
             guard.done = True
             await self._end_stream(
                 send, sse_error_event(502, "The model engine closed the stream", "upstream_error")
             )
-            self._stream_usage(ex, scanner)
             return
+        except BaseException:
+            # Cut by the client, a deadline, the drain or shutdown: charge what was sent.
+            self._stream_usage(ex, scanner)
+            raise
         if first:
             await guard.settle()
         guard.done = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        # An engine that ended without a final blank line: pass its last bytes as sent.
+        await send({"type": "http.response.body", "body": held, "more_body": False})
         self._stream_usage(ex, scanner)
 
     def _stream_usage(self, ex: Exchange, scanner: SseUsageScanner) -> None:
@@ -822,37 +765,42 @@ class Gateway:
             ex.prompt_tokens = usage.prompt_tokens
             ex.completion_tokens = usage.completion_tokens
             ex.usage = "reported"
-        elif scanner.events:
-            # Without stream_options.include_usage the stream carries no counts; an
-            # estimate (one token per content event) keeps TPM limits meaningful.
-            ex.completion_tokens = max(0, scanner.events - 1)
+        elif scanner.events > scanner.done:
+            # Without stream_options.include_usage (or a stream cut before its usage
+            # event) there are no counts; one token per relayed event keeps the budgets
+            # meaningful.
+            ex.completion_tokens = scanner.events - scanner.done
             ex.usage = "estimated"
 
     async def _end_stream(self, send: Send, tail: bytes) -> None:
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
-    async def _fail(
-        self, ex: Exchange, guard: _Guard, send: Send, failure: UpstreamFailure
-    ) -> None:
-        if failure.kind != "status":
+    async def _fail(self, ex: Exchange, guard: Guard, send: Send, failure: UpstreamFailure) -> None:
+        if failure.kind not in ("status", "starting"):
             self.metrics.upstream_errors.labels(failure.kind).inc()
         ex.error = failure.code
+        ex.status = failure.status
         guard.done = True
         await guard.settle()
+        if ex.head_sent and not guard.committed:
+            # A large body was being passed through: its head is gone and no error can
+            # follow; the connection closes short of the body, which the client sees.
+            raise _Abort
         if guard.committed:
-            ex.status = 200 if ex.forwarded else failure.status
             message = failure.message or f"The model engine returned HTTP {failure.status}"
             await self._end_stream(send, sse_error_event(failure.status, message, failure.code))
             return
-        ex.status = failure.status
         body = failure.body or error_body(failure.status, failure.message, failure.code)
         headers = [
             _JSON,
             (b"content-length", str(len(body)).encode()),
             (b"x-request-id", ex.request_id),
         ]
-        if failure.status in (429, 503):
-            headers.append((b"retry-after", b"1"))
+        wait = failure.retry_after
+        if wait is None and failure.status in (429, 503):
+            wait = 1
+        if wait is not None:
+            headers.append((b"retry-after", str(wait).encode()))
         await send({"type": "http.response.start", "status": failure.status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -867,7 +815,7 @@ class Gateway:
         ]
         if err.retry_after is not None:
             headers.append((b"retry-after", str(err.retry_after).encode()))
-        if err.status == 413:
+        if err.status == 413 or err.close:
             # The rest of an oversized upload is not worth reading; drop the connection.
             headers.append((b"connection", b"close"))
         if err.status == 405:

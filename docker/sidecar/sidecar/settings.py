@@ -57,6 +57,12 @@ class Settings(BaseModel):
     total_timeout: float = Field(900.0, gt=0, le=86400)
     drain_seconds: float = Field(25.0, ge=0, le=3600)
     keepalive_seconds: float = Field(15.0, gt=0, le=3600)
+    header_timeout: float = Field(10.0, gt=0, le=3600)
+    body_timeout: float = Field(30.0, gt=0, le=3600)
+    # The plan's estimate of how long the engine takes from container start to ready
+    # (image, weights, engine start); while it is not ready, requests get 503 with a
+    # Retry-After derived from it.
+    engine_start_seconds: float = Field(120.0, ge=0, le=86400)
     http_keepalive_seconds: float = Field(620.0, gt=0, le=86400)
     emf_namespace: str = Field("modelfleet", min_length=1, max_length=255)
     emf_interval: float = Field(10.0, ge=0, le=3600)
@@ -92,6 +98,9 @@ class Settings(BaseModel):
         "total_timeout",
         "drain_seconds",
         "keepalive_seconds",
+        "header_timeout",
+        "body_timeout",
+        "engine_start_seconds",
         "http_keepalive_seconds",
         "emf_interval",
     )
@@ -164,6 +173,9 @@ ENV_VARS: dict[str, str] = {
     "SIDECAR_TOTAL_TIMEOUT": "total_timeout",
     "SIDECAR_DRAIN_SECONDS": "drain_seconds",
     "SIDECAR_KEEPALIVE_SECONDS": "keepalive_seconds",
+    "SIDECAR_HEADER_TIMEOUT": "header_timeout",
+    "SIDECAR_BODY_TIMEOUT": "body_timeout",
+    "SIDECAR_ENGINE_START_SECONDS": "engine_start_seconds",
     "SIDECAR_HTTP_KEEPALIVE_SECONDS": "http_keepalive_seconds",
     "SIDECAR_EMF_NAMESPACE": "emf_namespace",
     "SIDECAR_EMF_INTERVAL": "emf_interval",

@@ -86,6 +86,11 @@ class _Connection(asyncio.Protocol):
         self._lost = False
         self._error: str | None = None
         self._keep_alive = True
+        # True while a request owns the connection. Bytes that arrive while it sits in the
+        # pool, or after its response ended, belong to no request: the connection is
+        # dropped, never handed on (a stale answer would reach the next team).
+        self.in_use = True
+        self._stray = False
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -93,6 +98,9 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if not self.in_use or self._complete:
+            self._discard("bytes from the engine outside a response")
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -112,16 +120,25 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks ---------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self._complete:
+            # A second response in the same read as the first: nobody asked for it.
+            self._stray = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self._stray:
+            return
         self.status = self._parser.get_status_code()
         self._keep_alive = self._parser.should_keep_alive()
         self._headers_done = True
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self._stray:
+            return
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > _HIGH_WATER and not self._paused and self.transport is not None:
@@ -130,10 +147,16 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self._stray:
+            return
         self._complete = True
         self._wake()
 
     # -- internals -------------------------------------------------------------------
+
+    def _discard(self, reason: str) -> None:
+        self._stray = True
+        self._fail(reason)
 
     def _fail(self, reason: str) -> None:
         self._error = reason
@@ -166,7 +189,12 @@ class _Connection(asyncio.Protocol):
 
     @property
     def usable(self) -> bool:
-        return not self._lost and self.transport is not None and not self.transport.is_closing()
+        return (
+            not self._lost
+            and not self._stray
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
 
     # -- Response --------------------------------------------------------------------
 
@@ -225,6 +253,7 @@ class _Connection(asyncio.Protocol):
     def release(self) -> None:
         if self._complete and self._keep_alive and self.usable:
             self._reset()
+            self.in_use = False
             self._pool.put(self)
         else:
             self.close()
@@ -271,6 +300,7 @@ class EnginePool:
             candidate = idle.pop()
             if candidate.usable and now - candidate.idle_since < self._idle_timeout:
                 conn = candidate
+                conn.in_use = True
                 break
             candidate.close()
         if conn is None:

@@ -56,12 +56,15 @@ def _parse_at(data: bytes, key_at: int) -> Usage | None:
         return None
     if not isinstance(obj, dict):
         return None
-    prompt = obj.get("prompt_tokens")
-    completion = obj.get("completion_tokens")
-    return Usage(
-        prompt if isinstance(prompt, int) else 0,
-        completion if isinstance(completion, int) else 0,
-    )
+    # A count that is not a non-negative integer counts as 0: an engine that reports
+    # negative usage must never drive budgets or counters backwards.
+    return Usage(_count(obj.get("prompt_tokens")), _count(obj.get("completion_tokens")))
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return value
 
 
 def usage_from_json(body: bytes) -> Usage | None:
@@ -80,15 +83,18 @@ class SseUsageScanner:
     the end: per chunk this costs a count and an append, never a copy.
     """
 
-    __slots__ = ("_size", "_tail", "events")
+    __slots__ = ("_size", "_tail", "done", "events")
 
     def __init__(self) -> None:
         self._tail: deque[bytes] = deque()
         self._size = 0
         self.events = 0
+        self.done = 0
 
     def feed(self, chunk: bytes) -> None:
         self.events += chunk.count(b"data:")
+        if b"[DONE]" in chunk:
+            self.done += chunk.count(b"data: [DONE]")
         tail = self._tail
         tail.append(chunk)
         self._size += len(chunk)

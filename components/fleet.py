@@ -15,6 +15,7 @@ from components.ecs.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.ecs.inference_service import InferenceService, InferenceServiceArgs
 from components.ecs.prewarm import Prewarm, PrewarmArgs
 from components.ecs.task_roles import TaskRoles, TaskRolesArgs
+from components.eks.platform import EksPlatform, EksPlatformArgs
 from components.encryption import Encryption, EncryptionArgs
 from components.images import Images, ImagesArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
@@ -23,6 +24,7 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.secrets import Secrets, SecretsArgs
 from components.security import Security, SecurityArgs
+from modelfleet.config import Platform
 from modelfleet.plan_types import FleetPlan
 
 
@@ -38,6 +40,15 @@ class Fleet(pulumi.ComponentResource):
     dashboard_url: pulumi.Output[str]
     alarm_topic_arn: pulumi.Output[str]
     fetcher_task_definitions: dict[str, pulumi.Output[str]]
+    # platform: eks only: the cluster, its provider and GPU pools the serving slice uses.
+    eks: EksPlatform | None = None
+    network: Network
+    security: Security
+    cache: ModelCache
+    load_balancer: LoadBalancer
+    secrets: Secrets
+    images: Images
+    encryption: Encryption
 
     def __init__(
         self, name: str, args: FleetArgs, opts: pulumi.ResourceOptions | None = None
@@ -66,6 +77,22 @@ class Fleet(pulumi.ComponentResource):
         )
         secrets = Secrets(ids.secrets.component, SecretsArgs(plan, keys.key_arn), mine)
         images = Images(ids.images.component, ImagesArgs(plan, keys.key_arn), mine)
+        # What the serving slice wires on either platform.
+        self.network, self.security, self.cache = net, sec, cache
+        self.secrets, self.images, self.encryption = secrets, images, keys
+        if c.platform is Platform.EKS:
+            self._eks(plan, identity, partition, net, sec, keys, cache, mine)
+            assert self.eks is not None
+            self.register_outputs(
+                {
+                    "endpoints": self.endpoints,
+                    "dashboard_url": self.dashboard_url,
+                    "alarm_topic_arn": self.alarm_topic_arn,
+                    "cluster_name": self.eks.cluster_name,
+                }
+            )
+            return
+        assert ids.gpu is not None  # ECS: the plan names the GPU capacity
         gpus = GpuCapacity(
             ids.gpu.component,
             GpuCapacityArgs(plan, net.private_subnet_ids, sec.hosts_sg_id, partition),
@@ -88,6 +115,7 @@ class Fleet(pulumi.ComponentResource):
             LoadBalancerArgs(plan, net.vpc_id, net.public_subnet_ids, sec.alb_sg_id),
             mine,
         )
+        self.load_balancer = lb
         prewarm = Prewarm(
             ids.prewarm.component,
             PrewarmArgs(
@@ -175,3 +203,74 @@ class Fleet(pulumi.ComponentResource):
                 "fetcher_task_definitions": self.fetcher_task_definitions,
             }
         )
+
+    def _eks(
+        self,
+        plan: FleetPlan,
+        identity: aws.GetCallerIdentityResult,
+        partition: str,
+        net: Network,
+        sec: Security,
+        keys: Encryption,
+        cache: ModelCache,
+        mine: pulumi.ResourceOptions,
+    ) -> None:
+        """platform: eks: the EKS platform replaces ECS capacity, tasks and services; VPC,
+        KMS, EFS, the ALB and its target groups, SNS, alarms and dashboard stay as they are."""
+        e = plan.eks
+        assert e is not None
+        c = plan.config
+        ids = plan.ids
+        lb = LoadBalancer(
+            ids.load_balancer.component,
+            LoadBalancerArgs(plan, net.vpc_id, net.public_subnet_ids, sec.alb_sg_id),
+            mine,
+        )
+        self.load_balancer = lb
+        scheme = "https" if plan.https else "http"
+        self.endpoints = {
+            m.name: pulumi.Output.concat(f"{scheme}://", lb.dns_name, f"/{m.name}/v1")
+            for m in plan.models
+        }
+        # The deploying role's ARN, not its STS session's: an access entry takes an IAM
+        # principal (https://docs.aws.amazon.com/eks/latest/userguide/creating-access-entries.html).
+        deployer = aws.iam.get_session_context_output(
+            arn=identity.arn, opts=invoke(self)
+        ).issuer_arn
+        self.eks = EksPlatform(
+            f"{c.prefix}-eks",
+            EksPlatformArgs(
+                plan=plan,
+                partition=partition,
+                region=c.region,
+                account_id=identity.account_id,
+                deployer_arn=deployer,
+                vpc_id=net.vpc_id,
+                private_subnet_ids=net.private_subnet_ids,
+                node_security_group_ids=[sec.tasks_sg_id, sec.hosts_sg_id],
+                kms_key_arn=keys.key_arn,
+                file_system_arn=cache.file_system_arn,
+                access_point_arns={n: ap.arn for n, ap in cache.access_points.items()},
+                target_group_arns={n: tg.arn for n, tg in lb.target_groups.items()},
+            ),
+            mine,
+        )
+        monitoring = Monitoring(
+            ids.monitoring.component,
+            MonitoringArgs(
+                plan=plan,
+                region=c.region,
+                account_id=identity.account_id,
+                kms_key_arn=keys.key_arn,
+                load_balancer=lb.arn_suffix,
+                file_system_id=cache.file_system_id,
+                cluster_name=self.eks.cluster_name,
+                target_groups={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
+                # Karpenter launches the GPU nodes: no Auto Scaling group to watch.
+                asg_names={},
+            ),
+            mine,
+        )
+        self.dashboard_url = monitoring.dashboard_url
+        self.alarm_topic_arn = monitoring.topic_arn
+        self.fetcher_task_definitions = {}

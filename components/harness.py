@@ -45,6 +45,7 @@ class Recorded:
     outputs: dict[str, Any] = field(default_factory=dict)
     dependencies: list[str] = field(default_factory=list)  # URNs of explicit dependencies
     parent: str = ""
+    provider: str = ""  # the explicit provider reference ("<urn>::<id>"), if any
     # Resource options the engine received: protect, deleteBeforeReplace, aliases (names).
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -75,11 +76,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.recording = mocks
         self.dependencies: dict[str, tuple[list[str], str]] = {}
+        self.providers: dict[str, str] = {}
         self.options: dict[str, dict[str, Any]] = {}
         self.stack_outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         self.dependencies[request.name] = (list(request.dependencies), request.parent)
+        self.providers[request.name] = request.provider
         self.options[request.name] = {
             "protect": bool(request.protect),
             "deleteBeforeReplace": bool(request.deleteBeforeReplace),
@@ -138,6 +141,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
             out["cidrBlock"] = inputs.get("cidrBlock")
         elif t == "aws:cloudwatch/dashboard:Dashboard":
             out["dashboardName"] = inputs.get("dashboardName")
+        elif t == "aws:eks/cluster:Cluster":
+            out["endpoint"] = f"https://0123456789ABCDEF.gr7.{self.region}.eks.amazonaws.com"
+            out["certificateAuthority"] = {"data": "bW9jay1jYQ=="}
+            out["vpcConfig"] = {
+                **(inputs.get("vpcConfig") or {}),
+                "clusterSecurityGroupId": "sg-0c1a2b3c4d5e6f708",
+            }
+        elif t == "aws:sqs/queue:Queue":
+            out["url"] = f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{physical}"
         self.resources.append(Recorded(t, args.name, inputs, out))
         return rid, out
 
@@ -173,6 +185,23 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "insecureValue": AMI,
             },
             "aws:ec2/getVpc:getVpc": {"id": args.args.get("id"), "cidrBlock": "10.60.0.0/16"},
+            # The deploying principal behind the caller's ARN (a user here; for an assumed
+            # role, the role's ARN with its path).
+            "aws:iam/getSessionContext:getSessionContext": {
+                "arn": args.args.get("arn"),
+                "issuerArn": args.args.get("arn"),
+                "issuerId": "AIDAEXAMPLE",
+                "issuerName": "ci",
+                "sessionName": "",
+                "id": args.args.get("arn"),
+            },
+            # EKS's default build of an add-on for a Kubernetes version.
+            "aws:eks/getAddonVersion:getAddonVersion": {
+                "addonName": args.args.get("addonName"),
+                "kubernetesVersion": args.args.get("kubernetesVersion"),
+                "version": "v1.0.0-eksbuild.1",
+                "id": args.args.get("addonName"),
+            },
             "aws:elb/getServiceAccount:getServiceAccount": {
                 "id": "127311923021",
                 "arn": "arn:aws:iam::127311923021:root",
@@ -265,6 +294,7 @@ def run_stack(stack_file: Path, preview: bool = True) -> Run:
     _sync_await(run_pulumi_func(program))
     for r in mocks.resources:
         r.dependencies, r.parent = monitor.dependencies.get(r.name, ([], ""))
+        r.provider = monitor.providers.get(r.name, "")
         r.options = monitor.options.get(r.name, {})
     return Run(mocks.resources, monitor.stack_outputs)
 

@@ -92,6 +92,8 @@ def plan(
     _deployment_table(p)
     for note in p.notes:
         out.print(f"[yellow]note: {note}[/]")
+    if p.eks is not None:
+        _eks_table(p)
     _cost_table(p)
     r = Table(title=f"Resources pulumi up creates ({len(resources)})", title_justify="left")
     r.add_column("type")
@@ -173,6 +175,40 @@ def _model_table(m: ModelPlan) -> None:
     out.print(t)
 
 
+def _eks_table(p: FleetPlan) -> None:
+    e = p.eks
+    assert e is not None
+    t = Table(title=f"EKS cluster {e.cluster_name}", title_justify="left", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    endpoint = "private" + (
+        f" + public from {', '.join(e.public_access_cidrs)}" if e.public_access_cidrs else " only"
+    )
+    t.add_row(
+        "Kubernetes",
+        f"{e.kubernetes_version}: {e.support.value.lower()} support (standard ends "
+        f"{e.end_of_standard.isoformat()}), upgrade policy {e.support_type.value}",
+    )
+    t.add_row("API endpoint", endpoint)
+    t.add_row("system nodes", f"{e.system_node_count} x {e.system_instance_type}")
+    for pool in e.node_pools.values():
+        t.add_row(
+            f"NodePool {pool.name}",
+            f"{pool.instance_type} {pool.capacity_type}, weight {pool.weight}, "
+            f"nvidia.com/gpu <= {pool.gpu_limit}, models {', '.join(pool.models)}; "
+            f"empty nodes go after 5m, expiry grace {pool.termination_grace_period}",
+        )
+    t.add_row(
+        "add-ons", ", ".join(f"{n} {a.version or '(EKS default)'}" for n, a in e.addons.items())
+    )
+    t.add_row("charts", ", ".join(f"{r.chart.name} {r.chart.version}" for r in e.releases.values()))
+    t.add_row(
+        "identities",
+        ", ".join(f"{i.namespace}/{i.service_account}" for i in e.identities.values()),
+    )
+    out.print(t)
+
+
 def _deployment_table(p: FleetPlan) -> None:
     """What the plan decided beyond the models: subnets, drain, GPU groups, secrets."""
     t = Table(title="Deployment", title_justify="left", show_header=False)
@@ -230,6 +266,27 @@ def _cost_table(p: FleetPlan) -> None:
         ("KMS + Secrets Manager", "keys and secrets", s.keys_and_secrets_usd),
     ):
         t.add_row(name, detail, _usd(value))
+    if p.eks is not None:
+        e = p.eks
+        for name, detail, value in (
+            (
+                "EKS control plane",
+                f"Kubernetes {e.kubernetes_version}, {e.support.value.lower()} support rate",
+                e.cost.control_plane_usd,
+            ),
+            (
+                "EKS system nodes",
+                f"{e.system_node_count} x {e.system_instance_type} on-demand (controllers)",
+                e.cost.system_nodes_usd,
+            ),
+            ("Karpenter interruption queue", "SQS requests", e.cost.interruption_queue_usd),
+            (
+                "Container Insights",
+                "per-node observations + control-plane logs",
+                e.cost.container_insights_usd,
+            ),
+        ):
+            t.add_row(name, detail, _usd(value))
     t.add_row("[bold]total[/]", "", f"[bold]{_usd(p.monthly_usd)}[/]")
     out.print(t)
 

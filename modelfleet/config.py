@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from modelfleet import catalog
+from modelfleet import catalog, eks_versions
 from modelfleet.cron import CronError, parse_cron
 
 NAMESPACE = "modelfleet"
@@ -523,6 +523,91 @@ class GuardrailsConfig(_Model):
     require_spot: bool | None = None
 
 
+# System nodes carry the controllers (Karpenter, the load balancer controller, KEDA, CoreDNS,
+# the CloudWatch agent), never a model; on-demand us-east-1 Linux prices per hour, from
+# https://aws.amazon.com/ec2/pricing/on-demand/ (read 2026-12-01).
+SYSTEM_INSTANCE_PRICES: dict[str, float] = {
+    "m7i.large": 0.1008,
+    "m7i.xlarge": 0.2016,
+    "m6i.large": 0.096,
+    "m6i.xlarge": 0.192,
+    "m7g.large": 0.0816,
+    "m7g.xlarge": 0.1632,
+}
+
+
+def _system_instance(value: str) -> str:
+    if value not in SYSTEM_INSTANCE_PRICES:
+        known = ", ".join(SYSTEM_INSTANCE_PRICES)
+        raise ValueError(f"unknown system node type {value!r}; one of: {known}")
+    return value
+
+
+def _kubernetes_version(value: str) -> str:
+    row = eks_versions.KUBERNETES_VERSIONS.get(value)
+    allowed = ", ".join(eks_versions.allowed_versions())
+    if row is None:
+        newest = max(eks_versions.KUBERNETES_VERSIONS, key=lambda v: tuple(map(int, v.split("."))))
+        newer = tuple(map(int, value.split("."))) > tuple(map(int, newest.split(".")))
+        why = eks_versions.NEWER_REFUSED if newer else "EKS no longer offers it"
+        raise ValueError(f"Kubernetes {value} is not offered here ({why}); use one of: {allowed}")
+    if row.refused is not None:
+        raise ValueError(
+            f"Kubernetes {value} is not offered here ({row.refused}); use one of: {allowed}"
+        )
+    return value
+
+
+def _public_cidr(value: str) -> str:
+    if ipaddress.ip_network(value).prefixlen == 0:
+        raise ValueError(
+            "the cluster API must not be open to the world; give the CIDRs of the hosts that run "
+            "`pulumi up` and kubectl, or leave publicAccessCidrs empty for a private endpoint"
+        )
+    return value
+
+
+IamRoleArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")]
+
+
+class SystemNodesConfig(_Model):
+    instance_type: Annotated[str, AfterValidator(_system_instance)] = "m7i.large"
+    # Two nodes in two AZs: the controllers keep running through a node or AZ loss.
+    count: int = Field(2, ge=2, le=10)
+
+
+class EksConfig(_Model):
+    """`eks:` on a `platform: eks` stack: the cluster around the GPU capacity."""
+
+    kubernetes_version: Annotated[str, AfterValidator(_kubernetes_version)] = (
+        eks_versions.DEFAULT_KUBERNETES_VERSION
+    )
+    # None: STANDARD while the version is in standard support (the cluster is upgraded at its
+    # end instead of paying the extended rate), EXTENDED once it is not. AWS's own default is
+    # EXTENDED, so the plan always sets it.
+    support_type: eks_versions.Support | None = None
+    # IAM roles given cluster-admin through access entries (never aws-auth).
+    admin_role_arns: list[IamRoleArn] = []
+    # The private endpoint is always on; a public one only for these CIDRs (empty: private only,
+    # so `pulumi up` and kubectl must run inside the VPC).
+    public_access_cidrs: list[Annotated[Cidr, AfterValidator(_public_cidr)]] = []
+    system_nodes: SystemNodesConfig = SystemNodesConfig()
+    # Hold an add-on at a build (`aws eks describe-addon-versions`); unlisted ones use the
+    # plan's table, or EKS's default build for the Kubernetes version where the table has none.
+    addon_versions: dict[
+        Literal[eks_versions.ADDON_NAMES],  # type: ignore[valid-type]
+        Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")],
+    ] = {}
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _unique_admins(cls, arns: list[str]) -> list[str]:
+        dupes = sorted({a for a in arns if arns.count(a) > 1})
+        if dupes:
+            raise ValueError(f"duplicate role ARN(s) {dupes}")
+        return arns
+
+
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
 
 
@@ -543,6 +628,7 @@ class StackConfig(_Model):
     images: ImagesConfig = ImagesConfig()
     pricing: PricingConfig = PricingConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
+    eks: EksConfig | None = None
     log_retention_days: int | None = None
     hf_token: Secret | None = None
     tags: dict[str, str] = {}
@@ -554,16 +640,22 @@ class StackConfig(_Model):
             raise ValueError(f"CloudWatch Logs accepts one of {RETENTION_DAYS}")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _eks_defaults(cls, data: Any) -> Any:
+        # Every key of `eks:` has a default, so `platform: eks` alone is a whole EKS stack.
+        if isinstance(data, dict) and data.get("platform") == "eks" and data.get("eks") is None:
+            return {**data, "eks": {}}
+        return data
+
     @model_validator(mode="after")
     def _rules(self) -> Self:
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"models: duplicate name(s) {dupes}")
-        if self.platform is Platform.EKS:
-            raise ValueError(
-                "platform: eks is not available yet; this release deploys platform: ecs"
-            )
+        if self.platform is Platform.ECS and self.eks is not None:
+            raise ValueError("eks: only allowed with platform: eks (this stack is platform: ecs)")
         if self.environment is Environment.PROD and self.ephemeral:
             raise ValueError("ephemeral: a prod stack cannot be ephemeral")
         if not self.ephemeral and self.network.certificate_arn is None:

@@ -305,11 +305,13 @@ class Identities:
     cache: CacheIds
     secrets: SecretsIds
     images: ImagesIds
-    gpu: GpuIds
+    gpu: GpuIds | None  # None on EKS: Karpenter's NodePools are the GPU capacity
     roles: RolesIds
     load_balancer: LoadBalancerIds
     prewarm: PrewarmIds
     serving: Mapping[str, ServingIds]  # by model name
+    # platform: eks: the EKS platform's resources (modelfleet.eks.EksPlan.resources).
+    eks: tuple[Res, ...]
     monitoring: MonitoringIds
 
     def resources(self) -> list[Res]:

@@ -9,6 +9,7 @@ the program.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import ipaddress
 import math
@@ -25,6 +26,7 @@ from modelfleet.config import (
     Dtype,
     Environment,
     ModelConfig,
+    Platform,
     StackConfig,
     is_commit_sha,
 )
@@ -43,6 +45,7 @@ from modelfleet.contract import (
     VLLM_PORT,
 )
 from modelfleet.cron import parse_cron, running_fraction, starts_per_month
+from modelfleet.eks import EksPlan, build_eks_plan
 from modelfleet.limits import (
     ALB_MIN_SUBNET_PREFIX,
     ECS_HEALTHCHECK,
@@ -592,10 +595,16 @@ def _identities(
     endpoints: list[str],
     https: bool,
     secrets: tuple[SecretSpec, ...],
+    eks: EksPlan | None = None,
 ) -> identities.Identities:
     c = stack
     p = c.prefix
     shorts = {m.name: m.short for m in models}
+    # On EKS the ECS compute (capacity groups, task roles, pre-warm tasks, services) is
+    # replaced by the EKS platform; everything else is shared.
+    ecs = {} if eks is not None else shorts
+    if eks is not None:
+        groups = {}
     new_vpc = c.network.vpc_id is None
     built = [
         role
@@ -613,12 +622,12 @@ def _identities(
         cache=identities.cache_ids(p, _subnet_count(c), shorts),
         secrets=identities.secrets_ids(p, [s.key for s in secrets]),
         images=identities.images_ids(p, built),
-        gpu=identities.gpu_ids(p, list(groups)),
-        roles=identities.roles_ids(p, shorts),
+        gpu=identities.gpu_ids(p, list(groups)) if eks is None else None,
+        roles=identities.roles_ids(p, ecs),
         load_balancer=identities.load_balancer_ids(
             p, shorts, access_logs=not c.ephemeral, https=https
         ),
-        prewarm=identities.prewarm_ids(p, shorts),
+        prewarm=identities.prewarm_ids(p, ecs),
         serving={
             m.name: identities.serving_ids(
                 p,
@@ -627,15 +636,23 @@ def _identities(
                 actions=[a.action for a in m.scheduled_actions],
             )
             for m in models
+            if eks is None
         },
+        eks=tuple(identities.Res(r.type, r.name) for r in eks.resources) if eks else (),
         monitoring=identities.monitoring_ids(
             p, c.alarms.emails, alarm_names(c, models, list(groups))
         ),
     )
 
 
-def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
-    """Plan a validated stack; what cannot be built raises ConfigError naming its key."""
+def build_plan(
+    stack: StackConfig, origin: str | None = None, as_of: dt.date | None = None
+) -> FleetPlan:
+    """Plan a validated stack; what cannot be built raises ConfigError naming its key.
+
+    `as_of` (default: today) only matters on EKS: a Kubernetes version's support status, and
+    so its control-plane price, depends on the date.
+    """
     where = origin or f"stacks/Pulumi.{stack.stack}.yaml"
     fraction = 1.0
     if stack.schedule is not None:
@@ -688,7 +705,13 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
             "hf_token": stack.hf_token is not None,
         }[s.key]
     )
-    ids = _identities(stack, models, groups, endpoints, https, secrets)
+    eks_plan = None
+    if stack.platform is Platform.EKS:
+        try:
+            eks_plan = build_eks_plan(stack, models, as_of or dt.date.today(), fraction)
+        except ValueError as exc:
+            raise ConfigError(where, [str(exc)]) from None
+    ids = _identities(stack, models, groups, endpoints, https, secrets, eks_plan)
     alarms = len(ids.monitoring.alarms) + sum(
         1 for s in ids.serving.values() if s.from_zero_alarm is not None
     )
@@ -720,8 +743,11 @@ def build_plan(stack: StackConfig, origin: str | None = None) -> FleetPlan:
         secrets=secrets,
         ids=ids,
         shared_cost=shared,
-        monthly_usd=sum(m.cost.monthly_usd for m in models) + shared.total,
-        notes=notes + list(drain.notes),
+        monthly_usd=sum(m.cost.monthly_usd for m in models)
+        + shared.total
+        + (eks_plan.cost.total if eks_plan else 0.0),
+        notes=notes + list(drain.notes) + (eks_plan.notes if eks_plan else []),
+        eks=eks_plan,
     )
     limit_problems = check_limits(plan)
     if limit_problems:

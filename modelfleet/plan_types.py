@@ -8,11 +8,14 @@ turn a plan into payloads (containers, monitoring, limits) never import the plan
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelfleet import sizing
 from modelfleet.config import StackConfig
 from modelfleet.identities import Identities, Res
+
+if TYPE_CHECKING:
+    from modelfleet.eks import EksPlan
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,8 @@ class FleetPlan:
     shared_cost: SharedCost
     monthly_usd: float
     notes: list[str] = field(default_factory=list)
+    # The EKS platform (cluster, pools, identities, add-ons) of a `platform: eks` stack.
+    eks: EksPlan | None = None
 
     @property
     def stack(self) -> str:
@@ -285,6 +290,7 @@ class FleetPlan:
             "resources": [{"type": r.type, "name": r.name} for r in self.resources],
             "notes": self.notes,
             "assumptions": [asdict(a) for a in sizing.ASSUMPTIONS],
+            **({"eks": self.eks.to_dict()} if self.eks is not None else {}),
         }
 
 

@@ -31,6 +31,10 @@ TAG_GUARDRAIL_FAMILIES = "modelfleet:guardrail-allowed-families"
 TAG_GUARDRAIL_MAX_HOURLY = "modelfleet:guardrail-max-hourly-usd"
 TAG_GUARDRAIL_REQUIRE_SPOT = "modelfleet:guardrail-require-spot"
 
+# A Kubernetes object (a NodePool) carries the same facts as annotations
+# `modelfleet.io/<key>`, since an annotation key cannot hold a colon.
+ANNOTATION_PREFIX = "modelfleet.io/"
+
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 # GPU families a team may run per environment. The p-families (A100/H100, $30-100/h per

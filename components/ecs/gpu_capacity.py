@@ -54,6 +54,7 @@ class GpuCapacity(pulumi.ComponentResource):
         plan = args.plan
         c = plan.config
         ids = plan.ids.gpu
+        assert ids is not None, "ECS GPU capacity needs a platform: ecs plan"
         tags = stack_tags(c)
         cluster = aws.ecs.Cluster(
             ids.cluster.name,

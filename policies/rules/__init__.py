@@ -10,7 +10,7 @@ plain dicts (`tests/policies/`).
 
 Each rule is registered next to its body with `@resource_rule(...)` or `@stack_rule(...)`
 (`_registry.py`). Every module of this package is imported below, so adding a rule is one file:
-a function with its decorator in the module of its concern, or a new module (e.g. `eks.py`).
+a function with its decorator in the module of its concern, or a new module (e.g. `rds.py`).
 
 Rules that say "unless ephemeral" read the `modelfleet:ephemeral` tag from the resource's own
 `tags`; a resource without the tag is treated as long-lived (fail closed).
@@ -66,6 +66,14 @@ from policies.rules.efs import (
     efs_encrypted_cmk,
     efs_not_bursting,
 )
+from policies.rules.eks import (
+    EXACT_VERSION,
+    eks_public_endpoint_restricted,
+    eks_secrets_encrypted,
+    helm_chart_pinned,
+    node_class_imdsv2,
+    nodepool_gpu_limit,
+)
 from policies.rules.iam import iam_no_wildcard_actions, wildcard_actions
 from policies.rules.launch_templates import launch_template_ebs_encrypted, launch_template_imdsv2
 from policies.rules.logs import log_group_retention
@@ -78,15 +86,20 @@ from policies.rules.secrets_manager import secret_cmk
 from policies.rules.security_groups import PUBLIC_PORTS, WORLD_CIDRS, sg_ingress_internet
 from policies.rules.sns import sns_encrypted
 from policies.rules.tokens import (
+    EC2_NODE_CLASS,
     ECS_SERVICE,
     EFS_ACCESS_POINT,
     EFS_FILE_SYSTEM,
+    EKS_CLUSTER,
+    GPU_CAPACITY_TYPES,
+    HELM_RELEASES,
     IAM_POLICY_TYPES,
     IAM_ROLE,
     LAUNCH_TEMPLATE,
     LISTENERS,
     LOAD_BALANCERS,
     LOG_GROUP,
+    NODE_POOL,
     S3_ACCOUNT_PUBLIC_ACCESS_BLOCK,
     S3_BUCKETS,
     S3_PUBLIC_ACCESS_BLOCK,
@@ -111,15 +124,21 @@ ALL_RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RESOURCE_RULES) + tuple(
 
 __all__ = [
     "ALL_RULE_NAMES",
+    "EC2_NODE_CLASS",
     "ECS_SERVICE",
     "EFS_ACCESS_POINT",
     "EFS_FILE_SYSTEM",
+    "EKS_CLUSTER",
+    "EXACT_VERSION",
+    "GPU_CAPACITY_TYPES",
+    "HELM_RELEASES",
     "IAM_POLICY_TYPES",
     "IAM_ROLE",
     "LAUNCH_TEMPLATE",
     "LISTENERS",
     "LOAD_BALANCERS",
     "LOG_GROUP",
+    "NODE_POOL",
     "NOT_SECRET_SUFFIXES",
     "PUBLIC_ACCESS_FLAGS",
     "PUBLIC_PORTS",
@@ -156,9 +175,12 @@ __all__ = [
     "efs_access_point_root_directory",
     "efs_encrypted_cmk",
     "efs_not_bursting",
+    "eks_public_endpoint_restricted",
+    "eks_secrets_encrypted",
     "guardrail_instance_families",
     "guardrail_spot_outside_prod",
     "guardrail_team_hourly_ceiling",
+    "helm_chart_pinned",
     "iam_no_wildcard_actions",
     "image_pin_problem",
     "is_ephemeral",
@@ -166,6 +188,8 @@ __all__ = [
     "launch_template_imdsv2",
     "log_group_retention",
     "looks_secret",
+    "node_class_imdsv2",
+    "nodepool_gpu_limit",
     "resource_rule",
     "s3_bucket_has_public_access_block",
     "s3_public_access_block_settings",

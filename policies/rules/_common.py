@@ -20,8 +20,21 @@ def _who(resource_type: str, ctx: RuleContext) -> str:
 
 
 def _tags(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """AWS tags; for a Kubernetes object, its `modelfleet.io/<key>` annotations read as the
+    `modelfleet:<key>` tags (a colon is not allowed in an annotation key)."""
     tags = props.get("tags")
-    return tags if isinstance(tags, Mapping) else {}
+    if isinstance(tags, Mapping):
+        return tags
+    metadata = props.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    if not isinstance(annotations, Mapping):
+        return {}
+    prefix = g.ANNOTATION_PREFIX
+    return {
+        "modelfleet:" + k.removeprefix(prefix): v
+        for k, v in annotations.items()
+        if isinstance(k, str) and k.startswith(prefix)
+    }
 
 
 def is_ephemeral(props: Mapping[str, Any]) -> bool:

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from policies import guardrails as g
-from policies.rules._common import _tags, _who
+from policies.rules._common import _short, _tags, _who
 from policies.rules._registry import RuleContext, StackResource, resource_rule, stack_rule
-from policies.rules.tokens import ECS_SERVICE
+from policies.rules.tokens import GPU_CAPACITY_TYPES
 
 _FAMILIES_SCHEMA: dict[str, dict[str, Any]] = {
     g.CONFIG_ALLOWED_FAMILIES: {
@@ -46,13 +46,16 @@ def _service_env(props: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return env, None
 
 
-_TAG_FIX = "Fix: the Fleet component must tag every ECS service (see policies/guardrails.py)."
+_TAG_FIX = (
+    "Fix: the Fleet component must tag every ECS service and annotate every NodePool "
+    "(see policies/guardrails.py)."
+)
 
 
 @resource_rule(
     "guardrail-instance-families",
     "GPU instance families are allowed for the environment (a stack can only narrow).",
-    (ECS_SERVICE,),
+    GPU_CAPACITY_TYPES,
     config_schema=_FAMILIES_SCHEMA,
 )
 def guardrail_instance_families(
@@ -92,7 +95,7 @@ def guardrail_instance_families(
 @resource_rule(
     "guardrail-spot-outside-prod",
     "GPU capacity is spot or mixed outside prod (and in prod when the stack asks).",
-    (ECS_SERVICE,),
+    GPU_CAPACITY_TYPES,
     config_schema=_SPOT_SCHEMA,
 )
 def guardrail_spot_outside_prod(
@@ -129,7 +132,7 @@ def guardrail_team_hourly_ceiling(
     by_team: dict[tuple[str, str], list[g.ServiceCost]] = {}
     limits: dict[tuple[str, str], float | None] = {}
     for r in resources:
-        if r.type != ECS_SERVICE:
+        if r.type not in GPU_CAPACITY_TYPES:
             continue
         tags = _tags(r.props)
         try:
@@ -143,7 +146,8 @@ def guardrail_team_hourly_ceiling(
             out.append(
                 (
                     r.name,
-                    f"Service '{r.name}': {exc}; the team's hourly ceiling cannot be checked. "
+                    f"{_short(r.type)} '{r.name}': {exc}; the team's hourly ceiling cannot be "
+                    "checked. "
                     f"{_TAG_FIX}",
                 )
             )

@@ -26,3 +26,9 @@ S3_BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 S3_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 S3_ACCOUNT_PUBLIC_ACCESS_BLOCK = "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock"
 SECRETS_MANAGER_TYPE = "aws:secretsmanager/secret:Secret"
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+HELM_RELEASES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+EC2_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+# What a GPU fleet's cost guardrails read: an ECS service's tags, a NodePool's annotations.
+GPU_CAPACITY_TYPES = (ECS_SERVICE, NODE_POOL)

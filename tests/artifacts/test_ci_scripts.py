@@ -67,7 +67,7 @@ def test_shipped_stacks_by_environment() -> None:
     stacks = json.loads(values["stacks"])
     assert set(stacks) == {p.name[7:-5] for p in (ROOT / "stacks").glob("Pulumi.*.yaml")}
     assert json.loads(values["dev"]) == ["dev"]
-    assert json.loads(values["prod"]) == ["prod"]
+    assert sorted(json.loads(values["prod"])) == ["prod", "prod-eks"]
     assert "search-staging" in json.loads(values["staging"])
     assert values["any"] == "true"
 

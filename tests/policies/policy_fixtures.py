@@ -340,4 +340,34 @@ def broken_stack() -> list[Resource]:
             {"bucket": "some-other-bucket", "blockPublicAcls": False},
         ),
         ("aws:secretsmanager/secret:Secret", "bad-secret", {"tags": t}),
+        # EKS: no Secrets encryption, API open to the world (the default when public access
+        # is on and no CIDRs are given), an unpinned chart, an unbounded pool, IMDSv1 nodes.
+        ("aws:eks/cluster:Cluster", "bad-cluster", {"vpcConfig": {"subnetIds": ["s"]}, "tags": t}),
+        (
+            "kubernetes:helm.sh/v3:Release",
+            "bad-release",
+            {"chart": "karpenter", "version": "", "values": {}},
+        ),
+        (
+            "kubernetes:karpenter.sh/v1:NodePool",
+            "bad-pool",
+            {
+                "metadata": {
+                    "name": "bad-pool",
+                    # Cost facts within every guardrail: only the missing GPU limit is wrong.
+                    "annotations": {
+                        f"modelfleet.io/{k.removeprefix('modelfleet:')}": v
+                        for k, v in service_tags(
+                            instance_type="g5.xlarge", capacity="spot", max_replicas=1, hourly=1.006
+                        ).items()
+                    },
+                },
+                "spec": {"template": {"spec": {}}},
+            },
+        ),
+        (
+            "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass",
+            "bad-node-class",
+            {"spec": {"metadataOptions": {"httpTokens": "optional", "httpPutResponseHopLimit": 2}}},
+        ),
     ]

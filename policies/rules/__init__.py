@@ -23,6 +23,8 @@ import pkgutil
 
 # The shipped rule modules, their public names re-exported so `policies.rules.<name>` keeps
 # working. The pack lists rules in import order: these, then any other module by name.
+# `_tags` too: tests read how a resource's tags (or a Kubernetes object's annotations) are seen.
+from policies.rules._common import _tags as _tags
 from policies.rules._common import is_ephemeral
 from policies.rules._registry import (
     RESOURCE_REGISTRY,

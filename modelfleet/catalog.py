@@ -410,3 +410,50 @@ def lookup_model(key: str) -> ModelArch | None:
 
 def canonical_model(key: str) -> str:
     return MODEL_ALIASES.get(key, key)
+
+
+@dataclass(frozen=True)
+class ApiPrice:
+    """A hosted API's list price for a model, USD per 1M tokens, for break-even comparisons."""
+
+    provider: str
+    model: str  # the provider's model id
+    input_usd_per_million: float
+    output_usd_per_million: float
+    # The provider's own price page and the date the figure was read; None for a price given
+    # on the command line.
+    source: Source | None
+    read_via: str = ""  # the page the figure was read from, where it quotes the provider's
+
+
+_API_READ = "2026-12-01"
+# Named with `modelfleet recommend --api NAME`. The provider pages are the authority; the
+# figures were read from pages quoting them (given in read_via, each with its own date).
+API_PRICES: dict[str, ApiPrice] = {
+    "groq-llama-3.3-70b": ApiPrice(
+        "Groq",
+        "llama-3.3-70b-versatile",
+        0.59,
+        0.79,
+        Source("https://groq.com/pricing", _API_READ),
+        "https://theneuralbase.com/groq/learn/intermediate/cost-per-user-for-voice-applications/"
+        " (Groq pricing 'as of April 2026')",
+    ),
+    "groq-llama-3.1-8b": ApiPrice(
+        "Groq",
+        "llama-3.1-8b-instant",
+        0.05,
+        0.08,
+        Source("https://groq.com/pricing", _API_READ),
+        "https://smithery.ai/skills/jeremylongshore/groq-cost-tuning (quoting groq.com/pricing)",
+    ),
+    "openai-gpt-4o-mini": ApiPrice(
+        "OpenAI",
+        "gpt-4o-mini",
+        0.15,
+        0.60,
+        Source("https://platform.openai.com/docs/pricing", _API_READ),
+        "https://aimodelcalc.pages.dev/guides/openai-api-pricing.html (source: "
+        "platform.openai.com/docs/pricing, May 2026)",
+    ),
+}

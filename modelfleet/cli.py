@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from modelfleet import cost, sizing
-from modelfleet.catalog import INSTANCE_TYPES
+from modelfleet.catalog import GPUS, INSTANCE_TYPES
 from modelfleet.config import ConfigError, StackConfig, load_stack_file, resolve_stack
 from modelfleet.plan import FleetPlan, ModelPlan, build_plan
 
@@ -408,6 +408,157 @@ def breakeven(
     out.print(
         "[dim]Self-hosted capacity is not checked here: `modelfleet plan` shows tokens/s "
         "per replica for a model.[/]"
+    )
+
+
+@app.command()
+def recommend(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="catalog model (llama-3.1-8b, a repo id) or stacks/Pulumi.prod.yaml#llama-70b"
+        ),
+    ],
+    max_model_len: Annotated[
+        int | None, typer.Option(help="default: the stack entry's, or the context up to 8192")
+    ] = None,
+    dtype: Annotated[
+        list[str] | None, typer.Option(help="serving dtype(s); default: all the checkpoint allows")
+    ] = None,
+    requests_per_day: Annotated[float | None, typer.Option()] = None,
+    input_tokens: Annotated[int, typer.Option(help="per request")] = sizing.TYPICAL_PROMPT_TOKENS,
+    output_tokens: Annotated[int, typer.Option(help="per request")] = sizing.TYPICAL_OUTPUT_TOKENS,
+    tokens_per_second: Annotated[
+        float | None, typer.Option(help="average input + output tokens/s, instead of requests")
+    ] = None,
+    hours: Annotated[
+        str | None, typer.Option(help='24x7 or "SCALE-UP CRON; SCALE-DOWN CRON" (UTC)')
+    ] = None,
+    capacity: Annotated[str | None, typer.Option(help="on-demand, spot or mixed")] = None,
+    region: Annotated[str | None, typer.Option()] = None,
+    top: Annotated[int, typer.Option(help="options to show")] = 5,
+    instance_type: Annotated[
+        list[str] | None, typer.Option(help="only these instance types")
+    ] = None,
+    min_replicas: Annotated[
+        int | None, typer.Option(help="at least this many (default: a stack entry's min, or 1)")
+    ] = None,
+    peak_to_average: Annotated[float, typer.Option(help="peak load over the average")] = 2.0,
+    target_utilization: Annotated[
+        float, typer.Option(help="how busy replicas run at the peak")
+    ] = 0.7,
+    api: Annotated[str | None, typer.Option(help="a named API price from the catalog")] = None,
+    api_input_price: Annotated[float | None, typer.Option(help="USD per 1M input tokens")] = None,
+    api_output_price: Annotated[float | None, typer.Option(help="USD per 1M output tokens")] = None,
+    engineering_hours: Annotated[float, typer.Option(help="per month")] = 0.0,
+    engineering_rate: Annotated[float, typer.Option(help="USD per hour")] = 0.0,
+    json_out: Json = False,
+) -> None:
+    """The cheapest GPU setup that serves MODEL at a load, and whether self-hosting pays."""
+    values = {k: v for k, v in locals().items() if k != "json_out" and v is not None}
+    from modelfleet.recommend import RecommendError, parse_request
+    from modelfleet.recommend import recommend as run
+
+    try:
+        r = run(parse_request(values))
+    except RecommendError as exc:
+        raise _fail(str(exc)) from None
+    if json_out:
+        print(json.dumps(r.as_dict(), indent=2))
+        return
+    _print_recommendation(r)
+
+
+def _short_dtype(d: str) -> str:
+    return {"bfloat16": "bf16", "float16": "fp16"}.get(d, d)
+
+
+def _print_recommendation(r: Any) -> None:
+    import yaml
+
+    ld = r.load
+    load = (
+        f"{ld.average_tokens_per_s:,.0f} tokens/s average ({ld.input_tokens} in / "
+        f"{ld.output_tokens} out per request), {ld.peak_tokens_per_s:,.0f} at peak; needs "
+        f"{ld.needed_tokens_per_s:,.0f} tokens/s of capacity"
+        if ld.average_tokens_per_s > 0
+        else f"no load given: one replica, {ld.input_tokens} in / {ld.output_tokens} out"
+    )
+    out.print(
+        f"[bold]{escape(r.model)}[/] · maxModelLen {r.max_model_len:,} · {r.capacity} · "
+        f"hours {escape(ld.hours)} ({ld.running_fraction:.0%} of the month)"
+    )
+    out.print(f"Load: {load}", highlight=False)
+    gpu_names = {g.name: key for key, g in GPUS.items()}
+    t = Table(title="Options, cheapest first", title_justify="left", box=None, pad_edge=False)
+    for col in ("instance", "TP", "dtype", "repl.", "tokens/s", "$/month", "$/1M", "start"):
+        t.add_column(col, no_wrap=True, justify="left" if col in ("instance", "dtype") else "right")
+    for o in r.options:
+        vs = (
+            f" {o.capacity_tokens_per_s / ld.peak_tokens_per_s:.1f}x"
+            if ld.peak_tokens_per_s > 0
+            else ""
+        )
+        t.add_row(
+            f"{o.instance_type} {o.gpus_per_instance}x{gpu_names.get(o.gpu, o.gpu).split('-')[0]}",
+            str(o.tensor_parallel),
+            o.dtype if o.checkpoint == o.dtype else f"{o.dtype}<{_short_dtype(o.checkpoint)}",
+            f"{o.replicas_min}-{o.replicas}" if o.replicas_min != o.replicas else str(o.replicas),
+            f"{o.capacity_tokens_per_s:,.0f}{vs}",
+            f"${o.monthly_usd:,.0f}",
+            f"${o.usd_per_million_tokens:.2f}",
+            _duration(o.cold_start_s),
+        )
+    out.print(t)
+    if r.rejected:
+        rj = Table(title="Not chosen", title_justify="left", box=None, pad_edge=False)
+        rj.add_column("instance")
+        rj.add_column("why")
+        for x in r.rejected:
+            rj.add_row(x.instance_type, escape(x.reason))
+        out.print(rj)
+    if r.breakeven is not None:
+        b, be = r.breakeven.result, r.breakeven
+        a = be.api
+        name = (
+            f"{a.provider} {a.model} (${a.input_usd_per_million:g} in / "
+            f"${a.output_usd_per_million:g} out per 1M; {a.source})"
+            if a.source is not None
+            else f"${a.input_usd_per_million:g} in / ${a.output_usd_per_million:g} out per 1M"
+        )
+        bt = Table(title="Break-even against the API", title_justify="left", show_header=False)
+        bt.add_row("API", escape(name))
+        bt.add_row("API, per month", _usd(b.api_monthly_usd))
+        bt.add_row(
+            "self-hosted, per month",
+            f"{_usd(b.self_hosted_monthly_usd)} = GPUs {_usd(be.gpu_monthly_usd)} + shared "
+            f"{_usd(be.shared_monthly_usd)}"
+            + (
+                f" + engineering {_usd(be.engineering_monthly_usd)}"
+                if be.engineering_monthly_usd
+                else ""
+            ),
+        )
+        even = b.breakeven_tokens_per_day
+        bt.add_row(
+            "break-even volume",
+            f"{even:,.0f} tokens/day at this fleet size" if math.isfinite(even) else "never",
+        )
+        bt.add_row("cheaper", f"[bold]{b.cheaper}[/]")
+        out.print(bt)
+    w = r.options[0]
+    out.print(f"[bold]models:[/] entry for {w.instance_type} (paste under modelfleet:models)")
+    print(yaml.safe_dump([w.model_entry], sort_keys=False).rstrip())
+    for note in r.notes:
+        out.print(f"[yellow]note: {escape(note)}[/]")
+    a = r.assumptions
+    out.print(
+        f"[dim]Replicas serve the peak ({escape(a['peak_to_average'].value)}x the average) at "
+        f"{escape(a['target_utilization'].value)} utilization; tokens/s counts input + output "
+        "(x: capacity over the peak); dtype<ckpt: served as dtype from a ckpt checkpoint; "
+        "$/month prices replicas.max every scheduled hour, without shared costs. `--json` "
+        "gives every assumption with its reason and source.[/]",
+        highlight=False,
     )
 
 

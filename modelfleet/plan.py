@@ -285,6 +285,12 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
         ),
     )
     notes = list(s.notes)
+    # recommend plans its options with build_plan, so it imports this module.
+    from modelfleet.recommend import costlier_note
+
+    costlier = costlier_note(m, stack, h_max)
+    if costlier:
+        notes.append(costlier)
     if m.replicas.min == 0:
         notes.append("replicas.min 0: the first request after idle waits a cold start")
     # Only ephemeral stacks get here with a branch or tag (the schema refuses it elsewhere).

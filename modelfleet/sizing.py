@@ -142,6 +142,12 @@ class Throughput:
 
 
 @dataclass(frozen=True)
+class RequestRate:
+    requests_per_s: float
+    bound: str  # what limits it: "memory (decode)", "compute (decode)" or prefill + decode
+
+
+@dataclass(frozen=True)
 class ColdStart:
     instance_boot_s: float
     image_pull_s: float
@@ -409,11 +415,18 @@ def throughput(
     dtype: str,
     max_num_seqs: int,
     max_model_len: int,
+    *,
+    prompt_tokens: int = TYPICAL_PROMPT_TOKENS,
+    output_tokens: int = TYPICAL_OUTPUT_TOKENS,
 ) -> Throughput:
-    """Decode tokens/s for one replica: memory-bandwidth bound until compute-bound."""
+    """Decode tokens/s for one replica: memory-bandwidth bound until compute-bound.
+
+    A decoding sequence holds its prompt and, on average, half its output in the KV cache;
+    that context sets the KV read per token and how many sequences the pool holds at once.
+    """
     tp = fit.tensor_parallel
     bandwidth = tp * instance.gpu.bandwidth_gbps * 1e9 * BANDWIDTH_EFFICIENCY
-    context = min(TYPICAL_PROMPT_TOKENS + TYPICAL_OUTPUT_TOKENS // 2, max_model_len)
+    context = min(prompt_tokens + output_tokens // 2, max_model_len)
     kv_read = context * fit.kv_bytes_per_token
     total_w = weights_bytes(arch, dtype)
     active_w = total_w * arch.parameters_read_per_token_b / arch.parameters_b
@@ -422,14 +435,7 @@ def throughput(
     # A batch of MoE tokens touches more experts; beyond ~8 tokens all are read per step.
     weights_per_step = min(total_w, active_w * batch)
     t_mem = (weights_per_step + batch * kv_read) / bandwidth
-    # FP8 math only where the tensor cores have it; below Ada FP8 is weight-only (Marlin):
-    # the weights are read at 1 byte, the multiply runs at 16-bit rate.
-    tflops = (
-        instance.gpu.dense_tflops_fp8
-        if dtype == "fp8" and instance.gpu.fp8_compute and instance.gpu.dense_tflops_fp8
-        else instance.gpu.dense_tflops_16bit
-    )
-    flops = tp * tflops * 1e12 * COMPUTE_EFFICIENCY
+    flops = sustained_flops(instance, dtype, tp)
     t_compute = batch * 2 * arch.parameters_read_per_token_b * 1e9 / flops
     step = max(t_mem, t_compute)
     return Throughput(
@@ -438,6 +444,55 @@ def throughput(
         batched_tokens_per_s=batch / step,
         bound="memory" if t_mem >= t_compute else "compute",
     )
+
+
+def sustained_flops(instance: InstanceType, dtype: str, tp: int) -> float:
+    """FLOP/s one replica's TP GPUs sustain: dense tensor peak x COMPUTE_EFFICIENCY."""
+    tflops = (
+        instance.gpu.dense_tflops_fp8
+        # FP8 math only where the tensor cores have it; below Ada FP8 is weight-only (Marlin)
+        if dtype == "fp8" and instance.gpu.fp8_compute and instance.gpu.dense_tflops_fp8
+        else instance.gpu.dense_tflops_16bit
+    )
+    return tp * tflops * 1e12 * COMPUTE_EFFICIENCY
+
+
+def requests_per_second(
+    arch: ModelArch,
+    instance: InstanceType,
+    sized: Sizing,
+    dtype: str,
+    max_model_len: int,
+    prompt_tokens: int,
+    output_tokens: int,
+) -> RequestRate:
+    """Requests of a given shape one replica completes per second, prefill included.
+
+    vLLM's V1 scheduler puts prompt tokens and decode tokens in the same step (chunked
+    prefill: `enable_chunked_prefill: bool = True` in vllm/config/scheduler.py, vllm-project/
+    vllm at 01230b40, read 2026-12-01), so a step costs max(memory time, compute time) and
+    the prompt's 2 x parameters FLOPs per token share the compute roof with decode. Decode
+    alone gives `throughput` (memory- or compute-bound); the compute roof over the whole
+    request (prompt + output tokens) caps it. Prefill's own memory traffic (its KV writes)
+    is small next to the weights read every step and is left out.
+    """
+    decode = throughput(
+        arch,
+        instance,
+        sized.fit,
+        dtype,
+        sized.max_num_seqs,
+        max_model_len,
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
+    )
+    flops_per_token = 2 * arch.parameters_read_per_token_b * 1e9
+    compute_roof = sustained_flops(instance, dtype, sized.fit.tensor_parallel) / flops_per_token
+    decode_rate = decode.batched_tokens_per_s / output_tokens
+    compute_rate = compute_roof / (prompt_tokens + output_tokens)
+    if compute_rate < decode_rate:
+        return RequestRate(compute_rate, "compute (prefill + decode)")
+    return RequestRate(decode_rate, f"{decode.bound} (decode)")
 
 
 def cold_start(checkpoint_gib: float, efs_mibps: float = EFS_READ_MIBPS) -> ColdStart:

@@ -17,7 +17,10 @@ EKS_FULL = {
     "adminRoleArns": [ADMIN, ADMIN_2],
     "publicAccessCidrs": ["203.0.113.0/24"],
     "systemNodes": {"instanceType": "m7i.xlarge", "count": 3},
+    "addonVersions": {"vpc-cni": "v1.21.1-eksbuild.8"},
 }
+# Keys whose value is a mapping of the user's own keys, not a section.
+MAPS = {"addonVersions"}
 
 
 def _aliases(model: type[BaseModel], prefix: str = "") -> set[str]:
@@ -34,7 +37,7 @@ def _keys(value: Mapping[str, object], prefix: str = "") -> set[str]:
     out: set[str] = set()
     for k, v in value.items():
         out.add(prefix + k)
-        if isinstance(v, dict):
+        if isinstance(v, dict) and k not in MAPS:
             out |= _keys(v, prefix + k + ".")
     return out
 
@@ -52,6 +55,7 @@ def test_every_eks_key_lands(tmp_path: Path) -> None:
     assert {a.principal_arn for a in e.access_entries.values()} == {None, ADMIN, ADMIN_2}
     assert e.public_access_cidrs == ("203.0.113.0/24",)
     assert (e.system_instance_type, e.system_node_count) == ("m7i.xlarge", 3)
+    assert e.addons["vpc-cni"].version == "v1.21.1-eksbuild.8"
     assert e.cost.system_nodes_usd == 3 * 730 * 0.2016
 
 

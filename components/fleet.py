@@ -16,6 +16,7 @@ from components.ecs.inference_service import InferenceService, InferenceServiceA
 from components.ecs.prewarm import Prewarm, PrewarmArgs
 from components.ecs.task_roles import TaskRoles, TaskRolesArgs
 from components.eks.platform import EksPlatform, EksPlatformArgs
+from components.eks.workloads import Workloads, WorkloadsArgs
 from components.encryption import Encryption, EncryptionArgs
 from components.images import Images, ImagesArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
@@ -25,6 +26,7 @@ from components.network import Network, NetworkArgs
 from components.secrets import Secrets, SecretsArgs
 from components.security import Security, SecurityArgs
 from modelfleet.config import Platform
+from modelfleet.kube.serving import serving_plan
 from modelfleet.plan_types import FleetPlan
 
 
@@ -255,6 +257,27 @@ class Fleet(pulumi.ComponentResource):
             ),
             mine,
         )
+        Workloads(
+            serving_plan(plan).component,
+            WorkloadsArgs(
+                plan=plan,
+                provider=self.eks.provider,
+                vpc_id=net.vpc_id,
+                file_system_id=cache.file_system_id,
+                access_point_ids={n: ap.id for n, ap in cache.access_points.items()},
+                target_group_arns={n: tg.arn for n, tg in lb.target_groups.items()},
+                target_group_suffixes={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
+                load_balancer_suffix=lb.arn_suffix,
+                alb_subnet_cidrs=self._public_subnet_cidrs(plan),
+                vllm_image=c.images.vllm,
+                sidecar_image=self.images.sidecar,
+                fetcher_image=self.images.fetcher,
+                secret_values=_secret_values(plan),
+                depends_on=self.eks.ready,
+                listener_rules=dict(lb.listener_rules),
+            ),
+            mine,
+        )
         monitoring = Monitoring(
             ids.monitoring.component,
             MonitoringArgs(
@@ -274,3 +297,27 @@ class Fleet(pulumi.ComponentResource):
         self.dashboard_url = monitoring.dashboard_url
         self.alarm_topic_arn = monitoring.topic_arn
         self.fetcher_task_definitions = {}
+
+    def _public_subnet_cidrs(self, plan: FleetPlan) -> list[pulumi.Input[str]]:
+        """The ALB's subnets: planned for a new VPC, looked up for an existing one."""
+        if plan.subnets is not None:
+            return list(plan.subnets.public)
+        return [
+            aws.ec2.get_subnet_output(id=s, opts=invoke(self)).cidr_block
+            for s in plan.config.network.public_subnet_ids
+        ]
+
+
+def _secret_values(plan: FleetPlan) -> dict[str, pulumi.Input[str]]:
+    """Pulumi secret config by role, for the cluster's Secret (never a plain value)."""
+    c = plan.config
+    out: dict[str, pulumi.Input[str]] = {}
+    if c.gateway.api_keys is not None:
+        out["api_keys"] = pulumi.Output.secret(c.gateway.api_keys.get_secret_value())
+    if c.gateway.fallback is not None:
+        out["fallback_api_key"] = pulumi.Output.secret(
+            c.gateway.fallback.api_key.get_secret_value()
+        )
+    if c.hf_token is not None:
+        out["hf_token"] = pulumi.Output.secret(c.hf_token.get_secret_value())
+    return out

@@ -11,6 +11,7 @@ Used by the infra tests and by `modelfleet check`, which runs the policy pack on
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import runpy
 from dataclasses import dataclass, field
@@ -185,6 +186,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "insecureValue": AMI,
             },
             "aws:ec2/getVpc:getVpc": {"id": args.args.get("id"), "cidrBlock": "10.60.0.0/16"},
+            # A /20 of the VPC above per subnet id, distinct per id.
+            "aws:ec2/getSubnet:getSubnet": {
+                "id": args.args.get("id"),
+                "cidrBlock": _subnet_cidr(str(args.args.get("id"))),
+                "vpcId": "vpc-0123456789abcdef0",
+            },
             # The deploying principal behind the caller's ARN (a user here; for an assumed
             # role, the role's ARN with its path).
             "aws:iam/getSessionContext:getSessionContext": {
@@ -218,6 +225,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if token not in answers:
             raise NotImplementedError(f"no mock for invoke {token}")
         return answers[token], []
+
+
+def _subnet_cidr(subnet_id: str) -> str:
+    slot = int(hashlib.sha256(subnet_id.encode()).hexdigest(), 16) % 16
+    return f"10.60.{slot * 16}.0/20"
 
 
 def _engine_value(value: Any) -> str:

@@ -88,7 +88,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 ids.target_groups[m.name].name,
                 port=SIDECAR_PORT,
                 protocol="HTTP",
-                target_type="ip",  # awsvpc tasks register by ENI address
+                target_type=plan.target_type,
                 vpc_id=args.vpc_id,
                 health_check=TARGET_HEALTH_CHECK,
                 # Let in-flight streams finish while the sidecar drains.

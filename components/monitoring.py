@@ -11,7 +11,17 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import child, policy_json, stack_tags
-from modelfleet.monitoring import ModelDims, dashboard_body, model_alarms, stack_alarms
+from modelfleet.kube.serving import serving_plan
+from modelfleet.monitoring import (
+    EksModelDims,
+    ModelDims,
+    dashboard_body,
+    eks_dashboard_body,
+    eks_model_alarms,
+    eks_stack_alarms,
+    model_alarms,
+    stack_alarms,
+)
 from modelfleet.plan_types import FleetPlan
 
 
@@ -61,6 +71,19 @@ def alarm_args(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             args["statistic"] = spec["Statistic"]
     return args
+
+
+def _eks_dims(plan: FleetPlan, model: str, d: ModelDims) -> EksModelDims:
+    sp = serving_plan(plan)
+    sm = sp.models[model]
+    return EksModelDims(
+        load_balancer=d.load_balancer,
+        target_group=d.target_group,
+        cluster=d.cluster,
+        namespace=sp.namespace,
+        deployment=sm.deployment,
+        service=sm.metric_service,
+    )
 
 
 @dataclass(frozen=True)
@@ -128,11 +151,18 @@ class Monitoring(pulumi.ComponentResource):
             for m in plan.models
         }
         specs: list[dict[str, Any]] = []
-        for m in plan.models:
-            specs += model_alarms(c, m, dims[m.name])
-        specs += stack_alarms(
-            c, args.load_balancer, args.file_system_id, args.cluster_name, args.asg_names
-        )
+        if plan.eks is not None:
+            # EKS: the same ALB and sidecar alarms; replicas, GPUs and restarts from
+            # Container Insights instead of ECS's.
+            for m in plan.models:
+                specs += eks_model_alarms(c, m, _eks_dims(plan, m.name, dims[m.name]))
+            specs += eks_stack_alarms(c, args.load_balancer, args.file_system_id, args.cluster_name)
+        else:
+            for m in plan.models:
+                specs += model_alarms(c, m, dims[m.name])
+            specs += stack_alarms(
+                c, args.load_balancer, args.file_system_id, args.cluster_name, args.asg_names
+            )
         for spec in specs:
             aws.cloudwatch.MetricAlarm(
                 ids.alarms[spec["AlarmName"]].name,
@@ -156,7 +186,19 @@ class Monitoring(pulumi.ComponentResource):
                 m.name: ModelDims(lb, tg, cluster, m.service_name)
                 for m, tg in zip(plan.models, tgs, strict=True)
             }
-            return json.dumps(dashboard_body(plan, args.region, resolved, lb, fs, cluster))
+            doc = (
+                eks_dashboard_body(
+                    plan,
+                    args.region,
+                    {n: _eks_dims(plan, n, d) for n, d in resolved.items()},
+                    lb,
+                    fs,
+                    cluster,
+                )
+                if plan.eks is not None
+                else dashboard_body(plan, args.region, resolved, lb, fs, cluster)
+            )
+            return json.dumps(doc)
 
         dashboard = aws.cloudwatch.Dashboard(
             ids.dashboard.name,

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from modelfleet import cost, sizing
 from modelfleet.catalog import GPUS, INSTANCE_TYPES
-from modelfleet.config import ConfigError, StackConfig, load_stack_file, resolve_stack
+from modelfleet.config import ConfigError, Platform, StackConfig, load_stack_file, resolve_stack
 from modelfleet.plan import FleetPlan, ModelPlan, build_plan
 
 app = typer.Typer(
@@ -95,6 +95,8 @@ def plan(
     if p.eks is not None:
         _eks_table(p)
     _cost_table(p)
+    if p.eks is not None:
+        _kubernetes_table(p)
     r = Table(title=f"Resources pulumi up creates ({len(resources)})", title_justify="left")
     r.add_column("type")
     r.add_column("count", justify="right")
@@ -111,6 +113,20 @@ def plan(
         + " (modelfleet/sizing.py gives the reasons).[/]",
         highlight=False,
     )
+
+
+def _kubernetes_table(p: FleetPlan) -> None:
+    from modelfleet.kube.render import object_summary
+
+    t = Table(
+        title="Kubernetes objects per model (modelfleet render STACK --out DIR writes them)",
+        title_justify="left",
+    )
+    t.add_column("scope")
+    t.add_column("objects")
+    for scope, names in object_summary(p).items():
+        t.add_row(scope, ", ".join(names))
+    out.print(t)
 
 
 def _model_table(m: ModelPlan) -> None:
@@ -225,12 +241,22 @@ def _deployment_table(p: FleetPlan) -> None:
     else:
         t.add_row("VPC", f"existing {p.config.network.vpc_id}")
     d = p.drain
+    eks = p.config.platform is Platform.EKS
     t.add_row(
         "drain",
-        f"deregistration delay {d.deregistration_delay_s}s · sidecar drain "
-        f"{d.sidecar_drain_s}s · stopTimeout {d.stop_timeout_s}s",
+        (
+            f"deregistration delay {d.deregistration_delay_s}s · preStop {d.pod_pre_stop_s}s · "
+            f"sidecar drain {d.pod_sidecar_drain_s}s · terminationGracePeriodSeconds "
+            f"{d.pod_termination_grace_s}s"
+        )
+        if eks
+        else (
+            f"deregistration delay {d.deregistration_delay_s}s · sidecar drain "
+            f"{d.sidecar_drain_s}s · stopTimeout {d.stop_timeout_s}s"
+        ),
     )
-    for g in p.capacity.values():
+    # ECS capacity: an ASG and capacity provider per group; EKS shows its NodePools below.
+    for g in [] if eks else p.capacity.values():
         t.add_row(
             f"GPU group {g.key}",
             f"{', '.join(g.models)}: ASG 0-{g.max_size}, on-demand base {g.on_demand_base}, "
@@ -289,6 +315,36 @@ def _cost_table(p: FleetPlan) -> None:
             t.add_row(name, detail, _usd(value))
     t.add_row("[bold]total[/]", "", f"[bold]{_usd(p.monthly_usd)}[/]")
     out.print(t)
+
+
+@app.command()
+def render(
+    stack: Annotated[str, typer.Argument(help="stack name in stacks/ or a stack file path")],
+    out_dir: Annotated[Path, typer.Option("--out", help="directory to write the YAML files to")],
+    stacks_dir: StacksDir = Path("stacks"),
+) -> None:
+    """platform: eks: write the Kubernetes objects `pulumi up` applies, one YAML file per kind
+    and model, secrets redacted, for review and `kubectl diff -f DIR`."""
+    from modelfleet.kube.render import render_files
+
+    config, p = _load(stack, stacks_dir)
+    if p.eks is None:
+        raise _fail(
+            f"{config.stack}: platform is {config.platform.value}; render writes the Kubernetes "
+            "objects of platform: eks stacks"
+        )
+    files = render_files(p)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out_dir / name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"--out {out_dir}: cannot write ({exc.strerror})") from None
+    out.print(
+        f"{len(files)} files in {escape(str(out_dir))} (namespace {p.eks.namespace}); "
+        "references not known before `pulumi up` read <placeholder>, secrets "
+        "<redacted>"
+    )
 
 
 @app.command()

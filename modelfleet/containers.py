@@ -114,10 +114,10 @@ def fetcher_container(
     return c
 
 
-def _http_probe(port: int, path: str) -> list[str]:
+def http_probe_argv(port: int, path: str) -> list[str]:
+    """A health probe run inside the container: the engine listens on 127.0.0.1 only."""
     # python3 is in both images (vLLM's and ours); curl is not guaranteed in either.
     return [
-        "CMD",
         "python3",
         "-c",
         f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', "
@@ -125,8 +125,63 @@ def _http_probe(port: int, path: str) -> list[str]:
     ]
 
 
+def _http_probe(port: int, path: str) -> list[str]:
+    return ["CMD", *http_probe_argv(port, path)]
+
+
+def vllm_env() -> dict[str, str]:
+    """vLLM's environment, the same on every platform."""
+    return {
+        # Weights come from the cache; serving must never reach for the hub.
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+# The sidecar publishes QueueDepth every this many seconds (its own default, set explicitly
+# because the EKS scaler turns a per-minute Sum of the samples back into a total queue).
+EMF_INTERVAL_S = 10
+
+
+def sidecar_env(plan: FleetPlan, m: ModelPlan, drain_s: int) -> dict[str, str]:
+    """The gateway sidecar's plain settings, the same on every platform but the drain (ECS
+    sends SIGKILL stopTimeout after SIGTERM); secrets go apart (`plan.secrets`)."""
+    g = plan.config.gateway
+    t = plan.sidecar[m.name]
+    env = {
+        "SIDECAR_HOST": "0.0.0.0",  # noqa: S104 - the task/pod address; only the ALB is admitted
+        "SIDECAR_PORT": str(SIDECAR_PORT),
+        "SIDECAR_UPSTREAM_URL": f"http://127.0.0.1:{VLLM_PORT}",
+        "SIDECAR_ROUTE_PREFIX": f"/{m.name}",
+        "SIDECAR_RPM": str(g.rate_limit.requests_per_minute),
+        "SIDECAR_TPM": str(g.rate_limit.tokens_per_minute),
+        "SIDECAR_MAX_BODY_BYTES": str(g.max_body_bytes),
+        "SIDECAR_MAX_INFLIGHT": str(m.sidecar_max_inflight),
+        "SIDECAR_DRAIN_SECONDS": str(drain_s),
+        # A blocking answer ends with a clean OpenAI-shaped 504 just before the ALB would cut
+        # the connection; a stream may run for a whole maxModelLen at single-stream speed.
+        "SIDECAR_FIRST_BYTE_TIMEOUT": str(t.first_byte_s),
+        "SIDECAR_TOTAL_TIMEOUT": str(t.total_s),
+        "SIDECAR_SERVICE_NAME": m.service_name,
+        "SIDECAR_MODEL_NAME": m.name,
+        "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,
+        "SIDECAR_EMF_INTERVAL": str(EMF_INTERVAL_S),
+        # Below the ALB idle timeout, so a slow first token never looks like a dead connection.
+        "SIDECAR_KEEPALIVE_SECONDS": str(t.sse_keepalive_s),
+        # Idle HTTP connections outlive the ALB's, so the ALB never reuses one the sidecar is
+        # closing (a spurious 502); 620 s is the sidecar's own default.
+        "SIDECAR_HTTP_KEEPALIVE_SECONDS": str(t.http_keepalive_s),
+    }
+    if g.allow_no_auth:
+        env["SIDECAR_ALLOW_NO_AUTH"] = "1"
+    if g.fallback is not None:
+        env["SIDECAR_FALLBACK_URL"] = g.fallback.base_url
+        env["SIDECAR_FALLBACK_MODEL"] = g.fallback.model
+    return env
+
+
 def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list[dict[str, Any]]:
-    c = plan.config
     fetchers = [
         fetcher_container(n, fetcher_command(m, s), plan, refs, essential=False)
         for n, s in fetcher_sources(m, plan)
@@ -151,14 +206,7 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
             {"sourceVolume": MODELS_VOLUME, "containerPath": MODELS_MOUNT, "readOnly": True}
         ],
         "dependsOn": [{"containerName": f["name"], "condition": "SUCCESS"} for f in fetchers],
-        "environment": _env(
-            {
-                # Weights come from the cache; serving must never reach for the hub.
-                "HF_HUB_OFFLINE": "1",
-                "VLLM_NO_USAGE_STATS": "1",
-                "DO_NOT_TRACK": "1",
-            }
-        ),
+        "environment": _env(vllm_env()),
         "healthCheck": {
             "command": _http_probe(VLLM_PORT, "/health"),
             "interval": hc.interval,
@@ -171,36 +219,7 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
         "stopTimeout": plan.drain.stop_timeout_s,
         "logConfiguration": _logs(refs, "vllm"),
     }
-    g = c.gateway
-    t = plan.sidecar[m.name]
-    env = {
-        "SIDECAR_HOST": "0.0.0.0",  # noqa: S104 - the task ENI; the security group admits only the ALB
-        "SIDECAR_PORT": str(SIDECAR_PORT),
-        "SIDECAR_UPSTREAM_URL": f"http://127.0.0.1:{VLLM_PORT}",
-        "SIDECAR_ROUTE_PREFIX": f"/{m.name}",
-        "SIDECAR_RPM": str(g.rate_limit.requests_per_minute),
-        "SIDECAR_TPM": str(g.rate_limit.tokens_per_minute),
-        "SIDECAR_MAX_BODY_BYTES": str(g.max_body_bytes),
-        "SIDECAR_MAX_INFLIGHT": str(m.sidecar_max_inflight),
-        "SIDECAR_DRAIN_SECONDS": str(plan.drain.sidecar_drain_s),
-        # A blocking answer ends with a clean OpenAI-shaped 504 just before the ALB would cut
-        # the connection; a stream may run for a whole maxModelLen at single-stream speed.
-        "SIDECAR_FIRST_BYTE_TIMEOUT": str(t.first_byte_s),
-        "SIDECAR_TOTAL_TIMEOUT": str(t.total_s),
-        "SIDECAR_SERVICE_NAME": m.service_name,
-        "SIDECAR_MODEL_NAME": m.name,
-        "SIDECAR_EMF_NAMESPACE": EMF_NAMESPACE,
-        # Below the ALB idle timeout, so a slow first token never looks like a dead connection.
-        "SIDECAR_KEEPALIVE_SECONDS": str(t.sse_keepalive_s),
-        # Idle HTTP connections outlive the ALB's, so the ALB never reuses one the sidecar is
-        # closing (a spurious 502); 620 s is the sidecar's own default.
-        "SIDECAR_HTTP_KEEPALIVE_SECONDS": str(t.http_keepalive_s),
-    }
-    if g.allow_no_auth:
-        env["SIDECAR_ALLOW_NO_AUTH"] = "1"
-    if g.fallback is not None:
-        env["SIDECAR_FALLBACK_URL"] = g.fallback.base_url
-        env["SIDECAR_FALLBACK_MODEL"] = g.fallback.model
+    env = sidecar_env(plan, m, plan.drain.sidecar_drain_s)
     secrets = _secrets(plan, refs, "sidecar")
     sidecar: dict[str, Any] = {
         "name": "sidecar",

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.config import StackConfig
+from modelfleet.config import Platform, StackConfig
 from modelfleet.contract import (
     EMF_NAMESPACE,
     QUEUE_DEPTH,
@@ -26,9 +26,13 @@ __all__ = [
     "QUEUE_DEPTH",
     "SERVICE_DIMENSION",
     "TIME_TO_FIRST_TOKEN",
+    "EksModelDims",
     "ModelDims",
     "alarm_names",
     "dashboard_body",
+    "eks_dashboard_body",
+    "eks_model_alarms",
+    "eks_stack_alarms",
     "model_alarms",
     "stack_alarms",
     "wake_alarm",
@@ -77,10 +81,12 @@ def below_desired_periods(m: ModelPlan) -> int:
     return max(5, math.ceil(m.cold_start_s * STARTUP_MARGIN / 60))
 
 
-def model_alarms(config: StackConfig, m: ModelPlan, d: ModelDims) -> list[dict[str, Any]]:
+def traffic_alarms(
+    config: StackConfig, m: ModelPlan, target_group: Any, load_balancer: Any, service: str
+) -> list[dict[str, Any]]:
+    """What the ALB and the sidecar see: the same alarms on every platform."""
     a = config.alarms
-    tg = _dims(TargetGroup=d.target_group, LoadBalancer=d.load_balancer)
-    svc = _dims(ClusterName=d.cluster, ServiceName=d.service)
+    tg = _dims(TargetGroup=target_group, LoadBalancer=load_balancer)
     name = m.name
     return [
         {
@@ -133,7 +139,7 @@ def model_alarms(config: StackConfig, m: ModelPlan, d: ModelDims) -> list[dict[s
             "replica; autoscaling is at max or cannot get GPUs",
             "Namespace": EMF_NAMESPACE,
             "MetricName": QUEUE_DEPTH,
-            "Dimensions": _dims(**{SERVICE_DIMENSION: d.service}),
+            "Dimensions": _dims(**{SERVICE_DIMENSION: service}),
             "Statistic": "Average",
             "Period": 60,
             "EvaluationPeriods": 10,
@@ -142,6 +148,15 @@ def model_alarms(config: StackConfig, m: ModelPlan, d: ModelDims) -> list[dict[s
             "ComparisonOperator": "GreaterThanThreshold",
             "TreatMissingData": "notBreaching",
         },
+    ]
+
+
+def model_alarms(config: StackConfig, m: ModelPlan, d: ModelDims) -> list[dict[str, Any]]:
+    tg = _dims(TargetGroup=d.target_group, LoadBalancer=d.load_balancer)
+    svc = _dims(ClusterName=d.cluster, ServiceName=d.service)
+    name = m.name
+    return [
+        *traffic_alarms(config, m, d.target_group, d.load_balancer, d.service),
         {
             # Running below desired, not below replicas.min: desired is 0 inside the
             # scheduled scale-down window, so the alarm stays quiet there by construction.
@@ -283,6 +298,8 @@ def wake_alarm(config: StackConfig, m: ModelPlan, d: ModelDims) -> dict[str, Any
 def alarm_names(config: StackConfig, models: list[ModelPlan], groups: list[str]) -> list[str]:
     """The AlarmNames of the monitoring component's alarms (the wake alarms of scaled-to-zero
     models belong to their autoscaling), in creation order; names depend on no resource id."""
+    if config.platform is Platform.EKS:
+        return eks_alarm_names(config, models)
     blank = ModelDims("", "", "", "")
     specs = [s for m in models for s in model_alarms(config, m, blank)]
     specs += stack_alarms(config, "", "", "", dict.fromkeys(groups, ""))
@@ -290,8 +307,11 @@ def alarm_names(config: StackConfig, models: list[ModelPlan], groups: list[str])
 
 
 def alarm_count(config: StackConfig, models: list[ModelPlan], groups: list[str]) -> int:
-    """How many alarms the stack creates (for its CloudWatch bill), wake alarms included."""
+    """How many alarms the stack creates (for its CloudWatch bill), wake alarms included
+    (ECS only: on EKS, KEDA wakes a scaled-to-zero model)."""
     wake = sum(1 for m in models if m.replicas_min == 0)
+    if config.platform is Platform.EKS:
+        wake = 0
     return len(alarm_names(config, models, groups)) + wake
 
 
@@ -302,8 +322,14 @@ def dashboard_body(
     load_balancer: str,
     file_system: str,
     cluster: str,
+    replicas: Mapping[str, list[list[Any]]] | None = None,
+    gpus: tuple[str, list[list[Any]]] | None = None,
 ) -> dict[str, Any]:
-    """CloudWatch dashboard JSON: one row per model, one row for shared infrastructure."""
+    """CloudWatch dashboard JSON: one row per model, one row for shared infrastructure.
+
+    `replicas` (per model) and `gpus` (title, metrics) replace the ECS replica and GPU
+    reservation metrics on other platforms.
+    """
     widgets: list[dict[str, Any]] = []
     y = 0
 
@@ -366,7 +392,8 @@ def dashboard_body(
             ),
             widget(
                 f"{m.name}: replicas",
-                [
+                (replicas or {}).get(m.name)
+                or [
                     [INSIGHTS, "RunningTaskCount", *svc],
                     [INSIGHTS, "DesiredTaskCount", *svc],
                     [ALB, "HealthyHostCount", *tg, {"stat": "Minimum"}],
@@ -378,8 +405,10 @@ def dashboard_body(
         y += 6
     widgets += [
         widget(
-            "GPU reservation (%)",
-            [["AWS/ECS", "GPUReservation", "ClusterName", cluster]],
+            *(
+                gpus
+                or ("GPU reservation (%)", [["AWS/ECS", "GPUReservation", "ClusterName", cluster]])
+            ),
             0,
             "Average",
         ),
@@ -408,3 +437,174 @@ def dashboard_body(
         ),
     ]
     return {"widgets": widgets}
+
+
+# --- EKS --------------------------------------------------------------------------------------
+# Container Insights with enhanced observability, from the amazon-cloudwatch-observability
+# add-on; metric names and dimensions from
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-metrics-enhanced-EKS.html
+# (read 2026-12-01). `PodName` is the workload's name (the Deployment's), not one pod's.
+EKS_INSIGHTS = "ContainerInsights"
+
+
+@dataclass(frozen=True)
+class EksModelDims:
+    load_balancer: Any  # ALB arn suffix
+    target_group: Any  # target group arn suffix
+    cluster: Any
+    namespace: str
+    deployment: str
+    service: str  # the sidecar's EMF `Service` dimension
+
+
+def eks_model_alarms(config: StackConfig, m: ModelPlan, d: EksModelDims) -> list[dict[str, Any]]:
+    """The ALB and sidecar alarms unchanged, plus what Kubernetes adds: replicas below
+    desired, idle GPUs and restart loops."""
+    tg = _dims(TargetGroup=d.target_group, LoadBalancer=d.load_balancer)
+    workload = _dims(ClusterName=d.cluster, Namespace=d.namespace, PodName=d.deployment)
+    name = m.name
+    return [
+        *traffic_alarms(config, m, d.target_group, d.load_balancer, d.service),
+        {
+            # Desired is what KEDA set (0 at night), so the alarm stays quiet by construction.
+            "AlarmName": alarm_name(config, name, "replicas-below-desired"),
+            "AlarmDescription": f"{name}: fewer replicas available than desired for longer "
+            f"than a cold start ({below_desired_periods(m)} min): no GPU capacity, image pull "
+            "or weight load failing",
+            "Metrics": [
+                _stat(
+                    "available",
+                    EKS_INSIGHTS,
+                    "kube_deployment_status_replicas_available",
+                    workload,
+                    "Average",
+                ),
+                _stat(
+                    "desired", EKS_INSIGHTS, "kube_deployment_spec_replicas", workload, "Average"
+                ),
+                _expr("missing", "FILL(desired, 0) - FILL(available, 0)", "replicas missing"),
+            ],
+            "EvaluationPeriods": below_desired_periods(m),
+            "DatapointsToAlarm": below_desired_periods(m),
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+        {
+            "AlarmName": alarm_name(config, name, "idle-gpus"),
+            "AlarmDescription": f"{name}: replicas running for two hours with no requests "
+            "(paid GPUs idle: lower replicas.min or add a schedule)",
+            "Metrics": [
+                _stat(
+                    "running",
+                    EKS_INSIGHTS,
+                    "kube_deployment_status_replicas_available",
+                    workload,
+                    "Average",
+                    3600,
+                ),
+                _stat("requests", ALB, "RequestCount", tg, "Sum", 3600),
+                _expr("idle", "IF(running > 0 AND FILL(requests, 0) == 0, 1, 0)", "idle"),
+            ],
+            "EvaluationPeriods": 2,
+            "DatapointsToAlarm": 2,
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+        {
+            # The restart count only grows; a container that restarts in three 5-minute
+            # periods in a row is in a crash loop (CrashLoopBackOff caps its delay at 5 min).
+            "AlarmName": alarm_name(config, name, "restart-loop"),
+            "AlarmDescription": f"{name}: containers restarting for 15 minutes (crash loop: "
+            "out of memory, a failing probe or a bad engine argument)",
+            "Metrics": [
+                _stat(
+                    "restarts",
+                    EKS_INSIGHTS,
+                    "pod_number_of_container_restarts",
+                    workload,
+                    "Maximum",
+                    300,
+                ),
+                _expr("new", "IF(DIFF(FILL(restarts, 0)) > 0, 1, 0)", "restarted"),
+            ],
+            "EvaluationPeriods": 3,
+            "DatapointsToAlarm": 3,
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+    ]
+
+
+def eks_stack_alarms(
+    config: StackConfig, load_balancer: Any, file_system: Any, cluster: Any
+) -> list[dict[str, Any]]:
+    """The ALB and cache alarms of ECS stacks, and GPU waste from the cluster's GPU nodes."""
+    out = stack_alarms(config, load_balancer, file_system, cluster, {})
+    cluster_dims = _dims(ClusterName=cluster)
+    out.append(
+        {
+            # Karpenter removes empty GPU nodes; GPUs paid for and not requested by pods for an
+            # hour mean nodes it could not remove (do-not-disrupt, limits) or stuck pods.
+            "AlarmName": alarm_name(config, "cluster", "gpu-waste"),
+            "AlarmDescription": "GPU nodes running with under half their GPUs requested by "
+            "pods for an hour",
+            "Metrics": [
+                _stat("gpus", EKS_INSIGHTS, "node_gpu_limit", cluster_dims, "Sum", 300),
+                _stat("requested", EKS_INSIGHTS, "node_gpu_request", cluster_dims, "Sum", 300),
+                _expr(
+                    "waste",
+                    "IF(FILL(gpus, 0) > 0 AND FILL(requested, 0) < 0.5 * gpus, 1, 0)",
+                    "GPU waste",
+                ),
+            ],
+            "EvaluationPeriods": 12,
+            "DatapointsToAlarm": 12,
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+        }
+    )
+    return out
+
+
+def eks_dashboard_body(
+    plan: FleetPlan,
+    region: str,
+    dims: dict[str, EksModelDims],
+    load_balancer: str,
+    file_system: str,
+    cluster: str,
+) -> dict[str, Any]:
+    """The ECS dashboard's rows, with replicas and GPUs from Container Insights."""
+    replicas: dict[str, list[list[Any]]] = {}
+    for name, d in dims.items():
+        workload = ["ClusterName", cluster, "Namespace", d.namespace, "PodName", d.deployment]
+        tg = ["TargetGroup", d.target_group, "LoadBalancer", d.load_balancer]
+        replicas[name] = [
+            [EKS_INSIGHTS, "kube_deployment_status_replicas_available", *workload],
+            [EKS_INSIGHTS, "kube_deployment_spec_replicas", *workload],
+            [ALB, "HealthyHostCount", *tg, {"stat": "Minimum"}],
+        ]
+    gpus = (
+        "GPUs on nodes and requested by pods",
+        [
+            [EKS_INSIGHTS, "node_gpu_limit", "ClusterName", cluster, {"stat": "Sum"}],
+            [EKS_INSIGHTS, "node_gpu_request", "ClusterName", cluster, {"stat": "Sum"}],
+        ],
+    )
+    ecs_dims = {
+        n: ModelDims(d.load_balancer, d.target_group, cluster, d.service) for n, d in dims.items()
+    }
+    return dashboard_body(
+        plan, region, ecs_dims, load_balancer, file_system, cluster, replicas, gpus
+    )
+
+
+def eks_alarm_names(config: StackConfig, models: list[ModelPlan]) -> list[str]:
+    blank = EksModelDims("", "", "", "", "", "")
+    specs = [s for m in models for s in eks_model_alarms(config, m, blank)]
+    specs += eks_stack_alarms(config, "", "", "")
+    return [s["AlarmName"] for s in specs]

@@ -552,22 +552,34 @@ def sidecar_timeouts(alb_idle_timeout_s: int, m: ModelPlan) -> SidecarTimeouts:
     )
 
 
+# Seconds of terminationGracePeriodSeconds beyond preStop + drain, for the processes to exit.
+POD_EXIT_MARGIN_S = 10
+
+
 def drain_plan(stack: StackConfig) -> DrainPlan:
     asked = stack.gateway.drain_seconds
     dereg = min(asked + 5, int(TARGET_GROUP_DEREGISTRATION_DELAY.maximum))
     stop = MAX_STOP_TIMEOUT
     # The sidecar must be done before ECS's SIGKILL; 5 s leave room for its own exit.
     sidecar = min(asked, stop - 5)
-    notes = [
-        f"stops through the load balancer (scale-in, deployments, the schedule) give in-flight "
-        f"requests {dereg} s: ECS waits out the deregistration delay before SIGTERM"
-    ]
-    if sidecar < asked:
-        notes.append(
-            f"stops that skip the load balancer (spot reclaim, StopTask) give them {sidecar} s "
-            f"of gateway.drainSeconds {asked}: ECS kills a container {stop} s after SIGTERM"
-        )
-    return DrainPlan(asked, dereg, sidecar, stop, tuple(notes))
+    grace = dereg + asked + POD_EXIT_MARGIN_S
+    if stack.platform is Platform.EKS:
+        notes = [
+            f"a stopping pod keeps serving in-flight requests for {dereg} s (preStop waits out "
+            f"the deregistration delay), then the sidecar drains for {asked} s; "
+            f"terminationGracePeriodSeconds {grace}"
+        ]
+    else:
+        notes = [
+            f"stops through the load balancer (scale-in, deployments, the schedule) give "
+            f"in-flight requests {dereg} s: ECS waits out the deregistration delay before SIGTERM"
+        ]
+        if sidecar < asked:
+            notes.append(
+                f"stops that skip the load balancer (spot reclaim, StopTask) give them {sidecar} "
+                f"s of gateway.drainSeconds {asked}: ECS kills a container {stop} s after SIGTERM"
+            )
+    return DrainPlan(asked, dereg, sidecar, stop, dereg, asked, grace, tuple(notes))
 
 
 def capacity_plans(models: list[ModelPlan]) -> dict[str, CapacityGroupPlan]:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modelfleet import sizing
-from modelfleet.config import StackConfig
+from modelfleet.config import Platform, StackConfig
 from modelfleet.identities import Identities, Res
 
 if TYPE_CHECKING:
@@ -66,12 +66,20 @@ class DrainPlan:
     applies after SIGTERM, which on ECS is the whole budget only for stops that skip the load
     balancer (spot reclaim, StopTask); it must end before `stop_timeout_s`, when ECS sends
     SIGKILL.
+
+    On Kubernetes (`pod_*`), the pod's preStop waits the deregistration delay out (the ALB keeps
+    in-flight requests that long after it deregisters the pod, and readiness gates hold new
+    ones back), then SIGTERM gives the sidecar the whole requested drain: no ECS cap applies,
+    and terminationGracePeriodSeconds covers both plus the processes' exit.
     """
 
     requested_s: int  # gateway.drainSeconds
     deregistration_delay_s: int
-    sidecar_drain_s: int
-    stop_timeout_s: int
+    sidecar_drain_s: int  # ECS
+    stop_timeout_s: int  # ECS
+    pod_pre_stop_s: int  # Kubernetes
+    pod_sidecar_drain_s: int  # Kubernetes
+    pod_termination_grace_s: int  # Kubernetes
     notes: tuple[str, ...] = ()
 
 
@@ -262,9 +270,23 @@ class FleetPlan:
         return [a for m in self.models for a in m.scheduled_actions]
 
     @property
+    def target_type(self) -> str:
+        """How the ALB's target groups reach replicas, per platform: ECS awsvpc tasks by their
+        ENI address, EKS pods by their vpc-cni address (a TargetGroupBinding with
+        `targetType: ip`), so one target group serves either."""
+        return {Platform.ECS: "ip", Platform.EKS: "ip"}[self.config.platform]
+
+    @property
     def resources(self) -> list[Res]:
         """Every resource `pulumi up` creates (components excluded), in creation order."""
-        return self.ids.resources()
+        out = self.ids.resources()
+        if self.eks is not None:
+            # The serving slice's Kubernetes objects, last: they need the cluster, its
+            # controllers and the target groups (manifests built from this plan).
+            from modelfleet.kube.manifest import planned_resources
+
+            out += [Res(t, n) for t, n in planned_resources(self)]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         c = self.config
@@ -291,7 +313,16 @@ class FleetPlan:
             "notes": self.notes,
             "assumptions": [asdict(a) for a in sizing.ASSUMPTIONS],
             **({"eks": self.eks.to_dict()} if self.eks is not None else {}),
+            **({"kubernetes_objects": _kubernetes_objects(self)} if self.eks is not None else {}),
         }
+
+
+def _kubernetes_objects(plan: FleetPlan) -> dict[str, list[str]]:
+    """platform: eks: the serving slice's objects per model (`modelfleet render` writes them).
+    Its manifests are built from this plan, so that module is imported here, not at the top."""
+    from modelfleet.kube.render import object_summary
+
+    return object_summary(plan)
 
 
 def _model_dict(m: ModelPlan) -> dict[str, Any]:

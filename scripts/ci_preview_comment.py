@@ -104,6 +104,30 @@ def verdict_lines(check: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def kubernetes_lines(head: dict[str, Any], base: dict[str, Any] | None) -> list[str]:
+    """platform: eks: the serving slice's objects per model, with what this change adds or
+    drops (a new pre-warm Job is a new source revision); `modelfleet render` writes them."""
+    objs = head.get("kubernetes_objects")
+    if not objs:
+        return []
+    before = (base or {}).get("kubernetes_objects") or {}
+    lines = [
+        f"**Kubernetes objects** ({sum(len(v) for v in objs.values())}; "
+        f"`modelfleet render {_md(head.get('stack', 'STACK'))} --out DIR` writes them for "
+        "`kubectl diff`)",
+        "",
+        "| scope | objects | change |",
+        "|---|---|---|",
+    ]
+    for scope, names in objs.items():
+        old = set(before.get(scope, []))
+        added = [n for n in names if n not in old] if base is not None else []
+        dropped = sorted(old - set(names))
+        change = ", ".join([*(f"+{n}" for n in added), *(f"-{n}" for n in dropped)])
+        lines.append(f"| {_md(scope)} | {_md(', '.join(names))} | {_md(change)} |")
+    return lines
+
+
 def preview_block(preview: str | None, outcome: str) -> list[str]:
     if preview is None or not preview.strip():
         why = {"skipped": "skipped", "failure": "failed before producing output"}.get(
@@ -154,6 +178,9 @@ def render(stack: str, out_dir: Path) -> str:
             f"{_md(head.get('region'))} · {'HTTPS' if head.get('https') else 'HTTP (ephemeral)'}"
         )
         lines += ["", cost_line(head, base), "", *plan_table(head, base)]
+        k8s = kubernetes_lines(head, base)
+        if k8s:
+            lines += ["", *k8s]
     lines += ["", *verdict_lines(check), "", *preview_block(preview, outcome), ""]
     return "\n".join(lines)
 

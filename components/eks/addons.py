@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -15,7 +16,32 @@ from modelfleet.plan import FleetPlan
 # NetworkPolicy objects are enforced only when the VPC CNI's network policy agent is on
 # (https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy-configure.html:
 # configuration value {"enableNetworkPolicy": "true"}, a string).
-ADDON_CONFIGURATION: dict[str, dict[str, str]] = {"vpc-cni": {"enableNetworkPolicy": "true"}}
+ADDON_CONFIGURATION: dict[str, dict[str, Any]] = {
+    # NetworkPolicy is enforced by vpc-cni only when asked (the serving slice's default-deny).
+    "vpc-cni": {"enableNetworkPolicy": "true"},
+    # The agent's configuration replaces the add-on's default one, so it restates Enhanced
+    # Container Insights (with GPU metrics, `accelerated_compute_metrics`) and adds the EMF
+    # listener (logs.metrics_collected.emf: TCP/UDP 25888 on the node) that the sidecars send
+    # QueueDepth to; Fluent Bit nests stdout lines, so EMF written to stdout is not extracted.
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/install-CloudWatch-Observability-EKS-addon.html
+    # (agent.config), https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html
+    # (logs.metrics_collected.emf), read 2026-12-02.
+    "amazon-cloudwatch-observability": {
+        "agent": {
+            "config": {
+                "logs": {
+                    "metrics_collected": {
+                        "emf": {},
+                        "kubernetes": {
+                            "enhanced_container_insights": True,
+                            "accelerated_compute_metrics": True,
+                        },
+                    }
+                }
+            }
+        }
+    },
+}
 
 
 @dataclass(frozen=True)

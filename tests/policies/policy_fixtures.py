@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kube_policy_cases import kube_broken_resources, kube_good_resources
+
 Resource = tuple[str, str, dict[str, Any]]
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee"
@@ -247,6 +249,7 @@ def good_stack() -> list[Resource]:
             "fleet-api-keys",
             {"kmsKeyId": KEY_ARN, "tags": t},
         ),
+        *kube_good_resources(),
     ]
 
 
@@ -370,4 +373,5 @@ def broken_stack() -> list[Resource]:
             "bad-node-class",
             {"spec": {"metadataOptions": {"httpTokens": "optional", "httpPutResponseHopLimit": 2}}},
         ),
+        *kube_broken_resources(),
     ]

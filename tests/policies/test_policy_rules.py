@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from kube_policy_cases import KUBE_CASES, KUBE_STACK_CASES
 from policy_fixtures import CERT_ARN, KEY_ARN, base_tags, containers, policy, service_tags
 from pulumi_policy.proxy import unknown_checking_proxy
 
@@ -288,6 +289,7 @@ CASES = [
     ),
 ]
 
+CASES += [Case(*c) for c in KUBE_CASES]
 RULES = {rule.name: rule for rule in r.RESOURCE_RULES}
 
 
@@ -509,6 +511,7 @@ STACK_CASES = [
         "no BucketPublicAccessBlock",
     ),
 ]
+STACK_CASES += KUBE_STACK_CASES
 STACK_RULES = {rule.name: rule for rule in r.STACK_RULES}
 
 

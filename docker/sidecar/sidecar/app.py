@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import error_body
-from .observability import EmfPublisher, LineWriter, Metrics
+from .observability import DatagramWriter, EmfPublisher, LineWriter, Metrics
 from .proxy import Gateway
 from .serving import configure as configure_serving
 from .settings import Settings
@@ -56,7 +56,7 @@ def build_app(settings: Settings) -> Gateway:
             namespace=settings.emf_namespace,
             service=settings.service_name,
             model=settings.model_name,
-            writer=writer,
+            writer=DatagramWriter(settings.emf_endpoint) if settings.emf_endpoint else writer,
             fetch_metrics=fetch_engine_metrics,
             metrics=metrics,
             lock_path=os.environ.get(EMF_LOCK_ENV) or None,

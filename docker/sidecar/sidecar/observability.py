@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import random
+import socket
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from prometheus_client.core import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = [
+    "DatagramWriter",
     "EmfPublisher",
     "JsonLogFormatter",
     "LineWriter",
@@ -94,6 +96,33 @@ class LineWriter:
                 # A closed stdout must not take the proxy down with it.
                 return
             view = view[written:]
+
+
+class DatagramWriter:
+    """EMF documents to the CloudWatch agent's EMF listener, one UDP datagram each.
+
+    On EKS the container's stdout reaches CloudWatch through Fluent Bit, which nests JSON
+    lines under `log_processed`, where CloudWatch finds no EMF; the node's CloudWatch agent
+    (amazon-cloudwatch-observability, `logs.metrics_collected.emf`) extracts them instead
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Generation_CloudWatch_Agent.html).
+    UDP never blocks the event loop and a missing agent costs nothing but the sample.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        host, _, port = endpoint.removeprefix("udp://").rpartition(":")
+        self._addr = (host, int(port))
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+
+    def write(self, record: dict[str, Any]) -> None:
+        try:
+            self._sock.sendto(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE), self._addr)
+        except OSError:
+            # Agent restarting, buffer full: drop this sample, never the request path.
+            return
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -313,7 +342,7 @@ class EmfPublisher:
         namespace: str,
         service: str,
         model: str,
-        writer: LineWriter,
+        writer: LineWriter | DatagramWriter,
         fetch_metrics: Callable[[], Any],
         metrics: Metrics,
         lock_path: str | None = None,

@@ -66,6 +66,9 @@ class Settings(BaseModel):
     http_keepalive_seconds: float = Field(620.0, gt=0, le=86400)
     emf_namespace: str = Field("modelfleet", min_length=1, max_length=255)
     emf_interval: float = Field(10.0, ge=0, le=3600)
+    # Where EMF documents go: "" for stdout (ECS's awslogs driver extracts them), or the
+    # CloudWatch agent's EMF listener, udp://HOST:PORT (EKS: the node's agent on 25888).
+    emf_endpoint: str = ""
     model_name: str = ""
     service_name: str = "modelfleet-sidecar"
 
@@ -75,6 +78,14 @@ class Settings(BaseModel):
         value = value.strip().rstrip("/")
         if value and not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
             raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @field_validator("emf_endpoint")
+    @classmethod
+    def _emf_endpoint(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^udp://[^\s/:]+:\d{1,5}$", value):
+            raise ValueError("expected udp://HOST:PORT (the CloudWatch agent's EMF listener)")
         return value
 
     @field_validator("route_prefix")
@@ -179,6 +190,7 @@ ENV_VARS: dict[str, str] = {
     "SIDECAR_HTTP_KEEPALIVE_SECONDS": "http_keepalive_seconds",
     "SIDECAR_EMF_NAMESPACE": "emf_namespace",
     "SIDECAR_EMF_INTERVAL": "emf_interval",
+    "SIDECAR_EMF_ENDPOINT": "emf_endpoint",
     "SIDECAR_MODEL_NAME": "model_name",
     "SIDECAR_SERVICE_NAME": "service_name",
 }

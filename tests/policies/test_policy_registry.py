@@ -38,7 +38,7 @@ from typing import Any
 from policies.rules._registry import RuleContext, resource_rule
 
 
-@resource_rule("eks-probe", "A rule in a file of its own.", ("kubernetes:apps/v1:Deployment",))
+@resource_rule("eks-probe", "A rule in a file of its own.", ("kubernetes:example.com/v1:Probe",))
 def eks_probe(resource_type: str, props: Mapping[str, Any], ctx: RuleContext) -> list[str]:
     return [] if props.get("ok") else [f"{ctx.name}: not ok"]
 """
@@ -51,7 +51,7 @@ def test_a_new_rule_module_is_picked_up_without_touching_any_other_file(tmp_path
     (tmp_path / "policies" / "rules" / "eks_probe.py").write_text(NEW_RULE)
     script = (
         "import json; from policies import rules as r; from policies import offline; "
-        "v = offline.run_rules([('kubernetes:apps/v1:Deployment', 'web', {'ok': False})]); "
+        "v = offline.run_rules([('kubernetes:example.com/v1:Probe', 'web', {'ok': False})]); "
         "print(json.dumps({'names': list(r.ALL_RULE_NAMES), "
         "'violations': [x.policy for x in v.violations]}))"
     )

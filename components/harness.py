@@ -10,6 +10,7 @@ Used by the infra tests and by `modelfleet check`, which runs the policy pack on
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import runpy
@@ -275,8 +276,24 @@ def engine_config_from_file(stack_file: Path) -> tuple[str, dict[str, str], list
     return stack, config, secret_keys
 
 
+def _ensure_event_loop() -> None:
+    """Give this thread an open event loop if it has none.
+
+    pulumi's runtime creates futures and runs `_sync_await` on the thread's current loop
+    (`asyncio.get_event_loop()`); a caller that closed or cleared it, as pytest-asyncio does after
+    each async test, would otherwise fail with "There is no current event loop".
+    """
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_stack(stack_file: Path, preview: bool = True) -> Run:
     """Run `__main__.py` for one stack file under mocks, as `pulumi preview` would."""
+    _ensure_event_loop()
     stack, config, secret_keys = engine_config_from_file(Path(stack_file))
     region = config.get("aws:region", "us-east-1")
     mocks = RecordingMocks(region)

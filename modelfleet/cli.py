@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -672,17 +674,31 @@ def check(
     stacks_dir: StacksDir = Path("stacks"),
 ) -> None:
     """Run the policy pack offline on the program run under Pulumi mocks."""
-    from policies.offline import run_check
-
-    _, p = _load(stack, stacks_dir)
-    path = resolve_stack(stack, stacks_dir)
-    verdict = run_check(path, p)
+    _load(stack, stacks_dir)  # bad input: one message naming the key, before any Pulumi import
+    verdict = _installed_check()(resolve_stack(stack, stacks_dir))
     if json_out:
         print(json.dumps(verdict.as_dict(), indent=2))
     else:
         _print_verdict(verdict)
     if not verdict.passed:
         raise typer.Exit(1)
+
+
+# `check` runs the Pulumi program, which this package never imports (`make lint` checks it): the
+# runner, components/check.py:run_check, is an entry point of the installed project.
+CHECK_ENTRY_POINTS = "modelfleet.checks"
+
+
+def _installed_check() -> Callable[[Path], Any]:
+    found = entry_points(group=CHECK_ENTRY_POINTS, name="policy-pack")
+    if not found:
+        raise _fail(
+            f"`modelfleet check` needs the project installed (`make setup`): no "
+            f"{CHECK_ENTRY_POINTS}:policy-pack entry point"
+        )
+    (entry,) = found
+    runner: Callable[[Path], Any] = entry.load()
+    return runner
 
 
 def _print_verdict(verdict: Any) -> None:

@@ -1,20 +1,18 @@
 """The policy pack without the Pulumi engine: `modelfleet check STACK`.
 
-`run_check` runs the Pulumi program under mocks (components/harness.py) and applies every rule
-of the pack to the recorded resource inputs, so a pull request gets a verdict even where no cloud
-credentials exist. `run_rules` is the same on any list of (type, name, inputs).
+`run_rules` applies every rule of the pack to a list of recorded resources (type, name, inputs),
+so a pull request gets a verdict even where no cloud credentials exist; components/check.py feeds
+it the program run under Pulumi mocks.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
@@ -22,17 +20,6 @@ from policies import rules as r
 
 # Same shape as a CrossGuard policy-pack config file: {"<policy name>": {<key>: <value>}}.
 CONFIG_ENV = "MODELFLEET_POLICY_CONFIG"
-
-
-class Recorded(Protocol):
-    """What components.harness records per resource (type token, logical name, inputs)."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def inputs(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -135,20 +122,3 @@ def load_config(path: Path | None = None) -> dict[str, dict[str, Any]] | None:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a policy config is a JSON object keyed by policy name")
     return {str(k): dict(v) for k, v in data.items() if isinstance(v, dict)}
-
-
-def run_check(stack_file_path: Path, plan: Any = None) -> Verdict:
-    """Run the program for `stack_file_path` under Pulumi mocks, then every rule on its inputs.
-
-    `plan` (the FleetPlan the CLI already built) is accepted for the CLI's convenience; the
-    verdict is computed from what the program actually declares, not from the plan.
-    """
-    # Imported here: the harness imports pulumi and the components, which `run_rules` never needs.
-    harness = importlib.import_module("components.harness")
-    run_program = harness.run_program
-    # Run as an update (preview=False) when the harness allows it, so that every input the mocks
-    # can resolve is known and checked; anything still unknown is reported as unchecked.
-    kwargs = {"preview": False} if "preview" in inspect.signature(run_program).parameters else {}
-    recorded: Sequence[Recorded] = run_program(Path(stack_file_path), **kwargs)
-    resources = [(rec.type, rec.name, dict(rec.inputs)) for rec in recorded]
-    return run_rules(resources, load_config())

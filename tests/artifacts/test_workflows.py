@@ -21,7 +21,7 @@ OIDC_ACTION = "aws-actions/configure-aws-credentials@"
 
 
 def load(path: Path) -> dict[str, Any]:
-    doc = yaml.safe_load(path.read_text())
+    doc: dict[Any, Any] = yaml.safe_load(path.read_text())
     # PyYAML reads the bare key `on` as True (YAML 1.1).
     if True in doc:
         doc["on"] = doc.pop(True)

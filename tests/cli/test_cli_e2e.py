@@ -41,7 +41,8 @@ def assert_bad_input(proc: subprocess.CompletedProcess[str], *fragments: str) ->
 
 
 def dev_config() -> dict[str, Any]:
-    return yaml.safe_load((STACKS / "Pulumi.dev.yaml").read_text())
+    config: dict[str, Any] = yaml.safe_load((STACKS / "Pulumi.dev.yaml").read_text())
+    return config
 
 
 def write(tmp_path: Path, doc: dict[str, Any], stack: str = "bad") -> Path:

@@ -16,8 +16,8 @@ STACKS = ROOT / "stacks"
 
 
 def _is_eks(path: Path) -> bool:
-    doc = yaml.safe_load(path.read_text())
-    return doc["config"].get("modelfleet:platform") == "eks"
+    doc: dict[str, Any] = yaml.safe_load(path.read_text())
+    return bool(doc["config"].get("modelfleet:platform") == "eks")
 
 
 SHIPPED_EKS = sorted(p for p in STACKS.glob("Pulumi.*.yaml") if _is_eks(p))

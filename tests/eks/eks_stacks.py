@@ -31,7 +31,7 @@ def eks_config(**eks: Any) -> dict[str, Any]:
 
 
 def model(name: str, **changes: Any) -> dict[str, Any]:
-    base = copy.deepcopy(MINIMAL["modelfleet:models"][0])
+    base: dict[str, Any] = copy.deepcopy(MINIMAL["modelfleet:models"][0])
     base["name"] = name
     base.update(changes)
     return base

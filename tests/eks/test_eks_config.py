@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from eks_stacks import ADMIN, ADMIN_2, eks_config, plan_for
@@ -32,7 +33,7 @@ def _aliases(model: type[BaseModel], prefix: str = "") -> set[str]:
     return out
 
 
-def _keys(value: dict[str, object], prefix: str = "") -> set[str]:
+def _keys(value: Mapping[str, object], prefix: str = "") -> set[str]:
     out: set[str] = set()
     for k, v in value.items():
         out.add(prefix + k)

@@ -322,7 +322,7 @@ def test_disruption_budget_only_from_two_replicas(plan: FleetPlan) -> None:
 def _evaluate(formula: str, values: dict[str, float]) -> float:
     """Evaluate the expr-lang subset the formulas use (https://expr-lang.org/docs/language-
     definition): numbers, trigger names, `/`, `*`, `>`, `max(a, b)` and `cond ? a : b`."""
-    tokens = re.findall(r"\d+(?:\.\d+)?|[A-Za-z_][\w-]*|[()?:,/*>]", formula)
+    tokens: list[str] = re.findall(r"\d+(?:\.\d+)?|[A-Za-z_][\w-]*|[()?:,/*>]", formula)
     assert "".join(tokens) == formula.replace(" ", ""), formula
     pos = 0
 

@@ -13,14 +13,14 @@ FETCHER_DIR = Path(__file__).resolve().parents[2] / "docker" / "fetcher"
 
 
 def test_requirements_are_exact_pins() -> None:
-    lines = [
-        line.strip()
-        for line in (FETCHER_DIR / "requirements.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    # One requirement per unindented line (`name==version`, maybe `; marker`), its hashes on the
+    # indented lines after it (generated from uv.lock: tests/artifacts/test_lockfiles.py).
+    text = (FETCHER_DIR / "requirements.txt").read_text()
+    lines = [line.strip() for line in text.splitlines() if line[:1].isalnum()]
     assert lines, "requirements.txt is empty"
     for line in lines:
-        assert re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+-]+", line), line
+        assert re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+-]+( ; [^\\]+)? \\", line), line
+    assert text.count("--hash=sha256:") >= len(lines)
     names = {line.split("==")[0].lower() for line in lines}
     assert {"huggingface-hub", "hf-xet", "boto3", "botocore", "s3transfer"} <= names
 

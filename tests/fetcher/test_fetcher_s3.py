@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from fetcher.paths import MANIFEST_NAME, model_dir
 from fetcher_helpers import blob, run_fetcher
@@ -95,7 +96,7 @@ def _upload_model(url: str, bucket: str, prefix: str) -> dict[str, bytes]:
         io.BytesIO(big),
         bucket,
         prefix + "model-extra.safetensors",
-        Config=boto3.s3.transfer.TransferConfig(
+        Config=TransferConfig(
             multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024
         ),
         ExtraArgs={"ChecksumAlgorithm": "SHA256"},

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import fetcher.hf
+import huggingface_hub
 import pytest
 from fetcher import cli
 from fetcher.errors import ExitCode, SourceError, disk_full_error
@@ -30,7 +31,8 @@ def test_parse_hf_and_s3_sources() -> None:
     assert parse_source("hf://meta-llama/Llama-3.1-8B-Instruct@0e9e39f") == HfSource(
         "meta-llama", "Llama-3.1-8B-Instruct", "0e9e39f"
     )
-    assert parse_source("hf://org/name@refs/pr/1").revision == "refs/pr/1"
+    pr = parse_source("hf://org/name@refs/pr/1")
+    assert isinstance(pr, HfSource) and pr.revision == "refs/pr/1"
     assert parse_source("s3://my-bucket/models/llama") == S3Source("my-bucket", "models/llama/")
     assert parse_source("s3://my-bucket/models/llama/") == S3Source("my-bucket", "models/llama/")
     assert parse_source("s3://my-bucket") == S3Source("my-bucket", "")
@@ -237,7 +239,7 @@ def test_disk_full_while_writing_exits_6_with_one_line(
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    real_download = fetcher.hf.hf_hub_download
+    real_download = huggingface_hub.hf_hub_download  # what fetcher.hf imported
 
     def full_disk(repo_id: str, filename: str, **kwargs: Any) -> str:
         if filename.endswith(".safetensors"):

@@ -13,20 +13,22 @@ import json
 import re
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import botocore.session
-from botocore.model import Shape
+from botocore.model import ListShape, MapShape, Shape, StringShape, StructureShape
 from botocore.validate import ParamValidator
-
-try:  # AWS tag patterns use \p{L}; `regex` understands them, `re` does not
-    import regex as pattern_engine
-except ImportError:  # pragma: no cover - then those patterns are skipped
-    pattern_engine = re
 
 from components.harness import Recorded, Run
 from modelfleet.config import load_stack_file
 from modelfleet.plan import FleetPlan, build_plan
+
+pattern_engine: ModuleType
+try:  # AWS tag patterns use \p{L}; `regex` understands them, `re` does not
+    import regex as pattern_engine
+except ImportError:  # pragma: no cover - then those patterns are skipped
+    pattern_engine = re
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ROOT / "stacks"
@@ -47,19 +49,20 @@ def _session() -> Any:
 
 
 def input_shape(service: str, operation: str) -> Shape:
-    return _session().get_service_model(service).operation_model(operation).input_shape
+    shape: Shape = _session().get_service_model(service).operation_model(operation).input_shape
+    return shape
 
 
 def coerce(value: Any, shape: Shape) -> Any:
     t = shape.type_name
-    if t == "structure" and isinstance(value, dict):
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
         return {
             k: (coerce(v, shape.members[k]) if k in shape.members else v) for k, v in value.items()
         }
-    if t == "list" and isinstance(value, list):
-        return [coerce(v, shape.member) for v in value]  # type: ignore[attr-defined]
-    if t == "map" and isinstance(value, dict):
-        return {k: coerce(v, shape.value) for k, v in value.items()}  # type: ignore[attr-defined]
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [coerce(v, shape.member) for v in value]
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        return {k: coerce(v, shape.value) for k, v in value.items()}
     if t in ("integer", "long") and isinstance(value, float) and value.is_integer():
         return int(value)
     if t == "double" and isinstance(value, str):
@@ -84,19 +87,19 @@ def _limits(value: Any, shape: Shape, path: str, out: list[str]) -> None:
     """What ParamValidator leaves out: enums, patterns, maximum lengths and values."""
     t = shape.type_name
     meta = shape.metadata
-    if t == "structure" and isinstance(value, dict):
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
         for k, v in value.items():
             if k in shape.members:
                 _limits(v, shape.members[k], f"{path}.{k}", out)
-    elif t == "list" and isinstance(value, list):
+    elif isinstance(shape, ListShape) and isinstance(value, list):
         if "max" in meta and len(value) > meta["max"]:
             out.append(f"{path}: {len(value)} items, at most {meta['max']}")
         for i, v in enumerate(value):
-            _limits(v, shape.member, f"{path}[{i}]", out)  # type: ignore[attr-defined]
-    elif t == "map" and isinstance(value, dict):
+            _limits(v, shape.member, f"{path}[{i}]", out)
+    elif isinstance(shape, MapShape) and isinstance(value, dict):
         for k, v in value.items():
-            _limits(v, shape.value, f"{path}.{k}", out)  # type: ignore[attr-defined]
-    elif t == "string" and isinstance(value, str):
+            _limits(v, shape.value, f"{path}.{k}", out)
+    elif isinstance(shape, StringShape) and isinstance(value, str):
         if shape.enum and value not in shape.enum:
             out.append(f"{path}: {value!r} is not one of {shape.enum}")
         if "max" in meta and len(value) > meta["max"]:

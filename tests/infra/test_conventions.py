@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import TypeGuard
 
 import pytest
 
@@ -67,7 +68,7 @@ def _init(cls: ast.ClassDef) -> ast.FunctionDef:
     return next(f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
 
 
-def _is_super_init(node: ast.AST) -> bool:
+def _is_super_init(node: ast.AST) -> TypeGuard[ast.Call]:
     return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)

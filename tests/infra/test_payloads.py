@@ -40,11 +40,13 @@ VARIANTS = ["zero_stack", "given_stack"]
 
 def _run(request: pytest.FixtureRequest, name: str) -> Run:
     value = request.getfixturevalue(name)
-    return value[1] if isinstance(value, tuple) else value
+    run: Run = value[1] if isinstance(value, tuple) else value
+    return run
 
 
 def _plan(request: pytest.FixtureRequest, stack: str) -> FleetPlan:
-    return request.getfixturevalue(f"{stack}_plan")
+    plan: FleetPlan = request.getfixturevalue(f"{stack}_plan")
+    return plan
 
 
 # --- the validator itself can fail ------------------------------------------------------------

@@ -7,7 +7,7 @@ expected parameters), so a malformed RunTask fails here rather than at `pulumi u
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -63,7 +63,7 @@ def _props(sources: list[str], timeout: int = 600) -> dict[str, Any]:
     }
 
 
-def _client(service: str) -> Any:
+def _client(service: Literal["ecs", "logs"]) -> Any:
     return boto3.client(
         service,
         region_name="us-east-1",
@@ -254,6 +254,7 @@ def test_provider_create_returns_the_runs(
     monkeypatch.setattr(provider, "_clients", lambda region: (ecs, logs))
     result = provider.create(_props([MODEL]))
     assert result.id == arn
+    assert result.outs is not None
     assert result.outs["runs"][0]["exitCode"] == 0
     assert result.outs["sources"] == [MODEL]
 

@@ -1,4 +1,4 @@
-"""Compliant / violating / absent fixtures for the Kubernetes rules (policies/kube_rules.py).
+"""Compliant / violating / absent fixtures for the Kubernetes rules (policies/rules/kubernetes.py).
 
 Shaped as pulumi-kubernetes registers a Deployment's inputs: the manifest's fields, camelCase.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from policies import kube_rules as k
 from policies import rules as r
+from policies.rules import kubernetes as k
 
 SAFE = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 

@@ -86,7 +86,7 @@ def test_unknown_environment_fails_closed() -> None:
         ("dev", "on-demand", {"require_spot": "false"}, False),  # a stack cannot turn it off
     ],
 )
-def test_spot_outside_prod(env: str, capacity: str, extra: dict[str, str], ok: bool) -> None:
+def test_spot_outside_prod(env: str, capacity: str, extra: dict[str, Any], ok: bool) -> None:
     assert (spot(service_tags(environment=env, capacity=capacity, **extra)) == []) is ok
 
 

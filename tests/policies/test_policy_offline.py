@@ -102,10 +102,13 @@ def test_resource_policies_report_like_the_offline_checker() -> None:
     for rtype, name, props in broken_stack():
         for p in policies.values():
             if isinstance(p, ResourceValidationPolicy):
-                p.validate(
-                    _resource_args(rtype, name, props),
-                    lambda msg, urn, p=p, name=name: reported.append((p.name, name, msg)),
-                )
+
+                def report(
+                    msg: str, urn: str | None, policy: str = p.name, name: str = name
+                ) -> None:
+                    reported.append((policy, name, msg))
+
+                p.validate(_resource_args(rtype, name, props), report)
     resource_level = {
         (v.policy, v.urn_name, v.message)
         for v in expected
@@ -150,7 +153,7 @@ def test_policy_pack_manifest() -> None:
 def test_unknown_inputs_are_unchecked_not_passed_or_failed() -> None:
     from pulumi.output import Unknown
 
-    stack = [
+    stack: list[tuple[str, str, dict[str, Any]]] = [
         ("aws:efs/fileSystem:FileSystem", "fs", {"encrypted": True, "kmsKeyId": Unknown()}),
         ("aws:s3/bucket:Bucket", "logs", {"bucket": Unknown()}),
         (

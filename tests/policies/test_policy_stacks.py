@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from policies import offline
+from components.check import run_check
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
@@ -31,7 +31,7 @@ def test_there_are_shipped_stacks() -> None:
 
 @pytest.mark.parametrize("stack_file", STACK_FILES, ids=lambda p: p.name)
 def test_shipped_stack_passes_the_pack(stack_file: Path) -> None:
-    verdict = offline.run_check(stack_file, None)
+    verdict = run_check(stack_file)
     assert verdict.resources > 0, f"{stack_file.name}: the program declared no resources"
     assert verdict.passed, "\n".join(
         f"{v.policy} {v.urn_name}: {v.message}" for v in verdict.violations

@@ -184,7 +184,7 @@ async def _generate(
             # What a pydantic validation error looks like: it quotes the request.
             message = ("1 validation error for ChatCompletionRequest\n  Value error "
                        f"[type=value_error, input_value={body!r}, input_type=dict]")  # fmt: skip
-        resp = error_json(int(fault["status"]), message)
+        resp: web.StreamResponse = error_json(int(fault["status"]), message)
         if headers:
             resp.headers.update(headers)
         return resp
@@ -363,7 +363,7 @@ async def main(port: int) -> None:
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     server = site._server
-    assert server is not None and server.sockets
+    assert isinstance(server, asyncio.Server) and server.sockets
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     await asyncio.Event().wait()
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 HERE = Path(__file__).parent
 KEY_A = "sk-team-a-0123456789"
@@ -206,8 +207,8 @@ def make_sidecar(upstream: Upstream) -> Iterator[Any]:
         proc.stop()
 
 
-def fault(spec: str) -> list[dict[str, str]]:
+def fault(spec: str) -> list[ChatCompletionMessageParam]:
     return [{"role": "user", "content": f"#fault {spec}"}]
 
 
-HELLO = [{"role": "user", "content": "hello there"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]

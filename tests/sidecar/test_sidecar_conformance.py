@@ -30,12 +30,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from sidecar_harness import KEY_A, Sidecar, Upstream
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 EMBEDDINGS = "/v1/embeddings"
-USER = {"role": "user", "content": "hi"}
+USER: ChatCompletionMessageParam = {"role": "user", "content": "hi"}
 
 
 def chat(**fields: Any) -> dict[str, Any]:

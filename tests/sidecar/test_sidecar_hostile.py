@@ -141,12 +141,12 @@ def test_a_stream_abandoned_by_its_client_is_charged(
                 if seen == 90:
                     break
     upstream.wait_event(request_id, "disconnect")
-    line = proc.request_log(request_id)
-    assert line["status"] == 499
-    assert line["usage"] == "estimated"
-    assert 90 <= line["completion_tokens"] < 100
+    logged = proc.request_log(request_id)
+    assert logged["status"] == 499
+    assert logged["usage"] == "estimated"
+    assert 90 <= logged["completion_tokens"] < 100
     after = metric(proc, "sidecar_tokens_total", team="alpha", kind="completion")
-    assert after - before == line["completion_tokens"]
+    assert after - before == logged["completion_tokens"]
     # 90 tokens against a budget of 60 per minute: the next request waits.
     with pytest.raises(openai.RateLimitError):
         proc.client().chat.completions.create(model="fake-model", messages=HELLO)

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -84,7 +85,7 @@ def test_drain_budget_bounds_the_wait_and_closes_upstream(
 ) -> None:
     proc = make_sidecar(SIDECAR_DRAIN_SECONDS="1")
     request_id = f"drain-{uuid.uuid4().hex[:12]}"
-    result: dict[str, object] = {}
+    result: dict[str, Any] = {}
 
     def run() -> None:
         try:

@@ -13,6 +13,7 @@ from modelfleet.catalog import (
     MODELS,
     QUANTIZED,
     Arch,
+    Source,
     canonical_model,
     lookup_model,
 )
@@ -37,7 +38,7 @@ def test_required_entries_present() -> None:
 
 
 def test_every_figure_has_a_source_and_a_date() -> None:
-    sources = [g.source for g in GPUS.values()]
+    sources: list[Source | None] = [g.source for g in GPUS.values()]
     sources += [s for i in INSTANCE_TYPES.values() for s in (i.source, i.price_source)]
     sources += [m.source for m in MODELS.values()]
     sources += [g.torch_source for g in GPUS.values()]

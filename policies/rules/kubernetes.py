@@ -8,10 +8,10 @@ ReplicaSets (`spec.template`), CronJobs (`spec.jobTemplate.spec.template`) and b
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # policies.rules registers these checks, so it imports this module
-    from policies.rules import RuleContext, StackResource
+from policies.rules._registry import RuleContext, StackResource, resource_rule, stack_rule
+from policies.rules.ecs import image_pin_problem
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
@@ -57,9 +57,12 @@ def _requests_gpu(c: Mapping[str, Any]) -> bool:
     return any(GPU in (res.get(k) or {}) for k in ("limits", "requests"))
 
 
+@resource_rule(
+    "k8s-images-pinned",
+    "Kubernetes containers use pinned images (version tag or digest), never latest.",
+    WORKLOADS,
+)
 def k8s_images_pinned(resource_type: str, props: Mapping[str, Any], ctx: RuleContext) -> list[str]:
-    from policies.rules import image_pin_problem
-
     out = []
     containers = _containers(resource_type, props)
     if not containers:
@@ -77,6 +80,11 @@ def k8s_images_pinned(resource_type: str, props: Mapping[str, Any], ctx: RuleCon
     return out
 
 
+@resource_rule(
+    "k8s-no-privileged",
+    "Kubernetes containers are not privileged and cannot escalate privileges.",
+    WORKLOADS,
+)
 def k8s_no_privileged(resource_type: str, props: Mapping[str, Any], ctx: RuleContext) -> list[str]:
     out = []
     for c in _containers(resource_type, props):
@@ -95,6 +103,11 @@ def k8s_no_privileged(resource_type: str, props: Mapping[str, Any], ctx: RuleCon
     return out
 
 
+@resource_rule(
+    "k8s-resource-limits",
+    "Kubernetes containers set a memory limit, and a GPU limit equal to their GPU request.",
+    WORKLOADS,
+)
 def k8s_resource_limits(
     resource_type: str, props: Mapping[str, Any], ctx: RuleContext
 ) -> list[str]:
@@ -117,6 +130,11 @@ def k8s_resource_limits(
     return out
 
 
+@resource_rule(
+    "k8s-gpu-pods-not-disruptible",
+    "Pods using GPUs carry karpenter.sh/do-not-disrupt, so consolidation never evicts them.",
+    WORKLOADS,
+)
 def k8s_gpu_pods_not_disruptible(
     resource_type: str, props: Mapping[str, Any], ctx: RuleContext
 ) -> list[str]:
@@ -140,6 +158,10 @@ def _scale_target(r: StackResource) -> tuple[str, str, str] | None:
     return (str(ref.get("kind") or "Deployment"), str(ns), str(ref["name"]))
 
 
+@stack_rule(
+    "k8s-no-replicas-under-autoscaler",
+    "Workloads targeted by a ScaledObject or HPA leave spec.replicas unset.",
+)
 def k8s_no_replicas_under_autoscaler(
     resources: Sequence[StackResource], ctx: RuleContext
 ) -> list[tuple[str, str]]:

@@ -114,7 +114,7 @@ def test_gives_up_after_its_attempts(ecr: tuple[Any, Stubber]) -> None:
 
 def test_a_new_tag_replaces_the_digest_a_new_session_does_not() -> None:
     provider = EngineDigestProvider()
-    olds = {**PROPS, "profile": None, "roles": [], "digest": DIGEST}
+    olds: dict[str, Any] = {**PROPS, "profile": None, "roles": [], "digest": DIGEST}
     assert not provider.diff(DIGEST, olds, {**olds, "profile": "other"}).changes
     moved = provider.diff(DIGEST, olds, {**olds, "tag": "v0.32.0-cu129"})
     assert moved.changes and moved.replaces == ["tag"]

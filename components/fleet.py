@@ -197,24 +197,7 @@ class Fleet(pulumi.ComponentResource):
             self.endpoints[m.name] = pulumi.Output.concat(
                 f"{scheme}://", lb.dns_name, f"/{m.name}/v1"
             )
-        asgs = dict(gpus.asg_names)
-        monitoring = Monitoring(
-            ids.monitoring.component,
-            MonitoringArgs(
-                plan=plan,
-                region=c.region,
-                account_id=identity.account_id,
-                kms_key_arn=keys.key_arn,
-                load_balancer=lb.arn_suffix,
-                file_system_id=cache.file_system_id,
-                cluster_name=gpus.cluster_name,
-                target_groups={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
-                asg_names=asgs,
-            ),
-            mine,
-        )
-        self.dashboard_url = monitoring.dashboard_url
-        self.alarm_topic_arn = monitoring.topic_arn
+        self._monitoring(plan, identity, keys, lb, cache, gpus.cluster_name, dict(gpus.asg_names))
         self.fetcher_task_definitions = dict(prewarm.task_definition_arn)
         self.register_outputs(
             {
@@ -297,25 +280,38 @@ class Fleet(pulumi.ComponentResource):
             ),
             mine,
         )
+        # Karpenter launches the GPU nodes: no Auto Scaling group to watch.
+        self._monitoring(plan, identity, keys, lb, cache, self.eks.cluster_name, {})
+        self.fetcher_task_definitions = {}
+
+    def _monitoring(
+        self,
+        plan: FleetPlan,
+        identity: aws.GetCallerIdentityResult,
+        keys: Encryption,
+        lb: LoadBalancer,
+        cache: ModelCache,
+        cluster_name: pulumi.Input[str],
+        asg_names: dict[str, pulumi.Output[str]],
+    ) -> None:
+        """Alarms and the dashboard, the same component on both platforms."""
         monitoring = Monitoring(
-            ids.monitoring.component,
+            plan.ids.monitoring.component,
             MonitoringArgs(
                 plan=plan,
-                region=c.region,
+                region=plan.config.region,
                 account_id=identity.account_id,
                 kms_key_arn=keys.key_arn,
                 load_balancer=lb.arn_suffix,
                 file_system_id=cache.file_system_id,
-                cluster_name=self.eks.cluster_name,
+                cluster_name=cluster_name,
                 target_groups={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
-                # Karpenter launches the GPU nodes: no Auto Scaling group to watch.
-                asg_names={},
+                asg_names=asg_names,
             ),
-            mine,
+            pulumi.ResourceOptions(parent=self),
         )
         self.dashboard_url = monitoring.dashboard_url
         self.alarm_topic_arn = monitoring.topic_arn
-        self.fetcher_task_definitions = {}
 
     def _public_subnet_cidrs(self, plan: FleetPlan) -> list[pulumi.Input[str]]:
         """The ALB's subnets: planned for a new VPC, looked up for an existing one."""

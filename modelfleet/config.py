@@ -671,6 +671,11 @@ class StackConfig(_Model):
             raise ValueError(f"models: duplicate name(s) {dupes}")
         if self.platform is Platform.ECS and self.eks is not None:
             raise ValueError("eks: only allowed with platform: eks (this stack is platform: ecs)")
+        if self.platform is Platform.EKS and "cold_start" in self.model_fields_set:
+            raise ValueError(
+                "coldStart: ECS only (Auto Scaling warm pools); on platform: eks the GPU node "
+                "class prepares the engine image (parallel pull), there is nothing to set"
+            )
         if self.environment is Environment.PROD and self.ephemeral:
             raise ValueError("ephemeral: a prod stack cannot be ephemeral")
         if not self.ephemeral and self.network.certificate_arn is None:

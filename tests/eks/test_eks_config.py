@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 from eks_stacks import ADMIN, ADMIN_2, eks_config, plan_for
 from pydantic import BaseModel
 
-from modelfleet.config import EksConfig, load_config_mapping
+from modelfleet.config import ConfigError, EksConfig, load_config_mapping
 from modelfleet.eks_versions import Support
 
 EKS_FULL = {
@@ -72,3 +73,12 @@ def test_engine_form_gives_the_same_eks_section(tmp_path: Path) -> None:
     from_engine = load_config_mapping(engine, stack="eks")
     plan = plan_for(tmp_path, cfg)
     assert from_engine.eks == plan.config.eks
+
+
+def test_an_ecs_only_key_on_an_eks_stack_names_the_key(tmp_path: Path) -> None:
+    """Warm pools are ECS Auto Scaling's; an EKS stack that sets them is told so."""
+    cfg = eks_config()
+    cfg["modelfleet:coldStart"] = {"warmPool": False}
+    with pytest.raises(ConfigError) as info:
+        plan_for(tmp_path, cfg)
+    assert "coldStart: ECS only" in str(info.value)

@@ -29,6 +29,8 @@ def two_model_config() -> dict[str, Any]:
     adapter), `llama-8b` at min 2 on mixed capacity, a stack schedule, every secret."""
     cfg = copy.deepcopy(FULL)
     cfg["modelfleet:platform"] = "eks"
+    # Warm pools are ECS's: an EKS stack that sets them is refused (test_eks_config).
+    cfg.pop("modelfleet:coldStart", None)
     return cfg
 
 

@@ -159,39 +159,61 @@ def model_alarms(config: StackConfig, m: ModelPlan, d: ModelDims) -> list[dict[s
     name = m.name
     return [
         *traffic_alarms(config, m, d.target_group, d.load_balancer, d.service),
-        {
-            # Running below desired, not below replicas.min: desired is 0 inside the
-            # scheduled scale-down window, so the alarm stays quiet there by construction.
-            "AlarmName": alarm_name(config, name, "tasks-below-desired"),
-            "AlarmDescription": f"{name}: fewer replicas running than desired for longer "
-            f"than a cold start ({below_desired_periods(m)} min)",
-            "Metrics": [
+        # Running below desired, not below replicas.min: desired is 0 inside the scheduled
+        # scale-down window, so the alarm stays quiet there by construction.
+        _below_desired(
+            config,
+            m,
+            "tasks-below-desired",
+            f"{name}: fewer replicas running than desired for longer than a cold start "
+            f"({below_desired_periods(m)} min)",
+            [
                 _stat("running", INSIGHTS, "RunningTaskCount", svc, "Average"),
                 _stat("desired", INSIGHTS, "DesiredTaskCount", svc, "Average"),
                 _expr("missing", "desired - running", "replicas missing"),
             ],
-            "EvaluationPeriods": below_desired_periods(m),
-            "DatapointsToAlarm": below_desired_periods(m),
-            "Threshold": 0,
-            "ComparisonOperator": "GreaterThanThreshold",
-            "TreatMissingData": "notBreaching",
-        },
-        {
-            "AlarmName": alarm_name(config, name, "idle-gpus"),
-            "AlarmDescription": f"{name}: replicas running for two hours with no requests "
-            "(paid GPUs idle: lower replicas.min or add a schedule)",
-            "Metrics": [
-                _stat("running", INSIGHTS, "RunningTaskCount", svc, "Average", 3600),
-                _stat("requests", ALB, "RequestCount", tg, "Sum", 3600),
-                _expr("idle", "IF(running > 0 AND FILL(requests, 0) == 0, 1, 0)", "idle"),
-            ],
-            "EvaluationPeriods": 2,
-            "DatapointsToAlarm": 2,
-            "Threshold": 1,
-            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-            "TreatMissingData": "notBreaching",
-        },
+        ),
+        _idle_gpus(
+            config, name, _stat("running", INSIGHTS, "RunningTaskCount", svc, "Average", 3600), tg
+        ),
     ]
+
+
+def _below_desired(
+    config: StackConfig, m: ModelPlan, kind: str, description: str, metrics: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Replicas missing (a `missing` expression in `metrics`) for longer than a cold start."""
+    return {
+        "AlarmName": alarm_name(config, m.name, kind),
+        "AlarmDescription": description,
+        "Metrics": metrics,
+        "EvaluationPeriods": below_desired_periods(m),
+        "DatapointsToAlarm": below_desired_periods(m),
+        "Threshold": 0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+
+
+def _idle_gpus(
+    config: StackConfig, name: str, running: dict[str, Any], tg: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Replicas running (the hourly `running` stat) for two hours with no request."""
+    return {
+        "AlarmName": alarm_name(config, name, "idle-gpus"),
+        "AlarmDescription": f"{name}: replicas running for two hours with no requests "
+        "(paid GPUs idle: lower replicas.min or add a schedule)",
+        "Metrics": [
+            running,
+            _stat("requests", ALB, "RequestCount", tg, "Sum", 3600),
+            _expr("idle", "IF(running > 0 AND FILL(requests, 0) == 0, 1, 0)", "idle"),
+        ],
+        "EvaluationPeriods": 2,
+        "DatapointsToAlarm": 2,
+        "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "notBreaching",
+    }
 
 
 def stack_alarms(
@@ -472,56 +494,29 @@ def eks_model_alarms(config: StackConfig, m: ModelPlan, d: EksModelDims) -> list
     desired, idle GPUs and restart loops."""
     tg = _dims(TargetGroup=d.target_group, LoadBalancer=d.load_balancer)
     workload = _dims(ClusterName=d.cluster, Namespace=d.namespace, PodName=d.deployment)
+    available = "kube_deployment_status_replicas_available"
     name = m.name
     return [
         *traffic_alarms(config, m, d.target_group, d.load_balancer, d.service),
-        {
-            # Desired is what KEDA set (0 at night), so the alarm stays quiet by construction.
-            "AlarmName": alarm_name(config, name, "replicas-below-desired"),
-            "AlarmDescription": f"{name}: fewer replicas available than desired for longer "
-            f"than a cold start ({below_desired_periods(m)} min): no GPU capacity, image pull "
-            "or weight load failing",
-            "Metrics": [
-                _stat(
-                    "available",
-                    EKS_INSIGHTS,
-                    "kube_deployment_status_replicas_available",
-                    workload,
-                    "Average",
-                ),
+        # Desired is what KEDA set (0 at night), so the alarm stays quiet by construction.
+        _below_desired(
+            config,
+            m,
+            "replicas-below-desired",
+            f"{name}: fewer replicas available than desired for longer than a cold start "
+            f"({below_desired_periods(m)} min): no GPU capacity, image pull or weight load "
+            "failing",
+            [
+                _stat("available", EKS_INSIGHTS, available, workload, "Average"),
                 _stat(
                     "desired", EKS_INSIGHTS, "kube_deployment_spec_replicas", workload, "Average"
                 ),
                 _expr("missing", "FILL(desired, 0) - FILL(available, 0)", "replicas missing"),
             ],
-            "EvaluationPeriods": below_desired_periods(m),
-            "DatapointsToAlarm": below_desired_periods(m),
-            "Threshold": 0,
-            "ComparisonOperator": "GreaterThanThreshold",
-            "TreatMissingData": "notBreaching",
-        },
-        {
-            "AlarmName": alarm_name(config, name, "idle-gpus"),
-            "AlarmDescription": f"{name}: replicas running for two hours with no requests "
-            "(paid GPUs idle: lower replicas.min or add a schedule)",
-            "Metrics": [
-                _stat(
-                    "running",
-                    EKS_INSIGHTS,
-                    "kube_deployment_status_replicas_available",
-                    workload,
-                    "Average",
-                    3600,
-                ),
-                _stat("requests", ALB, "RequestCount", tg, "Sum", 3600),
-                _expr("idle", "IF(running > 0 AND FILL(requests, 0) == 0, 1, 0)", "idle"),
-            ],
-            "EvaluationPeriods": 2,
-            "DatapointsToAlarm": 2,
-            "Threshold": 1,
-            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-            "TreatMissingData": "notBreaching",
-        },
+        ),
+        _idle_gpus(
+            config, name, _stat("running", EKS_INSIGHTS, available, workload, "Average", 3600), tg
+        ),
         {
             # The restart count only grows; a container that restarts in three 5-minute
             # periods in a row is in a crash loop (CrashLoopBackOff caps its delay at 5 min).

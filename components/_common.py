@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pulumi
+from fetcher.source import S3Source, parse_source
 
 from modelfleet.config import StackConfig
 from modelfleet.identities import Res
@@ -63,3 +64,25 @@ def assume_role_policy(service: str) -> str:
             ],
         }
     )
+
+
+def s3_read_statements(partition: str, sources: list[str]) -> list[dict[str, Any]]:
+    """Read-only access to exactly the S3 prefixes a model is fetched from."""
+    out: list[dict[str, Any]] = []
+    for source in sources:
+        src = parse_source(source)
+        if not isinstance(src, S3Source):
+            continue
+        bucket = f"arn:{partition}:s3:::{src.bucket}"
+        out.append(
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{bucket}/{src.prefix}*"}
+        )
+        out.append(
+            {
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": bucket,
+                "Condition": {"StringLike": {"s3:prefix": [f"{src.prefix}*"]}},
+            }
+        )
+    return out

@@ -8,9 +8,14 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-from fetcher.source import S3Source, parse_source
 
-from components._common import assume_role_policy, child, policy_json, stack_tags
+from components._common import (
+    assume_role_policy,
+    child,
+    policy_json,
+    s3_read_statements,
+    stack_tags,
+)
 from components.ecs.gpu_capacity import engine_cache_statements
 from modelfleet.containers import fetcher_sources
 from modelfleet.plan_types import FleetPlan
@@ -26,28 +31,6 @@ class TaskRolesArgs:
     secret_arns: dict[str, pulumi.Input[str]]
     compile_access_point_arns: dict[str, pulumi.Input[str]] | None = None
     account_id: str = ""
-
-
-def s3_read_statements(partition: str, sources: list[str]) -> list[dict[str, Any]]:
-    """Read-only access to exactly the S3 prefixes a model is fetched from."""
-    out: list[dict[str, Any]] = []
-    for source in sources:
-        src = parse_source(source)
-        if not isinstance(src, S3Source):
-            continue
-        bucket = f"arn:{partition}:s3:::{src.bucket}"
-        out.append(
-            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{bucket}/{src.prefix}*"}
-        )
-        out.append(
-            {
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
-                "Resource": bucket,
-                "Condition": {"StringLike": {"s3:prefix": [f"{src.prefix}*"]}},
-            }
-        )
-    return out
 
 
 class TaskRoles(pulumi.ComponentResource):

@@ -10,8 +10,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components._common import child, stack_tags
-from components.ecs.task_roles import s3_read_statements  # the same S3 grant as an ECS task
+from components._common import (
+    child,
+    s3_read_statements,  # the same S3 grant as an ECS task
+    stack_tags,
+)
 from modelfleet import eks_iam
 from modelfleet.containers import fetcher_sources
 from modelfleet.plan import FleetPlan

@@ -8,8 +8,14 @@ rate limiter on with limits nobody reaches), then drives each with wrk:
 
 - requests/s for JSON chat completions and for 16-chunk SSE streams,
 - median latency at one connection, direct to the engine and through each proxy,
+- CPU microseconds per request of the proxy process (user + system time from
+  ``/proc/<pid>/stat`` of the process and its children, before and after each wrk run,
+  divided by the requests that run completed),
 
-in alternating rounds, reporting the median of the per-round ratios. The proxy under
+in alternating rounds, reporting the median of the per-round ratios. Requests/s on a
+machine shared with other work are noisy; CPU time per request is what the proxy itself
+spends, so it moves far less with the neighbours' load, and it is printed beside the
+ratios (the bars stay on requests/s). The proxy under
 test gets a CPU of its own (taskset), the engine and wrk share the others; --no-pin
 leaves placement to the scheduler.
 
@@ -51,6 +57,39 @@ class Run:
     p50_ms: float
     errors: int
     requests: int
+    cpu_us: float | None = None
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (nginx serves from a worker its master forked)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in task.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its descendants, from /proc/<pid>/stat."""
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        # Fields after the command name (which may hold spaces) start at field 3:
+        # utime and stime are fields 14 and 15.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / _CLOCK_TICKS
 
 
 def free_port() -> int:
@@ -152,8 +191,15 @@ def pinned(cpus: list[str], command: list[str]) -> list[str]:
 
 
 def run_wrk(
-    wrk: str, url: str, script: Path, connections: int, seconds: int, threads: int = 1
+    wrk: str,
+    url: str,
+    script: Path,
+    connections: int,
+    seconds: int,
+    threads: int = 1,
+    proxy_pid: int | None = None,
 ) -> Run:
+    before = cpu_seconds(proxy_pid) if proxy_pid is not None else 0.0
     out = subprocess.run(
         pinned(DRIVER_CPUS, [
             wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
@@ -172,18 +218,24 @@ def run_wrk(
     if sock:
         errors += sum(int(value) for value in sock.groups())
     total = re.search(r"(\d+) requests in", out)
+    requests = int(total.group(1)) if total else 0
+    cpu_us = None
+    if proxy_pid is not None and requests:
+        cpu_us = (cpu_seconds(proxy_pid) - before) * 1e6 / requests
     return Run(
         rps=rps,
         p50_ms=float(p50.group(1)) * _UNITS[p50.group(2)],
         errors=errors,
-        requests=int(total.group(1)) if total else 0,
+        requests=requests,
+        cpu_us=cpu_us,
     )
 
 
 def report(round_no: int, kind: str, name: str, run: Run) -> None:
+    cpu = f"  cpu {run.cpu_us:6.1f} us/req" if run.cpu_us is not None else ""
     print(
         f"round {round_no}  {kind:7} {name:8} {run.rps:9.0f} req/s  p50 {run.p50_ms:7.3f} ms  "
-        f"requests {run.requests:7d}  errors {run.errors}",
+        f"requests {run.requests:7d}  errors {run.errors}{cpu}",
         flush=True,
     )
 
@@ -254,11 +306,16 @@ def main() -> int:
             "nginx": f"http://127.0.0.1:{nginx_port}{path}",
             "sidecar": f"http://127.0.0.1:{sidecar_port}{path}",
         }
+        # Popen's pid is the server itself (taskset execs it); nginx's worker is its child.
+        pids = {"engine": procs[0].pid, "nginx": procs[1].pid, "sidecar": procs[2].pid}
         for name in ("nginx", "sidecar"):
             run_wrk(wrk, urls[name], json_lua, args.connections, 1)  # warm-up
         # Rounds alternate the targets, so a neighbour's burst of CPU use on a shared
         # machine lands on both sides of a ratio; the medians of the rounds are reported.
         ratios: dict[str, list[float]] = {"json": [], "stream": []}
+        cpu: dict[tuple[str, str], list[float]] = {
+            (kind, name): [] for kind in ("json", "stream") for name in ("nginx", "sidecar")
+        }
         added_ms: list[float] = []
         added_nginx_ms: list[float] = []
         errors = 0
@@ -267,13 +324,18 @@ def main() -> int:
             for kind, script, connections in plan:
                 runs = {}
                 for name in ("nginx", "sidecar"):
-                    runs[name] = run_wrk(wrk, urls[name], script, connections, args.seconds)
+                    runs[name] = run_wrk(
+                        wrk, urls[name], script, connections, args.seconds, proxy_pid=pids[name]
+                    )
                     errors += runs[name].errors
                     report(round_no, kind, name, runs[name])
+                    cpu[(kind, name)].append(runs[name].cpu_us or 0.0)
                 ratios[kind].append(runs["sidecar"].rps / runs["nginx"].rps)
             runs = {}
             for name in ("engine", "nginx", "sidecar"):
-                runs[name] = run_wrk(wrk, urls[name], json_lua, 1, args.seconds)
+                runs[name] = run_wrk(
+                    wrk, urls[name], json_lua, 1, args.seconds, proxy_pid=pids[name]
+                )
                 errors += runs[name].errors
                 report(round_no, "1-conn", name, runs[name])
             added_ms.append(runs["sidecar"].p50_ms - runs["engine"].p50_ms)
@@ -297,6 +359,17 @@ def main() -> int:
             + " ".join(f"{a:.3f}" for a in added_ms)
         )
         print(f"\n(nginx adds {added_nginx:.3f} ms median at one connection)")
+        print("proxy CPU per request (median of rounds; user + system time of the process):")
+        for kind in ("json", "stream"):
+            nginx_us = statistics.median(cpu[(kind, "nginx")])
+            sidecar_us = statistics.median(cpu[(kind, "sidecar")])
+            print(
+                f"  {kind:6}  nginx {nginx_us:6.1f} us   sidecar {sidecar_us:6.1f} us   "
+                f"nginx / sidecar {nginx_us / sidecar_us if sidecar_us else 0.0:.2f}   "
+                "(per round, sidecar: "
+                + " ".join(f"{value:.1f}" for value in cpu[(kind, "sidecar")])
+                + ")"
+            )
         for label, value, bar, ok in checks:
             print(f"{label:32} {value:>10}   {bar:9} {'ok' if ok else 'MISSED'}")
         return 0 if all(ok for *_, ok in checks) else 1

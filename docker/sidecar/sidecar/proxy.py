@@ -170,6 +170,9 @@ class Gateway:
         self.session: aiohttp.ClientSession | None = None
         self.pool: EnginePool | None = None
         self._clock: Clock | None = None
+        # The serving loop, kept once: asyncio.get_running_loop() costs a getpid() system
+        # call per use on CPython 3.11, three times per request on the hot path.
+        self._loop: asyncio.AbstractEventLoop | None = None
         keys = settings.keys()
         self._auth = Authenticator(keys) if keys else None
         self._limits = KeyLimits(settings.rpm, settings.tpm)
@@ -186,7 +189,7 @@ class Gateway:
 
     async def start(self) -> None:
         s = self.settings
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         # For the fallback API and the engine probes; the engine hot path uses self.pool.
         connector = aiohttp.TCPConnector(
             limit=s.max_inflight * 2 if s.max_inflight else 0,
@@ -283,6 +286,15 @@ class Gateway:
 
     # -- ASGI ----------------------------------------------------------------------
 
+    def route_for(self, path: str) -> Route | None:
+        """The proxied route ``path`` names, with or without the route prefix; else None."""
+        prefix = self._prefix
+        if prefix and path.startswith(prefix):
+            rest = path[len(prefix) :]
+            if not rest or rest[0] == "/":
+                return ROUTES.get(rest or "/")
+        return ROUTES.get(path)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -300,10 +312,15 @@ class Gateway:
         if route is None:
             await self.app(scope, receive, send)
             return
-        await self._proxy(route, scope, receive, send)
+        await self.proxy(route, scope, receive, send)
 
-    async def _proxy(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
-        loop = asyncio.get_running_loop()
+    async def proxy(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+        """One request on a proxied route; ``scope`` needs only ``method`` and ``headers``.
+
+        The serving protocol calls this directly for the proxied routes (see
+        ``serving``); any other ASGI server reaches it through ``__call__``.
+        """
+        loop = self._loop or asyncio.get_running_loop()
         authorization: bytes | None = None
         request_id: bytes | None = None
         length: bytes | None = None
@@ -462,11 +479,12 @@ class Gateway:
         parsed: dict[str, Any] | None,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        task = asyncio.current_task()
+        task = asyncio.current_task(loop)
         assert task is not None
         s = self.settings
         route = ex.route
-        stream_headers = [*_SSE_HEADERS, (b"x-request-id", ex.request_id)]
+        # Only a stream's head (or its first keep-alive) uses these.
+        stream_headers = [*_SSE_HEADERS, (b"x-request-id", ex.request_id)] if ex.stream else []
         clock = self._clock
         assert clock is not None
         guard = Guard(
@@ -557,7 +575,7 @@ class Gateway:
         body; past ``_BUFFER_LIMIT`` the body is passed on as it arrives, so a huge answer
         costs a bounded amount of memory.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         guard.enter_idle(loop.time())
         status = resp.status
         read = resp.read_chunk
@@ -689,7 +707,7 @@ class Gateway:
         leaves the client at an event boundary, where an error event can follow. What
         was relayed is charged however the stream ends.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         ex.status = 200
         if not guard.committed:
             guard.committed = True

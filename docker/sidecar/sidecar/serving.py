@@ -88,6 +88,10 @@ class _CoalescingTransport:
         self._head = None
         self._transport.abort()
 
+    def is_closing(self) -> bool:
+        # Asked after every response; spelled out rather than found by __getattr__.
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 

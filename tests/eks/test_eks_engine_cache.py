@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from modelfleet.kube.render import render_files
 from modelfleet.kube.serving import serving_plan
 from modelfleet.plan import FleetPlan
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
+from infra_support import assert_valid
+
 pytestmark = pytest.mark.xdist_group("eks")
 
 Case = tuple[Path, Run, FleetPlan]
@@ -33,15 +37,6 @@ ACCESS_POINT = "aws:efs/accessPoint:AccessPoint"
 # The harness's answer for the digest the pull-through cache resolves at `pulumi up`.
 MOCK_DIGEST = "sha256:" + "1" * 64
 IMPORT = {"ecr:BatchImportUpstreamImage", "ecr:CreateRepository"}
-
-
-def _validate_aws(service: str, operation: str, params: dict[str, Any]) -> list[str]:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
-    from infra_support import validate
-
-    return validate(service, operation, params)
 
 
 def _kube(run: Run, kind: str, name: str) -> Recorded:
@@ -68,14 +63,24 @@ def _mounts(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {m["name"]: m for m in container.get("volumeMounts", [])}
 
 
-def _variant(tmp: Path, name: str, edit: Any) -> tuple[FleetPlan, Run]:
-    """prod-eks with `edit` applied to its config, planned and run under mocks."""
+def _variant_file(tmp: Path, name: str, edit: Any) -> Path:
+    """prod-eks with `edit` applied to its config."""
     doc = yaml.safe_load(PROD_EKS.read_text())
     config = copy.deepcopy(doc["config"])
     edit(config)
     path = tmp / f"Pulumi.{name}.yaml"
     path.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    return path
+
+
+def _variant(tmp: Path, name: str, edit: Any) -> tuple[FleetPlan, Run]:
+    """The variant planned and run under mocks."""
+    path = _variant_file(tmp, name, edit)
     return plan_of(path), run_stack(path)
+
+
+def _plan_variant(tmp: Path, name: str, edit: Any) -> FleetPlan:
+    return plan_of(_variant_file(tmp, name, edit))
 
 
 # --- item 1: the engine image from the account's registry ----------------------------------
@@ -131,14 +136,8 @@ def test_gpu_node_role_imports_the_engine_under_the_cache_prefix_only(eks_case: 
     # On the GPU node role (the kubelet's), not the system nodes'.
     assert policy.inputs["role"] == run.named(plan.eks.logical["gpu_node_role"].name).outputs["id"]
     doc = policy.inputs["policy"]
-    assert (
-        _validate_aws(
-            "iam",
-            "PutRolePolicy",
-            {"RoleName": "role", "PolicyName": policy.outputs["name"], "PolicyDocument": doc},
-        )
-        == []
-    )
+    params = {"RoleName": "role", "PolicyName": policy.outputs["name"], "PolicyDocument": doc}
+    assert_valid("iam", "PutRolePolicy", params, policy.name)
     statements = json.loads(doc)["Statement"]
     repos = f"arn:aws:ecr:{plan.config.region}:{ACCOUNT}:repository/{e.cache_prefix}/*"
     (ecr,) = [s for s in statements if IMPORT & set(s["Action"])]
@@ -152,6 +151,9 @@ def test_gpu_node_role_imports_the_engine_under_the_cache_prefix_only(eks_case: 
         json.dumps(repos),
         json.dumps(key),
     }
+    # ECR's pull actions come with the managed pull-only policy on the same role.
+    pull_only = run.named(plan.eks.logical["gpu_node_role:AmazonEC2ContainerRegistryPullOnly"].name)
+    assert pull_only.inputs["policyArn"].endswith(":policy/AmazonEC2ContainerRegistryPullOnly")
     # The same grant as the ECS hosts' (components._common.engine_cache_statements): the
     # system node role gets none.
     system = run.named(plan.eks.logical["system_node_role"].name).outputs["id"]
@@ -183,15 +185,6 @@ def test_nat_savings_only_where_the_ecr_endpoints_exist(tmp_path: Path) -> None:
     dev_given = _plan_variant(tmp_path, "eks-dev-given", dev_no_credentials)
     assert not dev_cached.interface_endpoints
     assert dev_cached.shared_cost.nat_usd == dev_given.shared_cost.nat_usd
-
-
-def _plan_variant(tmp: Path, name: str, edit: Any) -> FleetPlan:
-    doc = yaml.safe_load(PROD_EKS.read_text())
-    config = copy.deepcopy(doc["config"])
-    edit(config)
-    path = tmp / f"Pulumi.{name}.yaml"
-    path.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
-    return plan_of(path)
 
 
 def test_offline_render_shows_the_registry_reference_with_an_unresolved_digest(

@@ -49,9 +49,50 @@ WARM_POOL_START_S = 40
 COLD_BOOT_S = sizing.INSTANCE_BOOT_SECONDS
 # EKS: Karpenter launches for a pending pod after its batching window, at most
 # batchMaxDuration = 10 s by default (https://karpenter.sh/docs/reference/settings/, read
-# 2026-12-01); the node then boots and joins. Bottlerocket publishes no boot figure, so the
-# GPU AMI's COLD_BOOT_S stands for it. There is no warm pool: every start launches a node.
+# 2026-12-01; the idle window is 1 s, the maximum is counted). There is no warm pool: every
+# start launches a node.
 KARPENTER_BATCH_S = 10
+# From the launch to a Ready node: "We typically see new nodes come up in about 30-40s in a
+# ready state" (Karpenter maintainer, aws/karpenter-provider-aws#6165, 2024-05-09, read
+# 2026-12-01); a Bottlerocket node with the data-volume snapshot "register[s] and
+# initialize[s] (~30 seconds)" (https://akingscote.co.uk/posts/aws-eks-bottlerocket-prefetch,
+# read 2026-12-01). The upper end is counted.
+EKS_NODE_READY_S = 40
+# On the NVIDIA variant the GPU becomes allocatable when the built-in device plugin registers
+# nvidia.com/gpu: it starts ~10 s after the kernel (console log of an aws-k8s-nvidia node,
+# bottlerocket-os/bottlerocket#3726, read 2026-12-01). Counted on top of Ready, as the
+# maintainer's figure is not a GPU node's.
+GPU_DEVICE_PLUGIN_S = 10
+EKS_CAPACITY_S = KARPENTER_BATCH_S + EKS_NODE_READY_S + GPU_DEVICE_PLUGIN_S
+
+# --- EKS image cache: a snapshot of Bottlerocket's data volume with the images pulled ---------
+# What the snapshot holds: containerd keeps the compressed layers in its content store and
+# the unpacked snapshots beside them (a pull by `ctr`, as github.com/aws-samples/
+# bottlerocket-images-cache snapshot.sh does, does not discard layers). Unpacked, the engine
+# image is ~2.5x its compressed size, as ROOT_VOLUME_GIB and eks.DATA_VOLUME_GIB assume.
+IMAGE_UNPACKED_GB = sizing.VLLM_IMAGE_GB * 2.5
+SNAPSHOT_DATA_GB = sizing.VLLM_IMAGE_GB + IMAGE_UNPACKED_GB
+SNAPSHOT_DATA_MIB = SNAPSHOT_DATA_GB * 1e9 / 2**20
+# EBS Provisioned Rate for Volume Initialization: "snapshot blocks are downloaded from Amazon
+# S3 and written to the volume at the specified rate after creation", 100-300 MiB/s
+# (https://docs.aws.amazon.com/ebs/latest/userguide/initalize-volume.html, read 2026-12-01).
+# AWS promises no order, so the whole snapshot's data is counted; the volume is created with
+# the instance, so initialization runs during boot and only what is left after the node is
+# ready counts in the image phase.
+MAX_INITIALIZATION_RATE_MIBPS = 300
+# Fast snapshot restore: "a volume from a snapshot that is fully initialized at creation"
+# (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-fast-snapshot-restore.html, read
+# 2026-12-01); volume creation credits per snapshot per AZ: bucket MAX(1, MIN(10, 1024 /
+# snapshot GiB)), refilled at MIN(10, 1024 / snapshot GiB) an hour (volume-creation-credits).
+
+
+def fsr_credits(snapshot_volume_gib: int) -> float:
+    """FSR volume creation credits (bucket size, and refill per hour) for a snapshot."""
+    return max(1.0, min(10.0, 1024 / snapshot_volume_gib))
+
+
+def initialization_s(rate_mibps: int) -> float:
+    return SNAPSHOT_DATA_MIB / rate_mibps
 
 # --- image -----------------------------------------------------------------------------------
 # Pull and extraction of the ~10 GB engine image (sizing.py: extraction, not the network, is
@@ -237,10 +278,20 @@ def plan_cold_start(
     wake_period_s: int,
     wake_evaluation_periods: int,
     platform: str = "ecs",
+    image_cache: str | None = None,
+    initialization_rate_mibps: int = MAX_INITIALIZATION_RATE_MIBPS,
 ) -> ColdStartPlan:
+    """`image_cache` (EKS): None (SOCI parallel pull at every start), "rate" or
+    "fast-snapshot-restore" (nodes start from the prepared data-volume snapshot)."""
     if platform == "eks":
         return _eks_cold_start(
-            checkpoint_gib, vllm_memory_mib, tensor_parallel, wake_period_s, wake_evaluation_periods
+            checkpoint_gib,
+            vllm_memory_mib,
+            tensor_parallel,
+            wake_period_s,
+            wake_evaluation_periods,
+            image_cache,
+            initialization_rate_mibps,
         )
     load = weight_load(checkpoint_gib, vllm_memory_mib, tensor_parallel)
     weights_s = checkpoint_gib * 1024 / load.mibps
@@ -329,31 +380,66 @@ def plan_cold_start(
     return ColdStartPlan(first, warm, warm_pool, load, trigger, tuple(notes))
 
 
+def eks_image_phase(image_cache: str | None, rate_mibps: int) -> Phase:
+    """The image phase of an EKS start: after the node is ready, what is left before the pod's
+    containers run from the images on the data volume."""
+    if image_cache is None:
+        return Phase(
+            "image",
+            EKS_IMAGE_S,
+            "engine image by SOCI parallel pull and unpack onto the data volume",
+            f"{FIRST_IMAGE_S:.0f} s sequential pull - {SOCI_PARALLEL_GAIN:.0%} (soci-snapshotter: "
+            "parallel pull 14-50 % faster on 20 GB+ images without an index)",
+        )
+    if image_cache == "fast-snapshot-restore":
+        return Phase(
+            "image",
+            CACHED_IMAGE_S,
+            "images already on the data volume (fast snapshot restore: fully initialized at "
+            "creation); pod IP attached, containers created",
+            f"{CACHED_IMAGE_S} s assumed for the containers' creation (no published figure); "
+            "EBS FSR docs: no initialization",
+        )
+    init = initialization_s(rate_mibps)
+    ready = EKS_NODE_READY_S + GPU_DEVICE_PLUGIN_S
+    left = init - ready
+    return Phase(
+        "image",
+        max(CACHED_IMAGE_S, left),
+        f"images already on the data volume; EBS initializes its {SNAPSHOT_DATA_GB:g} GB at "
+        f"{rate_mibps} MiB/s from the launch, {max(0.0, left):.0f} s of it after the node is ready",
+        f"{SNAPSHOT_DATA_GB:g} GB ({sizing.VLLM_IMAGE_GB:g} GB layers + {IMAGE_UNPACKED_GB:g} GB "
+        f"unpacked) / {rate_mibps} MiB/s = {init:.0f} s - {ready} s node start (EBS provisioned "
+        "initialization rate; no order promised, so all of it counts)",
+    )
+
+
 def _eks_cold_start(
     checkpoint_gib: float,
     vllm_memory_mib: int,
     tensor_parallel: int,
     wake_period_s: int,
     wake_evaluation_periods: int,
+    image_cache: str | None = None,
+    rate_mibps: int = MAX_INITIALIZATION_RATE_MIBPS,
 ) -> ColdStartPlan:
-    """EKS: Karpenter launches a node for every start from zero (no warm pool), the engine
-    image comes in by SOCI parallel pull; the compile cache belongs to the serving pods,
-    which this platform's serving slice mounts (until it does, every start compiles)."""
+    """EKS: Karpenter launches a node for every start from zero (no warm pool), so the first
+    and the warm start share capacity and image phases: the engine image comes from the
+    prepared data-volume snapshot (eks.imageCache), or by SOCI parallel pull without it. The
+    compile cache belongs to the serving pods, which this platform's serving slice mounts
+    (until it does, every start compiles)."""
     load = weight_load(checkpoint_gib, vllm_memory_mib, tensor_parallel)
     phases = (
         Phase(
             "capacity",
-            KARPENTER_BATCH_S + COLD_BOOT_S,
-            "Karpenter launches a GPU node for the pending pod; it boots and joins",
-            f"Karpenter batchMaxDuration {KARPENTER_BATCH_S} s + GPU AMI boot {COLD_BOOT_S} s",
+            EKS_CAPACITY_S,
+            "Karpenter launches a GPU node for the pending pod; Bottlerocket boots, joins, and "
+            "its device plugin registers the GPU",
+            f"Karpenter batchMaxDuration {KARPENTER_BATCH_S} s + node Ready {EKS_NODE_READY_S} s "
+            f"(karpenter-provider-aws#6165: 30-40 s) + NVIDIA device plugin {GPU_DEVICE_PLUGIN_S} "
+            "s (bottlerocket#3726 boot log)",
         ),
-        Phase(
-            "image",
-            EKS_IMAGE_S,
-            "engine image by SOCI parallel pull and unpack onto the data volume",
-            f"{FIRST_IMAGE_S:.0f} s sequential pull - {SOCI_PARALLEL_GAIN:.0%} (soci-snapshotter: "
-            "parallel pull 14-50 % faster on 20 GB+ images without an index)",
-        ),
+        eks_image_phase(image_cache, rate_mibps),
         Phase(
             "weights",
             checkpoint_gib * 1024 / load.mibps,
@@ -370,6 +456,12 @@ def _eks_cold_start(
     )
     path = StartPath("first", phases)
     window = wake_period_s * wake_evaluation_periods
+    image_note = (
+        "the image phase starts from the prepared data-volume snapshot (eks.imageCache, "
+        f"initialization {image_cache})"
+        if image_cache
+        else "eks.imageCache.enabled false: the image phase uses SOCI parallel pull"
+    )
     return ColdStartPlan(
         first=path,
         warm=StartPath("warm", phases),
@@ -382,9 +474,8 @@ def _eks_cold_start(
             source=f"a {wake_period_s} s metric period and a {window} s scaler window",
         ),
         notes=(
-            "EKS: no warm pool (Karpenter launches a node per start from zero); the image "
-            "phase uses SOCI parallel pull, and every start compiles until the serving pods "
-            "mount the compile cache",
+            "EKS: no warm pool (Karpenter launches a node per start from zero); "
+            f"{image_note}; every start compiles until the serving pods mount the compile cache",
         ),
     )
 
@@ -420,6 +511,17 @@ ASSUMPTIONS: tuple[sizing.Assumption, ...] = (
         "vLLM host memory",
         f"{VLLM_HOST_MIB} MiB",
         "beside what the load strategy buffers",
+    ),
+    sizing.Assumption(
+        "EKS node start",
+        f"{KARPENTER_BATCH_S} + {EKS_NODE_READY_S} + {GPU_DEVICE_PLUGIN_S} s",
+        "Karpenter batch window + node Ready (karpenter-provider-aws#6165) + NVIDIA device "
+        "plugin (bottlerocket#3726)",
+    ),
+    sizing.Assumption(
+        "EKS image snapshot",
+        f"{SNAPSHOT_DATA_GB:g} GB at {MAX_INITIALIZATION_RATE_MIBPS} MiB/s",
+        "compressed layers + unpacked image, initialized by EBS at the provisioned rate",
     ),
     sizing.Assumption(
         "compile cache",

@@ -590,6 +590,31 @@ class SystemNodesConfig(_Model):
     count: int = Field(2, ge=2, le=10)
 
 
+class ImageCacheConfig(_Model):
+    """`eks.imageCache`: GPU nodes start from a prepared snapshot of Bottlerocket's data volume
+    that already holds the engine, sidecar and fetcher images (built at `pulumi up`, rebuilt
+    when an image digest changes). A volume made from a snapshot loads its blocks from S3
+    lazily unless it is initialized: `rate` provisions EBS's initialization rate on every node
+    volume (billed per GiB initialized), `fast-snapshot-restore` enables FSR on the snapshot in
+    every AZ of the stack (volumes fully initialized at creation; billed per AZ-hour, all month)."""
+
+    enabled: bool = True
+    initialization: Literal["rate", "fast-snapshot-restore"] = "rate"
+    # MiB/s; EBS accepts 100-300 (CreateVolume VolumeInitializationRate, "Valid range").
+    initialization_rate: int | None = Field(None, ge=100, le=300)
+
+    @model_validator(mode="after")
+    def _rate_only_with_rate(self) -> Self:
+        if self.initialization_rate is not None and self.initialization != "rate":
+            raise ValueError(
+                "initializationRate: only with initialization: rate (a fast-snapshot-restore "
+                "volume is fully initialized at creation; EBS would use the rate instead of FSR)"
+            )
+        if not self.enabled and "initialization" in self.model_fields_set:
+            raise ValueError("initialization: only with enabled: true (there is no snapshot)")
+        return self
+
+
 class EksConfig(_Model):
     """`eks:` on a `platform: eks` stack: the cluster around the GPU capacity."""
 
@@ -606,6 +631,8 @@ class EksConfig(_Model):
     # so `pulumi up` and kubectl must run inside the VPC).
     public_access_cidrs: list[Annotated[Cidr, AfterValidator(_public_cidr)]] = []
     system_nodes: SystemNodesConfig = SystemNodesConfig()
+    # GPU nodes boot with the images on their data volume (see ImageCacheConfig).
+    image_cache: ImageCacheConfig = ImageCacheConfig()
     # Hold an add-on at a build (`aws eks describe-addon-versions`); unlisted ones use the
     # plan's table, or EKS's default build for the Kubernetes version where the table has none.
     addon_versions: dict[

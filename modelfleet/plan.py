@@ -292,7 +292,20 @@ def cold_start_estimate(
         wake_period_s=WAKE_PERIOD_S,
         wake_evaluation_periods=WAKE_EVALUATION_PERIODS,
         platform=platform.value,
+        **_image_cache_args(stack),
     )
+
+
+def _image_cache_args(stack: StackConfig | None) -> dict[str, Any]:
+    """EKS: whether GPU nodes start from the prepared image snapshot, and how it initializes."""
+    if stack is None or stack.eks is None or not stack.eks.image_cache.enabled:
+        return {}
+    ic = stack.eks.image_cache
+    return {
+        "image_cache": ic.initialization,
+        "initialization_rate_mibps": ic.initialization_rate
+        or coldstart.MAX_INITIALIZATION_RATE_MIBPS,
+    }
 
 
 def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: int) -> ModelPlan:

@@ -94,6 +94,7 @@ def fsr_credits(snapshot_volume_gib: int) -> float:
 def initialization_s(rate_mibps: int) -> float:
     return SNAPSHOT_DATA_MIB / rate_mibps
 
+
 # --- image -----------------------------------------------------------------------------------
 # Pull and extraction of the ~10 GB engine image (sizing.py: extraction, not the network, is
 # the limit, so pulling from the region's ECR instead of Docker Hub changes cost and rate

@@ -146,6 +146,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif t == "pulumi-python:dynamic:Resource" and {"repository", "tag"} <= set(inputs):
             # The engine image's digest, as the pull-through cache would report it.
             out["digest"] = "sha256:" + "1" * 64
+        elif t == "pulumi-python:dynamic:Resource" and {"amiParameter", "images"} <= set(inputs):
+            # The image cache's snapshot, as EC2 names one (snap- and 17 hex digits).
+            h = hashlib.sha256(args.name.encode()).hexdigest()
+            out["snapshotId"] = f"snap-{h[:17]}"
+            out["builderInstanceId"] = f"i-{h[17:34]}"
+            out["imageId"] = f"ami-{h[34:51]}"
         elif t == "aws:eks/cluster:Cluster":
             out["endpoint"] = f"https://0123456789ABCDEF.gr7.{self.region}.eks.amazonaws.com"
             out["certificateAuthority"] = {"data": "bW9jay1jYQ=="}

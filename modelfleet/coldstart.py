@@ -114,6 +114,7 @@ EKS_IMAGE_S = FIRST_IMAGE_S * (1 - SOCI_PARALLEL_GAIN)
 # Concurrency per image, as the Bottlerocket settings reference's example sets it.
 SOCI_DOWNLOADS_PER_IMAGE = 10
 SOCI_UNPACKS_PER_IMAGE = 10
+NODE_SNAPSHOTTER = "soci"
 
 
 def bottlerocket_user_data() -> str:
@@ -125,7 +126,7 @@ def bottlerocket_user_data() -> str:
     which is when Karpenter's nodes read it."""
     return (
         "[settings.container-runtime]\n"
-        'snapshotter = "soci"\n'
+        f'snapshotter = "{NODE_SNAPSHOTTER}"\n'
         "\n"
         "[settings.container-runtime-plugins.soci-snapshotter]\n"
         'pull-mode = "parallel-pull-unpack"\n'

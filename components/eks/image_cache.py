@@ -107,7 +107,7 @@ def pull_script(images: Sequence[str], snapshotter: str) -> str:
             " >/dev/null"
         )
         lines.append(f"echo pulled {shlex.quote(image)}")
-    lines.append("sync")
+    lines.append("apiclient exec admin sheltie sync")
     return "\n".join(lines) + "\n"
 
 

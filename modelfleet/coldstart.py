@@ -195,6 +195,10 @@ class Phase:
 class StartPath:
     kind: str  # first | warm
     phases: tuple[Phase, ...]
+    # The containers already run during the image phase: a data volume initializing from its
+    # snapshot serves the engine's first reads as they come, so the engine's own start must
+    # cover what is left of the initialization (EKS image cache at a provisioned rate).
+    image_during_container: bool = False
 
     @property
     def total_s(self) -> float:
@@ -206,7 +210,8 @@ class StartPath:
     @property
     def container_start_s(self) -> float:
         """From vLLM's container start to healthy: what health checks and grace must cover."""
-        return self.phase("weights").seconds + self.phase("engine").seconds
+        image = self.phase("image").seconds if self.image_during_container else 0.0
+        return image + self.phase("weights").seconds + self.phase("engine").seconds
 
 
 @dataclass(frozen=True)
@@ -456,7 +461,8 @@ def _eks_cold_start(
             f"{sizing.ENGINE_INIT_SECONDS} s engine start (sizing.py)",
         ),
     )
-    path = StartPath("first", phases)
+    overlap = image_cache == "rate"
+    path = StartPath("first", phases, image_during_container=overlap)
     window = wake_period_s * wake_evaluation_periods
     image_note = (
         "the image phase starts from the prepared data-volume snapshot (eks.imageCache, "
@@ -466,7 +472,7 @@ def _eks_cold_start(
     )
     return ColdStartPlan(
         first=path,
-        warm=StartPath("warm", phases),
+        warm=StartPath("warm", phases, image_during_container=overlap),
         warm_pool=False,
         weight_load=load,
         trigger=TriggerPlan(

@@ -20,6 +20,7 @@ from eks_support import ec2_shaped, strict_schema
 from components.harness import Run
 from modelfleet import coldstart, eks, eks_objects, sizing
 from modelfleet.config import ConfigError, StackConfig, load_stack_file
+from modelfleet.kube.serving import STARTUP_PERIOD_S, serving_plan
 from modelfleet.plan import FleetPlan, build_plan
 
 pytestmark = pytest.mark.xdist_group("eks")
@@ -88,6 +89,21 @@ def test_default_image_phase_counts_the_snapshot_initialization() -> None:
     # Per phase, from the capacity request: 60 + 61 + 13 + 90 (until the serving pods mount
     # the compile cache; with it the engine phase is 55 s and the start 189 s).
     assert [round(p.seconds) for p in m.cold_start.warm.phases] == [60, 61, 13, 90]
+
+
+def test_probe_windows_cover_the_initialization_the_engine_runs_through() -> None:
+    """With a provisioned rate the pod starts as soon as the node is ready and its first reads
+    wait on the volume's initialization: the startup probe covers image + weights + engine."""
+    rate = build_plan(_stack())
+    fsr = build_plan(_stack({"initialization": "fast-snapshot-restore"}))
+    for plan, with_image in ((rate, True), (fsr, False)):
+        m = plan.model("llama-8b")
+        assert m.cold_start is not None
+        ph = {p.phase: p.seconds for p in m.cold_start.first.phases}
+        expect = ph["weights"] + ph["engine"] + (ph["image"] if with_image else 0.0)
+        assert m.container_start_s == pytest.approx(expect)
+        probe = serving_plan(plan).models["llama-8b"]
+        assert probe.startup_failures * STARTUP_PERIOD_S >= m.container_start_s
 
 
 def test_fast_snapshot_restore_trades_the_initialization_for_its_hourly_price() -> None:

@@ -68,9 +68,12 @@ EKS_CAPACITY_S = KARPENTER_BATCH_S + EKS_NODE_READY_S + GPU_DEVICE_PLUGIN_S
 # --- EKS image cache: a snapshot of Bottlerocket's data volume with the images pulled ---------
 # What the snapshot holds: containerd keeps the compressed layers in its content store and
 # the unpacked snapshots beside them (a pull by `ctr`, as github.com/aws-samples/
-# bottlerocket-images-cache snapshot.sh does, does not discard layers). Unpacked, the engine
-# image is ~2.5x its compressed size, as ROOT_VOLUME_GIB and eks.DATA_VOLUME_GIB assume.
-IMAGE_UNPACKED_GB = sizing.VLLM_IMAGE_GB * 2.5
+# bottlerocket-images-cache snapshot.sh does, does not discard layers; and an EBS snapshot
+# stores every block written, so layers deleted after the pull would still count). Unpacked,
+# the official vllm/vllm-openai image is 28.6 GB (vllm-project/vllm#22377, "Size of official
+# out-of-the-box vllm-openai:latest docker image: 28.6 GB", updated 2025-12-10, read
+# 2026-12-01); compressed it is sizing.VLLM_IMAGE_GB.
+IMAGE_UNPACKED_GB = 28.6
 SNAPSHOT_DATA_GB = sizing.VLLM_IMAGE_GB + IMAGE_UNPACKED_GB
 SNAPSHOT_DATA_MIB = SNAPSHOT_DATA_GB * 1e9 / 2**20
 # EBS Provisioned Rate for Volume Initialization: "snapshot blocks are downloaded from Amazon
@@ -454,15 +457,16 @@ def _eks_cold_start(
             f"{load.strategy}",
             load.why,
         ),
-        Phase(
-            "engine",
-            sizing.ENGINE_INIT_SECONDS,
-            "vLLM compiles its graphs and captures CUDA graphs",
-            f"{sizing.ENGINE_INIT_SECONDS} s engine start (sizing.py)",
-        ),
+    )
+    engine = Phase(
+        "engine",
+        sizing.ENGINE_INIT_SECONDS,
+        "vLLM compiles its graphs and captures CUDA graphs",
+        f"{sizing.ENGINE_INIT_SECONDS} s engine start (sizing.py)",
     )
     overlap = image_cache == "rate"
-    path = StartPath("first", phases, image_during_container=overlap)
+    first = StartPath("first", (*phases, engine), image_during_container=overlap)
+    warm = StartPath("warm", (*phases, engine), image_during_container=overlap)
     window = wake_period_s * wake_evaluation_periods
     image_note = (
         "the image phase starts from the prepared data-volume snapshot (eks.imageCache, "
@@ -471,14 +475,14 @@ def _eks_cold_start(
         else "eks.imageCache.enabled false: the image phase uses SOCI parallel pull"
     )
     return ColdStartPlan(
-        first=path,
-        warm=StartPath("warm", phases, image_during_container=overlap),
+        first=first,
+        warm=warm,
         warm_pool=False,
         weight_load=load,
         trigger=TriggerPlan(
             metric_period_s=wake_period_s,
             alarm_window_s=window,
-            total_s=wake_period_s + window + path.total_s,
+            total_s=wake_period_s + window + warm.total_s,
             source=f"a {wake_period_s} s metric period and a {window} s scaler window",
         ),
         notes=(

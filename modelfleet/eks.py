@@ -504,6 +504,18 @@ def _scheduling(models: list[Any], pools: dict[str, NodePoolPlan]) -> dict[str, 
     return out
 
 
+# Headroom on the data volume beyond what the snapshot holds: containers' writable layers,
+# logs, and an image the snapshot lacks.
+IMAGE_CACHE_HEADROOM = 1.25
+
+
+def image_cache_volume_gib() -> int:
+    """The builder's data volume, and so every GPU node's: the snapshot's data with headroom,
+    in 10 GiB steps, never below the platform's data volume."""
+    need = coldstart.SNAPSHOT_DATA_GB * 1e9 / 2**30 * IMAGE_CACHE_HEADROOM
+    return max(DATA_VOLUME_GIB, math.ceil(need / 10) * 10)
+
+
 def image_cache_plan(
     stack: StackConfig, pools: dict[str, NodePoolPlan], azs: int
 ) -> ImageCachePlan | None:
@@ -543,9 +555,9 @@ def image_cache_plan(
         initialization=ic.initialization,
         rate_mibps=rate,
         snapshot_data_gb=data_gb,
-        volume_gib=DATA_VOLUME_GIB,
+        volume_gib=image_cache_volume_gib(),
         initialization_s=coldstart.initialization_s(rate) if rate else 0.0,
-        fsr_credits=coldstart.fsr_credits(DATA_VOLUME_GIB),
+        fsr_credits=coldstart.fsr_credits(image_cache_volume_gib()),
         ami_parameter=ami,
         builder_instance_type=builder.instance_type,
         builder_run_usd=builder.instance_hourly_usd * BUILDER_RUN_HOURS,

@@ -30,15 +30,15 @@ def node_class_spec(
 ) -> dict[str, Any]:
     """The GPU EC2NodeClass (karpenter.k8s.aws_ec2nodeclasses.yaml, v1). `snapshot_id`: the
     prepared data-volume snapshot (plan.image_cache), encrypted with the stack's key."""
+    ic = plan.image_cache
     data: dict[str, Any] = {
-        "volumeSize": f"{eks.DATA_VOLUME_GIB}Gi",
+        "volumeSize": f"{ic.volume_gib if ic else eks.DATA_VOLUME_GIB}Gi",
         "volumeType": "gp3",
         "iops": eks.DATA_VOLUME_IOPS,
         "throughput": eks.DATA_VOLUME_THROUGHPUT_MIBPS,
         "encrypted": True,
         "deleteOnTermination": True,
     }
-    ic = plan.image_cache
     if ic is not None:
         assert snapshot_id is not None, "the image cache's snapshot"
         # The volume is created from the snapshot with the instance; the CRD allows

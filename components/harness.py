@@ -201,6 +201,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "id": args.args.get("id"),
                 "cidrBlock": _subnet_cidr(str(args.args.get("id"))),
                 "vpcId": "vpc-0123456789abcdef0",
+                "availabilityZone": f"{r}{'abc'[_subnet_slot(str(args.args.get('id'))) % 3]}",
             },
             # The deploying principal behind the caller's ARN (a user here; for an assumed
             # role, the role's ARN with its path).
@@ -238,8 +239,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 def _subnet_cidr(subnet_id: str) -> str:
-    slot = int(hashlib.sha256(subnet_id.encode()).hexdigest(), 16) % 16
-    return f"10.60.{slot * 16}.0/20"
+    return f"10.60.{_subnet_slot(subnet_id) * 16}.0/20"
+
+
+def _subnet_slot(subnet_id: str) -> int:
+    return int(hashlib.sha256(subnet_id.encode()).hexdigest(), 16) % 16
 
 
 def _engine_value(value: Any) -> str:

@@ -641,6 +641,14 @@ def build_eks_plan(
     )
     image_cache = image_cache_plan(stack, pools, azs)
     notes += _image_cache_notes(image_cache, azs)
+    pinned = "@sha256:" in stack.images.vllm or stack.images.docker_hub_credentials is not None
+    if image_cache is not None and not pinned:
+        notes.append(
+            "image cache: images.vllm is a tag and no pull-through cache resolves it to a "
+            "digest, so the snapshot holds what the tag pointed at when it was built and is "
+            "rebuilt only when images.vllm changes; pin a digest or set "
+            "images.dockerHubCredentials"
+        )
 
     identities: dict[str, Identity] = {}
     for key, (ns, sa) in CONTROLLER_ACCOUNTS.items():

@@ -70,6 +70,15 @@ def builder_user_data() -> str:
     )
 
 
+def qualified(image: str) -> str:
+    """The name the kubelet's CRI gives a short reference (docker.io, library/ for official
+    images), which ctr needs spelled out; the cached image must carry the name pods ask for."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return image
+    return f"docker.io/{image}" if rest else f"docker.io/library/{image}"
+
+
 def pull_script(images: Sequence[str], snapshotter: str) -> str:
     """The Run Command script (AWS-RunShellScript, in Bottlerocket's control container)."""
     lines = [
@@ -77,7 +86,7 @@ def pull_script(images: Sequence[str], snapshotter: str) -> str:
         # snapshot.sh stops the kubelet first: nothing else writes to the data volume.
         "apiclient exec admin sheltie systemctl stop kubelet || true",
     ]
-    for image in images:
+    for image in map(qualified, images):
         registry = image.split("/", 1)[0]
         request = json.dumps(
             {

@@ -6,6 +6,7 @@ leaks into an EKS stack."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import tomllib
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from eks_runs import PROD_EKS, plan_of
 from eks_support import ec2_shaped, strict_schema
 
-from components.harness import Run
+from components.harness import Run, run_stack
 from modelfleet import coldstart, eks, eks_objects, sizing
 from modelfleet.config import ConfigError, StackConfig, load_stack_file
 from modelfleet.kube.serving import STARTUP_PERIOD_S, serving_plan
@@ -238,3 +239,63 @@ def test_no_ecs_warm_pool_or_compile_cache_on_eks(eks_case: Case) -> None:
         r for r in run.by_type("aws:efs/accessPoint:AccessPoint") if r.name.endswith("-compile-ap")
     ]
     assert all(m.compile_cache_path == "" for m in plan.models)
+
+
+# --- the program, under mocks -----------------------------------------------------------------
+
+
+def test_program_builds_the_cache_the_plan_lists(eks_case: Case) -> None:
+    """The builder's identity, network and snapshot exist as planned, the role can register
+    with SSM and pull the stack's images only, and the node class takes the snapshot."""
+    _, run, plan = eks_case
+    assert plan.eks is not None
+    ic = plan.eks.image_cache
+    assert ic is not None
+    for res in ic.logical.values():
+        assert run.named(res.name).type == res.type
+    p = plan.config.prefix
+    role = run.named(f"{p}-image-cache-builder-role")
+    assert "ec2.amazonaws.com" in role.inputs["assumeRolePolicy"]
+    ssm = run.named(f"{p}-image-cache-builder-ssm")
+    assert ssm.inputs["policyArn"].endswith(":policy/AmazonSSMManagedInstanceCore")
+    policy = json.loads(run.named(f"{p}-image-cache-builder-policy").inputs["policy"])
+    pulls = [s for s in policy["Statement"] if "ecr:BatchGetImage" in s["Action"]]
+    assert len(pulls) == 1 and all(":repository/" in r for r in pulls[0]["Resource"])
+    assert [s["Resource"] for s in policy["Statement"] if s["Resource"] == "*"] == ["*"]
+    sg = run.named(f"{p}-image-cache-builder-sg")
+    assert not sg.inputs.get("ingress")
+    assert [(e["fromPort"], e["toPort"]) for e in sg.inputs["egress"]] == [(443, 443)]
+    snap = run.named(ic.logical["snapshot"].name)
+    assert snap.inputs["amiParameter"] == ic.ami_parameter
+    assert snap.inputs["volumeGib"] == ic.volume_gib
+    assert snap.inputs["snapshotter"] == coldstart.NODE_SNAPSHOTTER
+    # Engine (as the plan references it), sidecar and fetcher (built here, by digest): every
+    # image a GPU pod runs.
+    engine, *ours = snap.inputs["images"]
+    assert engine == plan.engine_image.reference and len(ours) == 2
+    assert all("@sha256:" in i for i in ours)
+    node_class = run.one("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass").inputs["spec"]
+    data = next(b for b in node_class["blockDeviceMappings"] if b["deviceName"] == "/dev/xvdb")
+    assert data["ebs"]["snapshotID"] == snap.outputs["snapshotId"]
+    assert data["ebs"]["volumeInitializationRate"] == ic.rate_mibps
+
+
+def test_fast_snapshot_restore_is_enabled_in_every_private_subnets_az(tmp_path: Path) -> None:
+    whole = yaml.safe_load(PROD_EKS.read_text())
+    whole["config"]["modelfleet:eks"]["imageCache"] = {"initialization": "fast-snapshot-restore"}
+    path = tmp_path / "Pulumi.prod-eks.yaml"
+    path.write_text(yaml.safe_dump(whole))
+    run = run_stack(path)
+    plan = build_plan(load_stack_file(path))
+    assert plan.eks is not None and plan.eks.image_cache is not None
+    ic = plan.eks.image_cache
+    fsr = run.by_type(eks.T_FSR)
+    assert sorted(r.name for r in fsr) == sorted(
+        r.name for k, r in ic.logical.items() if k.startswith("fsr:")
+    )
+    snapshot = run.named(ic.logical["snapshot"].name).outputs["snapshotId"]
+    assert {r.inputs["snapshotId"] for r in fsr} == {snapshot}
+    assert all(r.inputs["availabilityZone"].startswith("us-east-1") for r in fsr)
+    node_class = run.one("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass").inputs["spec"]
+    data = next(b for b in node_class["blockDeviceMappings"] if b["deviceName"] == "/dev/xvdb")
+    assert data["ebs"]["snapshotID"] == snapshot and "volumeInitializationRate" not in data["ebs"]

@@ -29,6 +29,7 @@ from components.eks.image_cache import (
     delete_snapshot,
     ecr_repository_arns,
     pull_script,
+    qualified,
 )
 from modelfleet import coldstart
 
@@ -304,6 +305,15 @@ def test_pull_script_keeps_credentials_on_the_host() -> None:
         [str(SHELLCHECK), "-s", "sh", "-"], input=script, capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 0, res.stdout
+
+
+def test_short_references_are_pulled_by_the_name_the_kubelet_asks_for() -> None:
+    assert qualified("vllm/vllm-openai:v0.31.0-cu129") == "docker.io/vllm/vllm-openai:v0.31.0-cu129"
+    assert qualified("busybox@sha256:" + "5" * 64) == "docker.io/library/busybox@sha256:" + "5" * 64
+    assert qualified(ENGINE) == ENGINE and qualified(PUBLIC) == PUBLIC
+    assert "docker.io/vllm/vllm-openai:v0.31.0-cu129" in pull_script(
+        ["vllm/vllm-openai:v0.31.0-cu129"], "soci"
+    )
 
 
 def test_builder_boots_with_the_node_class_settings() -> None:

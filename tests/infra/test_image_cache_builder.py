@@ -133,7 +133,9 @@ def _expect_online(ssm_stub: Stubber, status: str) -> None:
     )
 
 
-def _expect_pull(ssm_stub: Stubber, statuses: list[str], output: str = "") -> None:
+def _expect_pull(
+    ssm_stub: Stubber, statuses: list[str], output: str = "", not_yet: bool = False
+) -> None:
     ssm_stub.add_response(
         "send_command",
         {"Command": {"CommandId": COMMAND}},
@@ -145,6 +147,13 @@ def _expect_pull(ssm_stub: Stubber, statuses: list[str], output: str = "") -> No
             "TimeoutSeconds": PULL_TIMEOUT_S,
         },
     )
+    if not_yet:
+        # Right after SendCommand the invocation may not exist yet.
+        ssm_stub.add_client_error(
+            "get_command_invocation",
+            "InvocationDoesNotExist",
+            expected_params={"CommandId": COMMAND, "InstanceId": INSTANCE},
+        )
     for status in statuses:
         ssm_stub.add_response(
             "get_command_invocation",
@@ -211,13 +220,14 @@ def test_builds_the_snapshot_and_terminates_the_builder(
     _expect_launch(ec2_stub, ssm_stub)
     _expect_online(ssm_stub, "")
     _expect_online(ssm_stub, "Online")
-    _expect_pull(ssm_stub, ["InProgress", "Success"])
+    _expect_pull(ssm_stub, ["InProgress", "Success"], not_yet=True)
     _expect_stop_and_snapshot(ec2_stub, ["pending", "completed"])
     _expect_terminate(ec2_stub)
     slept: list[float] = []
     out = build_snapshot(ec2, ssm, PROPS, sleep=slept.append, clock=lambda: 0.0)
     assert out == {"snapshotId": SNAPSHOT, "builderInstanceId": INSTANCE, "imageId": AMI}
-    assert slept == [POLL_SECONDS] * 4  # SSM, pull, stop, snapshot: one wait each
+    # SSM once, the pull twice (not yet, in progress), stopping once, the snapshot once.
+    assert slept == [POLL_SECONDS] * 5
 
 
 def test_a_failed_pull_terminates_the_builder_with_the_output(

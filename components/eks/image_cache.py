@@ -34,7 +34,14 @@ import pulumi
 import pulumi.dynamic
 import pulumi_aws as aws
 
-from components._common import assume_role_policy, child, invoke, policy_json, stack_tags
+from components._common import (
+    assume_role_policy,
+    child,
+    engine_cache_statements,
+    invoke,
+    policy_json,
+    stack_tags,
+)
 from components.ecs.prewarm import aws_session
 from modelfleet import coldstart, eks
 from modelfleet.plan_types import FleetPlan
@@ -397,17 +404,20 @@ class ImageCache(pulumi.ComponentResource):
                         "Resource": "*",
                     },
                     {
-                        # Only the stack's images; a pull-through repository may still import
-                        # layers on this first pull (issue 13: BatchImportUpstreamImage).
+                        # Only the stack's images.
                         "Effect": "Allow",
                         "Action": [
                             "ecr:BatchGetImage",
                             "ecr:GetDownloadUrlForLayer",
                             "ecr:BatchCheckLayerAvailability",
-                            "ecr:BatchImportUpstreamImage",
                         ],
                         "Resource": repos,
                     },
+                    # A pull through the cache may still import the engine's layers, under the
+                    # cache prefix only, and read them with the stack's key (as the GPU nodes).
+                    *engine_cache_statements(
+                        plan, args.partition, args.account_id, args.kms_key_arn
+                    ),
                 ]
             ),
             opts=child(self),

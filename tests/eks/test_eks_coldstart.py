@@ -1,8 +1,8 @@
 """Cold start on EKS (issue 13, item 3): GPU nodes start from a prepared snapshot of their
 data volume (eks.imageCache) with its initialization counted in the image phase, the capacity
 phase has its own sourced figures, SOCI parallel pull is the opt-out's path, the node class
-matches the EC2NodeClass CRD in each mode, and no ECS warm pool or compile-cache access point
-leaks into an EKS stack."""
+matches the EC2NodeClass CRD in each mode, and no ECS warm pool leaks into an EKS stack. The
+compile cache the pods mount: tests/eks/test_eks_engine_cache.py."""
 
 from __future__ import annotations
 
@@ -87,9 +87,12 @@ def test_default_image_phase_counts_the_snapshot_initialization() -> None:
     m = plan.model("llama-8b")
     assert m.cold_start is not None
     assert m.cold_start_s == pytest.approx(m.cold_start.warm.total_s)
-    # Per phase, from the capacity request: 60 + 73 + 13 + 90 (until the serving pods mount
-    # the compile cache; with it the engine phase is 55 s and the start 200 s).
-    assert [round(p.seconds) for p in m.cold_start.warm.phases] == [60, 73, 13, 90]
+    # Per phase, from the capacity request: 60 + 73 + 13 + 55 (the compiled graphs read from
+    # the compile cache) = 200 s, above the 180 s target: the snapshot's initialization at
+    # EBS's maximum rate is what stands in the way (fast snapshot restore: 138 s).
+    assert m.cold_start.warm.phases[-1] == coldstart.CACHED_ENGINE
+    assert [round(p.seconds) for p in m.cold_start.warm.phases] == [60, 73, 13, 55]
+    assert round(m.cold_start_s) == 200
 
 
 def test_probe_windows_cover_the_initialization_the_engine_runs_through() -> None:
@@ -112,6 +115,7 @@ def test_fast_snapshot_restore_trades_the_initialization_for_its_hourly_price() 
     assert plan.eks is not None and plan.eks.image_cache is not None
     ic = plan.eks.image_cache
     assert _phases(plan)["image"].seconds == coldstart.CACHED_IMAGE_S
+    assert round(plan.model("llama-8b").cold_start_s) == 138  # 60 + 10 + 13 + 55
     # $0.75 per AZ-hour in each of the stack's 3 AZs, all month; credits: 1024 / 50 GiB,
     # capped at 10 per AZ.
     assert ic.fsr_monthly_usd == pytest.approx(3 * 730 * 0.75)
@@ -231,14 +235,10 @@ def test_node_class_without_its_snapshot_is_refused() -> None:
         _node_class(plan, None)
 
 
-def test_no_ecs_warm_pool_or_compile_cache_on_eks(eks_case: Case) -> None:
-    _, run, plan = eks_case
+def test_no_ecs_warm_pool_on_eks(eks_case: Case) -> None:
+    _, _, plan = eks_case
     assert all(g.warm_pool is None for g in plan.capacity.values())
     assert plan.shared_cost.warm_pools_usd == 0
-    assert not [
-        r for r in run.by_type("aws:efs/accessPoint:AccessPoint") if r.name.endswith("-compile-ap")
-    ]
-    assert all(m.compile_cache_path == "" for m in plan.models)
 
 
 # --- the program, under mocks -----------------------------------------------------------------
@@ -272,8 +272,12 @@ def test_program_builds_the_cache_the_plan_lists(eks_case: Case) -> None:
     # Engine (as the plan references it), sidecar and fetcher (built here, by digest): every
     # image a GPU pod runs.
     engine, *ours = snap.inputs["images"]
-    assert engine == plan.engine_image.reference and len(ours) == 2
-    assert all("@sha256:" in i for i in ours)
+    e = plan.engine_image
+    if e.mode == "pull-through":  # the account's registry, by the digest the cache resolved
+        assert f".dkr.ecr.us-east-1.amazonaws.com/{e.cache_repository}@sha256:" in engine
+    else:
+        assert engine == e.reference
+    assert len(ours) == 2 and all("@sha256:" in i for i in ours)
     node_class = run.one("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass").inputs["spec"]
     data = next(b for b in node_class["blockDeviceMappings"] if b["deviceName"] == "/dev/xvdb")
     assert data["ebs"]["snapshotID"] == snap.outputs["snapshotId"]

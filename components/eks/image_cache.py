@@ -57,9 +57,13 @@ OUTPUT_TAIL_CHARS = 2000
 # The admin container's root shell in the host's namespaces, and containerd's CLI on the socket
 # the kubelet uses, in its `k8s.io` namespace (snapshot.sh CTR_CMD).
 CTR = "apiclient exec admin sheltie ctr -a /run/containerd/containerd.sock -n k8s.io"
-# ECR credentials stay on the host: the kubelet's own image credential provider (Bottlerocket's
-# aws-k8s variants run it for ECR images) answers a CredentialProviderRequest with the
-# instance role's token, which is passed to ctr and never printed or sent back through SSM.
+# ECR credentials stay on the host: the kubelet's own image credential provider answers a
+# CredentialProviderRequest on stdin with the instance role's token, which is passed to ctr and
+# never printed or sent back through SSM. Bottlerocket's kubelet runs it from
+# `--image-credential-provider-bin-dir /usr/libexec/kubernetes/kubelet/plugins` (a Bottlerocket
+# kubelet command line in DataDog/datadog-agent pkg/compliance/k8sconfig loader_test.go,
+# bottleRocketProcTable) with HOME=/root (Bottlerocket's credential-provider-config template
+# for ecr-credential-provider); read 2026-12-01.
 CREDENTIAL_PROVIDER = "/usr/libexec/kubernetes/kubelet/plugins/ecr-credential-provider"
 
 
@@ -104,7 +108,7 @@ def pull_script(images: Sequence[str], snapshotter: str) -> str:
             separators=(",", ":"),
         )
         auth = (
-            f"printf '%s' {shlex.quote(request)} | {CREDENTIAL_PROVIDER}"
+            f"printf '%s' {shlex.quote(request)} | HOME=/root {CREDENTIAL_PROVIDER}"
             if ".dkr.ecr." in registry
             else ""
         )

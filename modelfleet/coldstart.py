@@ -82,7 +82,12 @@ FIRST_IMAGE_S = sizing.VLLM_IMAGE_GB * 1000 / sizing.IMAGE_PULL_MBPS
 #   read 2026-12-02); "several" is read as 5 s. The agent adds no fixed wait of its own: it
 #   acknowledges the ENI once udev reports it and ACS has sent the attachment, retrying at
 #   most 6 s when the two arrive out of order (amazon-ecs-agent v1.105.0
-#   agent/eni/watcher/watcher.go:36-40);
+#   agent/eni/watcher/watcher.go:36-40). The ecs-eni CNI plugin once waited for the ENI to
+#   show in instance metadata, up to 18 s (github.com/aws/amazon-ecs-cni-plugins/pull/66);
+#   2018.08.0 removed that dependency (pull/81). The measured figures found are Fargate's
+#   (11 s and 44 s from createdAt to pullStartedAt, 2026-01-05,
+#   github.com/opensearch-project/opensearch-migrations/pull/2116), which include Fargate
+#   placing the task on its own capacity: not comparable here;
 # - the task's start: the pause container and its CNI setup, the two EFS volumes mounted with
 #   TLS, the fetcher's check that the model is complete on EFS (vLLM's container waits for its
 #   SUCCESS, modelfleet/containers.py) and vLLM's container created. An assumption: AWS

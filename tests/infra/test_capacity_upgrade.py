@@ -153,3 +153,25 @@ def test_run1_passes_the_policy_pack(run1: tuple[FleetPlan, Run]) -> None:
     kept = [v for v in verdict.violations if f"-{LEGACY}-" in v.urn_name]
     assert kept == []
     assert verdict.passed, verdict.violations
+
+
+def test_the_ecs_api_behaves_as_the_transition_assumes() -> None:
+    """What the two runs rest on, read from botocore's ECS model (the API reference)."""
+    import re
+
+    import botocore.session
+
+    def text(html: str) -> str:
+        return " ".join(re.sub(r"<[^>]+>", "", html).split())
+
+    ecs = botocore.session.get_session().get_service_model("ecs")
+    put = ecs.operation_model("PutClusterCapacityProviders")
+    assert "ResourceInUseException" in [e.name for e in put.error_shapes]
+    doc = text(put.documentation)
+    assert "omitted from a PutClusterCapacityProviders API call will be disassociated" in doc
+    assert "only disassociate an existing capacity provider from a cluster if it's not" in doc
+    delete = text(ecs.operation_model("DeleteCapacityProvider").documentation)
+    assert "Only capacity providers that aren't associated with a cluster can be deleted" in delete
+    strategy = ecs.operation_model("UpdateService").input_shape.members["capacityProviderStrategy"]
+    # A strategy change alone moves no task: the service's update forces a deployment.
+    assert "doesn't trigger a new service deployment" in text(strategy.documentation)

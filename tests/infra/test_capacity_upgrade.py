@@ -172,6 +172,8 @@ def test_the_ecs_api_behaves_as_the_transition_assumes() -> None:
     assert "only disassociate an existing capacity provider from a cluster if it's not" in doc
     delete = text(ecs.operation_model("DeleteCapacityProvider").documentation)
     assert "Only capacity providers that aren't associated with a cluster can be deleted" in delete
-    strategy = ecs.operation_model("UpdateService").input_shape.members["capacityProviderStrategy"]
+    update = ecs.operation_model("UpdateService").input_shape
+    assert update is not None
+    strategy = update.members["capacityProviderStrategy"]
     # A strategy change alone moves no task: the service's update forces a deployment.
     assert "doesn't trigger a new service deployment" in text(strategy.documentation)

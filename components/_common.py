@@ -13,6 +13,7 @@ from fetcher.source import S3Source, parse_source
 
 from modelfleet.config import StackConfig
 from modelfleet.identities import Res
+from modelfleet.plan_types import FleetPlan
 
 
 def stack_tags(config: StackConfig, **extra: str) -> dict[str, str]:
@@ -85,4 +86,31 @@ def s3_read_statements(partition: str, sources: list[str]) -> list[dict[str, Any
                 "Condition": {"StringLike": {"s3:prefix": [f"{src.prefix}*"]}},
             }
         )
+    return out
+
+
+def engine_cache_statements(
+    plan: FleetPlan,
+    partition: str,
+    account_id: str,
+    kms_key_arn: pulumi.Input[str],
+    include_kms: bool = True,
+) -> list[dict[str, object]]:
+    """What a role that pulls the engine image through the cache needs beyond ECR's pull
+    actions: the first pull creates the cache repository and imports the image, both scoped
+    to the cache prefix; its layers are encrypted with the stack's key. The roles that pull:
+    the ECS execution role and GPU host role, the EKS GPU node role (the kubelet's)."""
+    e = plan.engine_image
+    if e.mode != "pull-through":
+        return []
+    repos = f"arn:{partition}:ecr:{plan.config.region}:{account_id}:repository/{e.cache_prefix}/*"
+    out: list[dict[str, object]] = [
+        {
+            "Effect": "Allow",
+            "Action": ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
+            "Resource": repos,
+        }
+    ]
+    if include_kms:
+        out.append({"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": kms_key_arn})
     return out

@@ -11,9 +11,10 @@ Present when `images.vllm` is a Docker Hub image and `images.dockerHubCredential
 - the pull-through cache rule `<prefix>-hub` -> registry-1.docker.io;
 - the digest: the `@sha256:` given in `images.vllm`, or, for a tag, a small dynamic resource
   that pulls the manifest through the cache at `pulumi up` (the first pull imports the image)
-  and records its digest. Task definitions and the warm pool's pre-pull use
-  `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>-hub/<repository>@<digest>`, so every
-  task and warm instance runs the same bytes even if the tag moves upstream.
+  and records its digest. Task definitions, the warm pool's pre-pull and the EKS pods use
+  `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>-hub/<repository>@<digest>`
+  (`EngineImagePlan.registry_reference`), so every task, warm instance and pod runs the same
+  bytes even if the tag moves upstream.
 
 Resolving at `pulumi up` rather than asking for a digest: a digest cannot be known offline,
 and asking users to look one up by hand for every engine upgrade invites copying the wrong
@@ -72,10 +73,6 @@ RETRYABLE = frozenset({"RepositoryNotFoundException", "ImageNotFoundException"})
 
 class EngineImageError(Exception):
     pass
-
-
-def registry_host(account_id: str, region: str) -> str:
-    return f"{account_id}.dkr.ecr.{region}.amazonaws.com"
 
 
 def resolve_digest(ecr: Any, props: Mapping[str, Any], sleep: Any = time.sleep) -> str:
@@ -165,7 +162,7 @@ class EngineImageArgs:
 
 
 class EngineImage(pulumi.ComponentResource):
-    """`reference`: what the task definitions and the warm pool pull."""
+    """`reference`: what the task definitions, the warm pool and the EKS pods pull."""
 
     reference: pulumi.Output[str]
 
@@ -261,7 +258,6 @@ class EngineImage(pulumi.ComponentResource):
             # The first pull must find the credentials and the template in place.
             opts=child(self, depends_on=[version, template]),
         )
-        base = f"{registry_host(args.account_id, region)}/{e.cache_repository}"
         if e.digest is not None:
             digest: pulumi.Output[str] = pulumi.Output.from_input(e.digest)
         else:
@@ -279,5 +275,5 @@ class EngineImage(pulumi.ComponentResource):
                 opts=child(self, depends_on=[rule]),
             )
             digest = resolved.digest
-        self.reference = pulumi.Output.concat(base, "@", digest)
+        self.reference = digest.apply(lambda d: e.registry_reference(args.account_id, region, d))
         self.register_outputs({"reference": self.reference})

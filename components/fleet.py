@@ -256,6 +256,9 @@ class Fleet(pulumi.ComponentResource):
                 file_system_arn=cache.file_system_arn,
                 access_point_arns={n: ap.arn for n, ap in cache.access_points.items()},
                 target_group_arns={n: tg.arn for n, tg in lb.target_groups.items()},
+                compile_access_point_arns={
+                    n: ap.arn for n, ap in cache.compile_access_points.items()
+                },
             ),
             mine,
         )
@@ -267,11 +270,15 @@ class Fleet(pulumi.ComponentResource):
                 vpc_id=net.vpc_id,
                 file_system_id=cache.file_system_id,
                 access_point_ids={n: ap.id for n, ap in cache.access_points.items()},
+                compile_access_point_ids={
+                    n: ap.id for n, ap in cache.compile_access_points.items()
+                },
                 target_group_arns={n: tg.arn for n, tg in lb.target_groups.items()},
                 target_group_suffixes={n: tg.arn_suffix for n, tg in lb.target_groups.items()},
                 load_balancer_suffix=lb.arn_suffix,
                 alb_subnet_cidrs=self._public_subnet_cidrs(plan),
-                vllm_image=c.images.vllm,
+                # The account's registry, by digest: never the Docker Hub reference as written.
+                vllm_image=self.engine_image.reference,
                 sidecar_image=self.images.sidecar,
                 fetcher_image=self.images.fetcher,
                 secret_values=_secret_values(plan),

@@ -119,8 +119,6 @@ class ModelCache(pulumi.ComponentResource):
             )
         self.compile_access_points = {}
         for m in args.plan.models:
-            if m.name not in ids.compile_access_points:  # EKS: its pods mount no compile cache
-                continue
             # vLLM keys its artifacts by a hash of the model, its config and the code inside this
             # directory (vllm/compilation/backends.py: VLLM_CACHE_ROOT/torch_compile_cache/
             # <hash>/rank_<r>_<dp>); the directory per engine version lets an upgrade start

@@ -172,8 +172,10 @@ VLLM_HOST_MIB = 6144
 # with `ast.literal_eval(open(...).read())` and rewrites it with a plain `open(path, "w")`
 # (same stored snapshot). Replicas that start together on an empty cache each compile and
 # write the same hash-keyed files; one that reads the index while another rewrites it fails
-# to parse it and exits, and ECS starts the task again, now on the complete cache. Only the
-# model's own task role can write its cache (what it holds is code vLLM loads).
+# to parse it and exits, and ECS starts the task again (Kubernetes restarts the container),
+# now on the complete cache. What the cache holds is code vLLM loads: on ECS only the model's
+# own task role can write it; on EKS only the model's vLLM container mounts its claim, and the
+# volume is bound to that claim alone (claimRef).
 # Of sizing.py's 90 s engine start, torch.compile of the model's graphs; with the compiled
 # artifacts in VLLM_CACHE_ROOT vLLM loads them instead (vLLM's torch.compile design notes,
 # https://docs.vllm.ai/en/latest/design/torch_compile/ "Compilation Cache", read 2026-12-01:
@@ -188,6 +190,23 @@ class Phase:
     seconds: float
     how: str  # what happens in this phase
     source: str  # where the figure comes from
+
+
+# The engine phase of both platforms: the first start of a model on an engine version compiles
+# into the empty compile cache; every later one reads the compiled graphs from it.
+COMPILING_ENGINE = Phase(
+    "engine",
+    sizing.ENGINE_INIT_SECONDS,
+    "vLLM compiles its graphs (the compile cache is empty) and captures CUDA graphs",
+    f"{sizing.ENGINE_INIT_SECONDS} s engine start (sizing.py)",
+)
+CACHED_ENGINE = Phase(
+    "engine",
+    sizing.ENGINE_INIT_SECONDS - ENGINE_COMPILE_S + COMPILE_CACHE_LOAD_S,
+    "compiled graphs read from VLLM_CACHE_ROOT on EFS, CUDA graphs captured",
+    f"{sizing.ENGINE_INIT_SECONDS} s - {ENGINE_COMPILE_S} s torch.compile + "
+    f"{COMPILE_CACHE_LOAD_S} s cache load",
+)
 
 
 @dataclass(frozen=True)
@@ -314,22 +333,10 @@ def plan_cold_start(
                 f"{sizing.VLLM_IMAGE_GB:g} GB at {sizing.IMAGE_PULL_MBPS:g} MB/s extraction",
             ),
             weights,
-            Phase(
-                "engine",
-                sizing.ENGINE_INIT_SECONDS,
-                "vLLM compiles its graphs (the compile cache is empty) and captures CUDA graphs",
-                f"{sizing.ENGINE_INIT_SECONDS} s engine start (sizing.py)",
-            ),
+            COMPILING_ENGINE,
         ),
     )
-    cached_engine = sizing.ENGINE_INIT_SECONDS - ENGINE_COMPILE_S + COMPILE_CACHE_LOAD_S
-    engine = Phase(
-        "engine",
-        cached_engine,
-        "compiled graphs read from VLLM_CACHE_ROOT on EFS, CUDA graphs captured",
-        f"{sizing.ENGINE_INIT_SECONDS} s - {ENGINE_COMPILE_S} s torch.compile + "
-        f"{COMPILE_CACHE_LOAD_S} s cache load",
-    )
+    engine = CACHED_ENGINE
     if warm_pool:
         warm = StartPath(
             "warm",
@@ -384,8 +391,8 @@ def _eks_cold_start(
     wake_evaluation_periods: int,
 ) -> ColdStartPlan:
     """EKS: Karpenter launches a node for every start from zero (no warm pool), the engine
-    image comes in by SOCI parallel pull; the compile cache belongs to the serving pods,
-    which this platform's serving slice mounts (until it does, every start compiles)."""
+    image comes in by SOCI parallel pull; the serving pods mount the model's compile cache
+    (modelfleet/kube/objects.py), so only the first start on an engine version compiles."""
     load = weight_load(checkpoint_gib, vllm_memory_mib, tensor_parallel)
     phases = (
         Phase(
@@ -408,30 +415,25 @@ def _eks_cold_start(
             f"{load.strategy}",
             load.why,
         ),
-        Phase(
-            "engine",
-            sizing.ENGINE_INIT_SECONDS,
-            "vLLM compiles its graphs and captures CUDA graphs",
-            f"{sizing.ENGINE_INIT_SECONDS} s engine start (sizing.py)",
-        ),
     )
-    path = StartPath("first", phases)
+    first = StartPath("first", (*phases, COMPILING_ENGINE))
+    warm = StartPath("warm", (*phases, CACHED_ENGINE))
     window = wake_period_s * wake_evaluation_periods
     return ColdStartPlan(
-        first=path,
-        warm=StartPath("warm", phases),
+        first=first,
+        warm=warm,
         warm_pool=False,
         weight_load=load,
         trigger=TriggerPlan(
             metric_period_s=wake_period_s,
             alarm_window_s=window,
-            total_s=wake_period_s + window + path.total_s,
+            total_s=wake_period_s + window + warm.total_s,
             source=f"a {wake_period_s} s metric period and a {window} s scaler window",
         ),
         notes=(
             "EKS: no warm pool (Karpenter launches a node per start from zero); the image "
-            "phase uses SOCI parallel pull, and every start compiles until the serving pods "
-            "mount the compile cache",
+            "phase uses SOCI parallel pull; the pods mount the model's compile cache, so only "
+            "the first start on an engine version compiles",
         ),
     )
 

@@ -153,14 +153,20 @@ def _http_probe(port: int, path: str) -> list[str]:
     return ["CMD", *http_probe_argv(port, path)]
 
 
-def vllm_env() -> dict[str, str]:
+def vllm_env(m: ModelPlan) -> dict[str, str]:
     """vLLM's environment, the same on every platform."""
-    return {
+    env = {
         # Weights come from the cache; serving must never reach for the hub.
         "HF_HUB_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
     }
+    if m.compile_cache_path:
+        # torch.compile artifacts persist in VLLM_CACHE_ROOT (vllm/envs.py; vLLM writes
+        # VLLM_CACHE_ROOT/torch_compile_cache/<hash>/rank_<r>_<dp>), so a start after the
+        # first one loads them instead of compiling.
+        env["VLLM_CACHE_ROOT"] = COMPILE_CACHE_MOUNT
+    return env
 
 
 # The sidecar publishes QueueDepth every this many seconds (its own default, set explicitly
@@ -234,15 +240,7 @@ def container_definitions(m: ModelPlan, plan: FleetPlan, refs: TaskRefs) -> list
             *_compile_cache_mount(m),
         ],
         "dependsOn": [{"containerName": f["name"], "condition": "SUCCESS"} for f in fetchers],
-        # torch.compile artifacts persist in VLLM_CACHE_ROOT (vllm/envs.py; vLLM writes
-        # VLLM_CACHE_ROOT/torch_compile_cache/<hash>/rank_<r>_<dp>), so a start after the
-        # first one loads them instead of compiling.
-        "environment": _env(
-            {
-                **vllm_env(),
-                **({"VLLM_CACHE_ROOT": COMPILE_CACHE_MOUNT} if m.compile_cache_path else {}),
-            }
-        ),
+        "environment": _env(vllm_env(m)),
         "healthCheck": {
             "command": _http_probe(VLLM_PORT, "/health"),
             "interval": hc.interval,

@@ -441,10 +441,17 @@ def _scheduling(models: list[Any], pools: dict[str, NodePoolPlan]) -> dict[str, 
 
 
 def build_eks_plan(
-    stack: StackConfig, models: list[Any], as_of: dt.date, running_fraction: float = 1.0
+    stack: StackConfig,
+    models: list[Any],
+    as_of: dt.date,
+    running_fraction: float = 1.0,
+    *,
+    engine_pull_through: bool,
 ) -> EksPlan:
     """The platform of a `platform: eks` stack on day `as_of` (support status and its price);
-    `running_fraction` is the share of the month the schedule keeps the GPU floor up."""
+    `running_fraction` is the share of the month the schedule keeps the GPU floor up;
+    `engine_pull_through`: the engine image comes through the stack's ECR pull-through cache,
+    whose first pull on a GPU node imports it (the node role's grant)."""
     eks = stack.eks
     assert eks is not None, "build_eks_plan needs a platform: eks stack"
     p = stack.prefix
@@ -554,6 +561,9 @@ def build_eks_plan(
     for role in ("system_node_role", "gpu_node_role"):
         for policy in eks_versions.NODE_MANAGED_POLICIES:
             names[f"{role}:{policy}"] = (T_ATTACHMENT, f"{names[role][1]}-{policy}")
+    if engine_pull_through:
+        # The kubelet pulls the engine image with the GPU node's role.
+        names["gpu_node_engine_image"] = (T_ROLE_POLICY, f"{p}-eks-gpu-node-engine-image")
     logical = {key: Res(t, n) for key, (t, n) in names.items()}
 
     gpu_node_months = sum(m.cost.instances_min for m in models) * running_fraction
@@ -609,6 +619,8 @@ def _with_resources(plan: EksPlan) -> EksPlan:
     for role in ("system_node_role", "gpu_node_role"):
         out.append(lg[role])
         out += [lg[f"{role}:{policy}"] for policy in eks_versions.NODE_MANAGED_POLICIES]
+    if "gpu_node_engine_image" in lg:
+        out.append(lg["gpu_node_engine_image"])
     out += [lg["system_launch_template"], lg["system_node_group"], lg["gpu_node_access"]]
     # karpenter.py: the interruption queue
     out += [lg["interruption_queue"], lg["interruption_queue_policy"]]

@@ -427,11 +427,9 @@ def security_ids(prefix: str, ingress_cidrs: Sequence[str], ports: Sequence[int]
     )
 
 
-def cache_ids(
-    prefix: str, mount_targets: int, models: Mapping[str, str], *, compile_cache: bool = True
-) -> CacheIds:
-    """`models`: model name -> short name; `compile_cache`: the ECS tasks mount vLLM's compile
-    cache from a second access point per model."""
+def cache_ids(prefix: str, mount_targets: int, models: Mapping[str, str]) -> CacheIds:
+    """`models`: model name -> short name. Each model has two access points: its weights, and
+    vLLM's compile cache (which the ECS task and the EKS pod both mount)."""
     n = f"{prefix}-cache"
     return CacheIds(
         component=n,
@@ -441,9 +439,7 @@ def cache_ids(
         mounts=tuple(Res(T_MOUNT, f"{n}-mount-{i}") for i in range(mount_targets)),
         access_points={name: Res(T_ACCESS_POINT, f"{n}-{s}-ap") for name, s in models.items()},
         compile_access_points={
-            name: Res(T_ACCESS_POINT, f"{n}-{s}-compile-ap")
-            for name, s in models.items()
-            if compile_cache
+            name: Res(T_ACCESS_POINT, f"{n}-{s}-compile-ap") for name, s in models.items()
         },
     )
 

@@ -364,11 +364,16 @@ def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: in
             f"replicas.min 0: the first request after idle waits the trigger and a start "
             f"(~{round(cs.trigger.total_s)} s)"
         )
-    if m.replicas.min > 1 and stack.platform is Platform.ECS:
+    if m.replicas.min > 1:
+        again = (
+            "ECS starts it again"
+            if stack.platform is Platform.ECS
+            else "Kubernetes restarts its vLLM container"
+        )
         notes.append(
             f"{m.replicas.min} replicas starting together on an empty compile cache each "
             "compile and write the same files without a lock; one that reads the index while "
-            "another rewrites it fails to start, and ECS starts it again on the complete cache"
+            f"another rewrites it fails to start, and {again} on the complete cache"
         )
     if (
         m.capacity is Capacity.SPOT
@@ -928,7 +933,7 @@ def _identities(
             else identities.NetworkIds(f"{p}-network")
         ),
         security=identities.security_ids(p, c.network.ingress_cidrs, [443, 80] if https else [80]),
-        cache=identities.cache_ids(p, _subnet_count(c), shorts, compile_cache=eks is None),
+        cache=identities.cache_ids(p, _subnet_count(c), shorts),
         secrets=identities.secrets_ids(p, [s.key for s in secrets]),
         images=identities.images_ids(p, built),
         engine_image=identities.engine_image_ids(
@@ -999,11 +1004,11 @@ def build_plan(
         else []
     )
     engine = engine_image_plan(stack)
-    if stack.platform is Platform.ECS:  # EKS's pods mount no compile cache yet
-        models = [
-            replace(mp, compile_cache_path=compile_cache_path(mp.name, engine.version_key))
-            for mp in models
-        ]
+    # Both platforms mount it: the ECS task's vLLM container, the EKS pod's.
+    models = [
+        replace(mp, compile_cache_path=compile_cache_path(mp.name, engine.version_key))
+        for mp in models
+    ]
     if problem := _credentials_problem(stack):
         problems.append(problem)
     groups = capacity_plans(models, stack)
@@ -1036,7 +1041,13 @@ def build_plan(
     eks_plan = None
     if stack.platform is Platform.EKS:
         try:
-            eks_plan = build_eks_plan(stack, models, as_of or dt.date.today(), fraction)
+            eks_plan = build_eks_plan(
+                stack,
+                models,
+                as_of or dt.date.today(),
+                fraction,
+                engine_pull_through=engine.mode == "pull-through",
+            )
         except ValueError as exc:
             raise ConfigError(where, [str(exc)]) from None
     ids = _identities(stack, models, groups, endpoints, https, secrets, eks_plan)

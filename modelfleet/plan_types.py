@@ -188,6 +188,21 @@ class EngineImagePlan:
     version_key: str  # names the compile cache directory: one per engine version
     notes: tuple[str, ...] = ()
 
+    def registry_reference(self, account_id: str, region: str, digest: str) -> str:
+        """What every ECS task, warm instance and EKS pod pulls: the image in the stack's own
+        registry, pinned by `digest`; the reference as written when there is no cache."""
+        if self.mode != "pull-through":
+            return self.reference
+        host = f"{account_id}.dkr.ecr.{region}.amazonaws.com"
+        return f"{host}/{self.cache_repository}@{digest}"
+
+    def offline_reference(self, region: str) -> str:
+        """`registry_reference` as far as it is known before `pulumi up`: the account reads
+        `<account-id>`, and a digest the cache resolves at `pulumi up` reads
+        `<unresolved-digest:TAG>`."""
+        digest = self.digest or f"<unresolved-digest:{self.tag}>"
+        return self.registry_reference("<account-id>", region, digest)
+
 
 @dataclass(frozen=True)
 class HealthCheck:

@@ -20,7 +20,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components._common import assume_role_policy, child, invoke, policy_json, stack_tags
+from components._common import (
+    assume_role_policy,
+    child,
+    engine_cache_statements,
+    invoke,
+    policy_json,
+    stack_tags,
+)
 from modelfleet import sizing
 from modelfleet.coldstart import ROOT_VOLUME_GIB
 from modelfleet.identities import CapacityGroupIds
@@ -418,29 +425,3 @@ class GpuCapacity(pulumi.ComponentResource):
             ]
         out += engine_cache_statements(plan, args.partition, args.account_id, args.kms_key_arn)
         return out
-
-
-def engine_cache_statements(
-    plan: FleetPlan,
-    partition: str,
-    account_id: str,
-    kms_key_arn: pulumi.Input[str],
-    include_kms: bool = True,
-) -> list[dict[str, object]]:
-    """What a role that pulls the engine image through the cache needs beyond ECR's pull
-    actions: the first pull creates the cache repository and imports the image, both scoped
-    to the cache prefix; its layers are encrypted with the stack's key."""
-    e = plan.engine_image
-    if e.mode != "pull-through":
-        return []
-    repos = f"arn:{partition}:ecr:{plan.config.region}:{account_id}:repository/{e.cache_prefix}/*"
-    out: list[dict[str, object]] = [
-        {
-            "Effect": "Allow",
-            "Action": ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
-            "Resource": repos,
-        }
-    ]
-    if include_kms:
-        out.append({"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": kms_key_arn})
-    return out

@@ -12,11 +12,11 @@ import pulumi_aws as aws
 from components._common import (
     assume_role_policy,
     child,
+    engine_cache_statements,
     policy_json,
     s3_read_statements,
     stack_tags,
 )
-from components.ecs.gpu_capacity import engine_cache_statements
 from modelfleet.containers import fetcher_sources
 from modelfleet.plan_types import FleetPlan
 

@@ -31,6 +31,8 @@ class IdentitiesArgs:
     interruption_queue_arn: pulumi.Input[str]
     file_system_arn: pulumi.Input[str]
     access_point_arns: dict[str, pulumi.Input[str]]
+    # vLLM's compile cache per model, mounted read-write by the vLLM container only.
+    compile_access_point_arns: dict[str, pulumi.Input[str]]
     target_group_arns: dict[str, pulumi.Input[str]]
 
 
@@ -63,7 +65,9 @@ class Identities(pulumi.ComponentResource):
             ).apply(lambda arns: _doc(eks_iam.alb_controller(list(arns)))),
             "keda-operator": pulumi.Output.from_input(_doc(eks_iam.keda_operator())),
             "efs-csi-node": pulumi.Output.all(
-                args.file_system_arn, *[args.access_point_arns[m.name] for m in plan.models]
+                args.file_system_arn,
+                *[args.access_point_arns[m.name] for m in plan.models],
+                *[args.compile_access_point_arns[m.name] for m in plan.models],
             ).apply(lambda a: _doc(eks_iam.efs_csi_node(a[0], list(a[1:])))),
         }
         for m in plan.models:

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components._common import assume_role_policy, child, stack_tags
+from components._common import (
+    assume_role_policy,
+    child,
+    engine_cache_statements,  # the same grant as the ECS hosts' and execution roles'
+    policy_json,
+    stack_tags,
+)
 from modelfleet import eks_versions
 from modelfleet.eks import SYSTEM_NODE_LABEL, SYSTEM_ROOT_VOLUME_GIB
 from modelfleet.plan import FleetPlan
@@ -21,6 +27,8 @@ class NodesArgs:
     cluster_name: pulumi.Input[str]
     subnet_ids: list[pulumi.Output[str]]
     depends_on: list[pulumi.Resource]
+    account_id: str
+    kms_key_arn: pulumi.Input[str]
 
 
 class Nodes(pulumi.ComponentResource):
@@ -55,6 +63,23 @@ class Nodes(pulumi.ComponentResource):
                     )
                 )
         self.gpu_node_role = roles["gpu_node_role"]
+        if "gpu_node_engine_image" in lg:
+            # The kubelet pulls the engine image through the stack's ECR pull-through cache
+            # with this role: ECR's pull actions come with AmazonEC2ContainerRegistryPullOnly
+            # (eks_versions.NODE_MANAGED_POLICIES); the first pull also imports the image and
+            # creates its repository, allowed under the cache prefix only.
+            attachments.append(
+                aws.iam.RolePolicy(
+                    lg["gpu_node_engine_image"].name,
+                    role=self.gpu_node_role.id,
+                    policy=policy_json(
+                        engine_cache_statements(
+                            args.plan, args.partition, args.account_id, args.kms_key_arn
+                        )
+                    ),
+                    opts=child(self),
+                )
+            )
         # AL2023 (EKS's default managed-node AMI), on-demand, spread over the private subnets:
         # the controllers survive a node or AZ loss. No taint, so CoreDNS and the controllers
         # land here; GPU nodes carry the nvidia.com/gpu taint instead.

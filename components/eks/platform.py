@@ -33,6 +33,8 @@ class EksPlatformArgs:
     file_system_arn: pulumi.Input[str]
     access_point_arns: dict[str, pulumi.Input[str]]
     target_group_arns: dict[str, pulumi.Input[str]]
+    # vLLM's compile cache per model: the second access point the EFS CSI node mounts.
+    compile_access_point_arns: dict[str, pulumi.Input[str]]
 
 
 class EksPlatform(pulumi.ComponentResource):
@@ -85,6 +87,8 @@ class EksPlatform(pulumi.ComponentResource):
                 cluster_name,
                 args.private_subnet_ids,
                 list(network.addons.values()),
+                account_id=args.account_id,
+                kms_key_arn=args.kms_key_arn,
             ),
             mine,
         )
@@ -101,6 +105,7 @@ class EksPlatform(pulumi.ComponentResource):
                 interruption_queue_arn=queue.queue.arn,
                 file_system_arn=args.file_system_arn,
                 access_point_arns=args.access_point_arns,
+                compile_access_point_arns=args.compile_access_point_arns,
                 target_group_arns=args.target_group_arns,
             ),
             mine,

@@ -37,6 +37,7 @@ class WorkloadsArgs:
     vpc_id: pulumi.Input[str]
     file_system_id: pulumi.Input[str]
     access_point_ids: Mapping[str, pulumi.Input[str]]  # by model
+    compile_access_point_ids: Mapping[str, pulumi.Input[str]]  # by model: vLLM's compile cache
     target_group_arns: Mapping[str, pulumi.Input[str]]  # by model
     target_group_suffixes: Mapping[str, pulumi.Input[str]]  # by model
     load_balancer_suffix: pulumi.Input[str]
@@ -44,6 +45,7 @@ class WorkloadsArgs:
     # security-group side is the platform's: GPU nodes join the shared tasks group, which
     # admits the ALB's group on that port (a TargetGroupBinding opens nothing by itself).
     alb_subnet_cidrs: Sequence[pulumi.Input[str]]
+    # The engine image in the account's registry, by digest (EngineImage.reference).
     vllm_image: pulumi.Input[str]
     sidecar_image: pulumi.Input[str]
     fetcher_image: pulumi.Input[str]
@@ -101,6 +103,12 @@ class Workloads(pulumi.ComponentResource):
                 )
                 for m in plan.models
             },
+            compile_volume_handles={
+                m.name: pulumi.Output.concat(
+                    args.file_system_id, "::", args.compile_access_point_ids[m.name]
+                )
+                for m in plan.models
+            },
             target_group_arns=dict(args.target_group_arns),
             vllm_image=args.vllm_image,
             sidecar_image=args.sidecar_image,
@@ -119,14 +127,15 @@ class Workloads(pulumi.ComponentResource):
             wake = pulumi.Output.concat(
                 args.target_group_suffixes[m.name], ";", args.load_balancer_suffix
             )
-            made: dict[str, pulumi.Resource] = {}
+            # By kind: a model has two volumes and two claims (weights, compile cache).
+            made: dict[str, list[pulumi.Resource]] = {}
             for obj in model_objects(plan, sp, m.name, refs, ModelRefs(wake)):
-                deps = ns_deps + [made[k] for k in _AFTER.get(obj.kind, ()) if k in made]
+                deps = ns_deps + [r for k in _AFTER.get(obj.kind, ()) for r in made.get(k, [])]
                 if obj.kind == "TargetGroupBinding" and m.name in args.listener_rules:
                     deps.append(args.listener_rules[m.name])
-                made[obj.kind] = self._create(obj, args, deps)
-            self.deployments[m.name] = made["Deployment"]
-            self.prewarm_jobs[m.name] = made["Job"]
+                made.setdefault(obj.kind, []).append(self._create(obj, args, deps))
+            (self.deployments[m.name],) = made["Deployment"]
+            (self.prewarm_jobs[m.name],) = made["Job"]
         self.namespace = sp.namespace
         self.register_outputs({"namespace": sp.namespace})
 

@@ -61,13 +61,16 @@ def stack_objects(
 def model_objects(
     plan: FleetPlan, sp: ServingPlan, name: str, refs: objects.SliceRefs, model_refs: ModelRefs
 ) -> list[KubeObject]:
-    """One model's objects: the cache, the pre-warm Job, then Service and binding before the
-    pods (or no readiness gate is injected), the Deployment, its budget and its scaler."""
+    """One model's objects: the weights and the compile cache, the pre-warm Job, then Service
+    and binding before the pods (or no readiness gate is injected), the Deployment, its budget
+    and its scaler."""
     m = plan.model(name)
     sm = sp.models[name]
     bodies = [
         objects.persistent_volume(sp, sm, refs),
         objects.persistent_volume_claim(sp, sm),
+        objects.compile_cache_volume(sp, sm, refs),
+        objects.compile_cache_claim(sp, sm),
         objects.prewarm_job(plan, m, sp, sm, refs),
         objects.service(sp, sm),
         objects.target_group_binding(sp, sm, refs),
@@ -108,8 +111,14 @@ def placeholder_refs(plan: FleetPlan) -> tuple[objects.SliceRefs, dict[str, Mode
         cache_volume_handles={
             m.name: objects.efs_volume_handle("<fs-id>", f"<fsap-id:{m.name}>") for m in plan.models
         },
+        compile_volume_handles={
+            m.name: objects.efs_volume_handle("<fs-id>", f"<fsap-id:{m.name}-compile>")
+            for m in plan.models
+        },
         target_group_arns={m.name: f"<target-group-arn:{m.name}>" for m in plan.models},
-        vllm_image=c.images.vllm,
+        # The engine image the pods pull: in the account's registry, by the digest the cache
+        # resolves at `pulumi up` (`<unresolved-digest:TAG>` until then), as the program does.
+        vllm_image=plan.engine_image.offline_reference(c.region),
         sidecar_image=c.images.sidecar or "<sidecar-image@digest>",
         fetcher_image=c.images.fetcher or "<fetcher-image@digest>",
         alb_cidrs=["<alb-subnet-cidr>"],

@@ -17,6 +17,8 @@ from modelfleet.containers import (
     vllm_env,
 )
 from modelfleet.contract import (
+    COMPILE_CACHE_MOUNT,
+    COMPILE_CACHE_VOLUME,
     FETCHER_MEMORY_MIB,
     HEALTH_PATH,
     MODELS_MOUNT,
@@ -64,6 +66,9 @@ FETCHER_UID = 1000
 PREWARM_CPU = "500m"
 PREWARM_MEMORY_REQUEST = "1Gi"
 PREWARM_MEMORY_LIMIT = "8Gi"
+# The compile cache volume's nominal size: EFS ignores it (it grows with what is written);
+# Kubernetes requires one on a PersistentVolume and its claim.
+COMPILE_CACHE_GIB = 1
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class SliceRefs:
     vpc_id: Any
     # Per model: the EFS CSI handle of its access point (see `efs_volume_handle`).
     cache_volume_handles: Mapping[str, Any]
+    # Per model: the handle of its compile-cache access point (`ModelPlan.compile_cache_path`).
+    compile_volume_handles: Mapping[str, Any]
     target_group_arns: Mapping[str, Any]
     vllm_image: Any
     sidecar_image: Any
@@ -182,8 +189,10 @@ def network_policies(sp: ServingPlan, refs: SliceRefs) -> list[dict[str, Any]]:
     return [deny, allow]
 
 
-def persistent_volume(sp: ServingPlan, sm: ServingModel, refs: SliceRefs) -> dict[str, Any]:
-    """A static volume on the model's existing EFS access point: same cache as ECS.
+def _efs_volume(
+    sp: ServingPlan, sm: ServingModel, name: str, claim: str, gib: int, handle: Any
+) -> dict[str, Any]:
+    """A static volume on one of the model's EFS access points, bound to one claim.
 
     `fs-…::fsap-…` selects the access point, `tls` encrypts in transit and `iam` authorizes
     with the EFS CSI node's identity (aws-efs-csi-driver docs: examples/kubernetes/access_points).
@@ -191,22 +200,58 @@ def persistent_volume(sp: ServingPlan, sm: ServingModel, refs: SliceRefs) -> dic
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
-        "metadata": _meta(sm.volume, None, sm.labels),
+        "metadata": _meta(name, None, sm.labels),
         "spec": {
-            "capacity": {"storage": f"{sm.cache_gib}Gi"},
+            # EFS ignores the size; Kubernetes requires one.
+            "capacity": {"storage": f"{gib}Gi"},
             "volumeMode": "Filesystem",
             "accessModes": ["ReadWriteMany"],
-            # The weights outlive the claim: deleting the stack's claim must not delete them.
+            # What it holds outlives the claim: deleting the stack's claim must not delete it.
             "persistentVolumeReclaimPolicy": "Retain",
             "storageClassName": "",
             "mountOptions": ["tls", "iam"],
-            "claimRef": {"namespace": sp.namespace, "name": sm.claim},
-            "csi": {
-                "driver": EFS_CSI_DRIVER,
-                "volumeHandle": refs.cache_volume_handles[sm.model],
-            },
+            # Bound to this claim only: no other claim in the cluster can take the volume.
+            "claimRef": {"namespace": sp.namespace, "name": claim},
+            "csi": {"driver": EFS_CSI_DRIVER, "volumeHandle": handle},
         },
     }
+
+
+def _efs_claim(
+    sp: ServingPlan, sm: ServingModel, name: str, volume: str, gib: int
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(name, sp.namespace, sm.labels),
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": "",
+            "volumeName": volume,
+            "resources": {"requests": {"storage": f"{gib}Gi"}},
+        },
+    }
+
+
+def persistent_volume(sp: ServingPlan, sm: ServingModel, refs: SliceRefs) -> dict[str, Any]:
+    """The model's weights, on its existing EFS access point: same cache as ECS."""
+    handle = refs.cache_volume_handles[sm.model]
+    return _efs_volume(sp, sm, sm.volume, sm.claim, sm.cache_gib, handle)
+
+
+def persistent_volume_claim(sp: ServingPlan, sm: ServingModel) -> dict[str, Any]:
+    return _efs_claim(sp, sm, sm.claim, sm.volume, sm.cache_gib)
+
+
+def compile_cache_volume(sp: ServingPlan, sm: ServingModel, refs: SliceRefs) -> dict[str, Any]:
+    """vLLM's compile cache, on the model's second access point (per engine version), as the
+    ECS task mounts it: only the vLLM container mounts it, read-write."""
+    handle = refs.compile_volume_handles[sm.model]
+    return _efs_volume(sp, sm, sm.compile_volume, sm.compile_claim, COMPILE_CACHE_GIB, handle)
+
+
+def compile_cache_claim(sp: ServingPlan, sm: ServingModel) -> dict[str, Any]:
+    return _efs_claim(sp, sm, sm.compile_claim, sm.compile_volume, COMPILE_CACHE_GIB)
 
 
 def efs_volume_handle(file_system_id: str, access_point_id: str) -> str:
@@ -214,22 +259,12 @@ def efs_volume_handle(file_system_id: str, access_point_id: str) -> str:
     return f"{file_system_id}::{access_point_id}"
 
 
-def persistent_volume_claim(sp: ServingPlan, sm: ServingModel) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": _meta(sm.claim, sp.namespace, sm.labels),
-        "spec": {
-            "accessModes": ["ReadWriteMany"],
-            "storageClassName": "",
-            "volumeName": sm.volume,
-            "resources": {"requests": {"storage": f"{sm.cache_gib}Gi"}},
-        },
-    }
-
-
 def _cache_volume(sm: ServingModel) -> dict[str, Any]:
     return {"name": MODELS_VOLUME, "persistentVolumeClaim": {"claimName": sm.claim}}
+
+
+def _compile_cache_volume(sm: ServingModel) -> dict[str, Any]:
+    return {"name": COMPILE_CACHE_VOLUME, "persistentVolumeClaim": {"claimName": sm.compile_claim}}
 
 
 def _fetcher(
@@ -321,7 +356,7 @@ def deployment(
         "name": "vllm",
         "image": refs.vllm_image,
         "args": list(m.vllm_command),
-        "env": _env(vllm_env()),
+        "env": _env(vllm_env(m)),
         "resources": {
             "requests": {
                 "cpu": f"{sm.vllm_cpu_m}m",
@@ -333,6 +368,8 @@ def deployment(
         "volumeMounts": [
             # Read-only: serving never writes weights; only the fetcher does.
             {"name": MODELS_VOLUME, "mountPath": MODELS_MOUNT, "readOnly": True},
+            # The one place vLLM writes (VLLM_CACHE_ROOT, see vllm_env).
+            {"name": COMPILE_CACHE_VOLUME, "mountPath": COMPILE_CACHE_MOUNT, "readOnly": False},
             {"name": SHM_VOLUME, "mountPath": "/dev/shm"},  # noqa: S108 - NCCL's shared memory
         ],
         # Exec probes: the engine listens on 127.0.0.1 only, out of the kubelet's reach.
@@ -442,6 +479,7 @@ def deployment(
                     "containers": [vllm, sidecar],
                     "volumes": [
                         _cache_volume(sm),
+                        _compile_cache_volume(sm),
                         {
                             "name": SHM_VOLUME,
                             # NCCL moves tensors between TP ranks through /dev/shm.

@@ -70,6 +70,10 @@ class ServingModel:
     disruption_budget: str | None  # only for replicas.min >= 2
     volume: str  # cluster-scoped PersistentVolume: carries the stack prefix
     claim: str
+    # vLLM's compile cache (VLLM_CACHE_ROOT) on the model's second access point, per engine
+    # version (`ModelPlan.compile_cache_path`); only the vLLM container mounts it.
+    compile_volume: str
+    compile_claim: str
     prewarm_job: str  # changes with the source revisions: a new revision is a new Job
     metric_service: str  # EMF `Service` dimension: the same value the ECS service name has
     # From the platform's plan: the pods' identity, and the GPU class they schedule onto.
@@ -144,6 +148,8 @@ def serving_model(plan: FleetPlan, m: ModelPlan) -> ServingModel:
         disruption_budget=m.name if m.replicas_min >= 2 else None,
         volume=f"{eks.namespace}-{m.name}-cache",
         claim=f"{m.name}-cache",
+        compile_volume=f"{eks.namespace}-{m.name}-compile-cache",
+        compile_claim=f"{m.name}-compile-cache",
         prewarm_job=f"{m.name}-prewarm-{_hash(*(s for _, s in sources))}",
         metric_service=m.service_name,
         service_account=eks.workload_service_accounts[m.name],

@@ -122,7 +122,8 @@ def test_engine_matches_the_ecs_task_for_the_same_model(plan: FleetPlan) -> None
         c = _containers(_one(objs, "Deployment", m.name))
         ecs = {d["name"]: d for d in container_definitions(m, plan, refs)}
         assert c["vllm"]["args"] == ecs["vllm"]["command"] == m.vllm_command
-        assert c["vllm"]["image"] == plan.config.images.vllm
+        # The account's registry by digest, as the ECS task pulls it (issue 13).
+        assert c["vllm"]["image"] == plan.engine_image.offline_reference(plan.config.region)
         assert {e["name"]: e["value"] for e in c["vllm"]["env"]} == {
             e["name"]: e["value"] for e in ecs["vllm"]["environment"]
         }

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import write_variant
+import yaml
 from infra_support import PROD, assert_valid, dependency_names, plan_of
 
 from components.ecs.gpu_capacity import KEPT_ASG_SETTINGS, KEPT_CP_SETTINGS, KEPT_LT_SETTINGS
@@ -31,14 +31,14 @@ SERVICE = "aws:ecs/service:Service"
 LEGACY = "g6e-xlarge-mixed"
 
 
-def _keep(config: dict[str, Any]) -> None:
-    config["modelfleet:keepCapacityProviders"] = [LEGACY]
-
-
 @pytest.fixture(scope="module")
 def run1(tmp_path_factory: pytest.TempPathFactory) -> tuple[FleetPlan, Run]:
-    """Run 1 of the upgrade: the shipped prod stack (mixed models) with the legacy group kept."""
-    path = write_variant(tmp_path_factory.mktemp("run1"), "prod", PROD, _keep)
+    """Run 1 of the upgrade: the shipped prod stack (mixed models) with the legacy group kept.
+    (Written here: every tests/<area>/conftest.py imports as the one module `conftest`.)"""
+    doc = yaml.safe_load(PROD.read_text())
+    doc["config"]["modelfleet:keepCapacityProviders"] = [LEGACY]
+    path = tmp_path_factory.mktemp("run1") / "Pulumi.prod.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return plan_of(path), run_stack(path)
 
 

@@ -88,6 +88,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.options[request.name] = {
             "protect": bool(request.protect),
             "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+            "ignoreChanges": sorted(request.ignoreChanges),
             # Named aliases only (pulumi_aws adds unnamed type aliases of its own).
             "aliases": sorted(
                 a.spec.name

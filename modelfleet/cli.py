@@ -305,6 +305,14 @@ def _deployment_table(p: FleetPlan) -> None:
             f"{', '.join(g.models)}: ASG 0-{g.max_size}, scaling step <= "
             f"{g.max_scaling_step}{pool}",
         )
+    # Groups kept for one more `pulumi up` while the services move (keepCapacityProviders).
+    for k in p.kept_capacity.values():
+        t.add_row(
+            f"GPU group {k.key}",
+            "kept for this pulumi up (keepCapacityProviders): left as it is, its provider "
+            f"attached; the services move to {', '.join(k.moved_to) or 'other groups'}; "
+            "remove it from the key on the next run",
+        )
     e = p.engine_image
     t.add_row(
         "engine image",

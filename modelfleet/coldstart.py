@@ -42,9 +42,24 @@ MANAGED_SCALING_REACTION_S = 60
 # A stopped, pre-initialized instance from the warm pool serves "in as low as 30 seconds"
 # (AWS at the warm pools launch, https://www.infoq.com/news/2021/05/aws-warm-pools/ and
 # https://aws.amazon.com/blogs/compute/scaling-your-applications-faster-with-ec2-auto-scaling-warm-pools/,
-# read 2026-12-01); +10 s because with ECS_WARM_POOLS_CHECK the ECS agent registers only once
-# the instance is InService (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/using-warm-pool.html).
-WARM_POOL_START_S = 40
+# read 2026-12-01): Auto Scaling's figure to InService, a floor ("as low as"), not a typical
+# start. The ECS agent then registers the instance. With ECS_WARM_POOLS_CHECK the agent reads
+# the IMDS item autoscaling/target-lifecycle-state before registering
+# (github.com/aws/amazon-ecs-agent v1.105.0, agent/app/agent.go:424-430 and 571-598, read
+# 2026-12-02): leaving the pool that item already reads InService (Auto Scaling sets the
+# target state before the transition, https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html),
+# so the check adds no wait; had it read anything else, the agent would sleep a whole
+# asgLifecyclePollWait (one minute, agent.go:100) before reading again. What remains is the
+# agent's own start and RegisterContainerInstance after the boot: AGENT_REGISTER_S, for which
+# neither AWS nor the agent's source gives a figure (an assumption). The one public
+# measurement of a whole stopped warm-pool scale-out found (Kubernetes nodes, not ECS: 80 s
+# from the scale event to a ready node against 110 s cold,
+# https://github.com/keikoproj/instance-manager/issues/277, 2021-04-20, read 2026-12-02)
+# counts a cluster autoscaler's reaction and the kubelet's readiness, which ECS does not
+# have, so it is not used; it says the floor may be optimistic.
+WARM_POOL_IN_SERVICE_S = 30
+AGENT_REGISTER_S = 10
+WARM_POOL_START_S = WARM_POOL_IN_SERVICE_S + AGENT_REGISTER_S
 # A freshly launched instance: the ECS GPU AMI's boot and agent registration (sizing.py).
 COLD_BOOT_S = sizing.INSTANCE_BOOT_SECONDS
 # EKS: Karpenter launches for a pending pod after its batching window, at most
@@ -104,9 +119,27 @@ def initialization_s(rate_mibps: int) -> float:
 # limits, not this figure).
 FIRST_IMAGE_S = sizing.VLLM_IMAGE_GB * 1000 / sizing.IMAGE_PULL_MBPS
 # With the images already on the root volume (pulled when the instance entered the warm pool,
-# by the task's digest, and ECS_IMAGE_PULL_BEHAVIOR=prefer-cached): the task's awsvpc ENI
-# attachment and the containers' creation. An assumption: AWS publishes no figure for it.
-CACHED_IMAGE_S = 10
+# by the task's digest, and ECS_IMAGE_PULL_BEHAVIOR=prefer-cached) two steps remain before
+# vLLM's container runs:
+# - the task's awsvpc network interface: ECS creates an ENI and attaches it to the instance
+#   with EC2 API calls, which "adds an overhead of several seconds to your task launches"
+#   (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-recommendations.html,
+#   read 2026-12-02); "several" is read as 5 s. The agent adds no fixed wait of its own: it
+#   acknowledges the ENI once udev reports it and ACS has sent the attachment, retrying at
+#   most 6 s when the two arrive out of order (amazon-ecs-agent v1.105.0
+#   agent/eni/watcher/watcher.go:36-40). The ecs-eni CNI plugin once waited for the ENI to
+#   show in instance metadata, up to 18 s (github.com/aws/amazon-ecs-cni-plugins/pull/66);
+#   2018.08.0 removed that dependency (pull/81). The measured figures found are Fargate's
+#   (11 s and 44 s from createdAt to pullStartedAt, 2026-01-05,
+#   github.com/opensearch-project/opensearch-migrations/pull/2116), which include Fargate
+#   placing the task on its own capacity: not comparable here;
+# - the task's start: the pause container and its CNI setup, the two EFS volumes mounted with
+#   TLS, the fetcher's check that the model is complete on EFS (vLLM's container waits for its
+#   SUCCESS, modelfleet/containers.py) and vLLM's container created. An assumption: AWS
+#   publishes no figure for it.
+ENI_ATTACH_S = 5
+TASK_START_S = 5
+CACHED_IMAGE_S = ENI_ATTACH_S + TASK_START_S
 # EKS: Bottlerocket's SOCI snapshotter in parallel-pull-unpack mode downloads and unpacks
 # layers concurrently (https://bottlerocket.dev/en/os/1.53.x/api/settings/container-runtime-plugins/,
 # read 2026-12-01). For images without a SOCI index, parallel pull measured 14-50 % faster
@@ -159,11 +192,20 @@ ROOT_VOLUME_GIB = 200
 # cache next to vLLM's own host memory, else eager when it holds a shard twice (the bytes read
 # and the tensors made from them), else lazy.
 PREFETCH_THREADS = 4
-# One sequential NFS stream to EFS Elastic (sizing.py's figure), and EFS Elastic's documented
+# What one NFS connection to EFS carries (sizing.py's figure) and EFS Elastic's documented
 # per-client maximum (https://docs.aws.amazon.com/efs/latest/ug/performance.html, read
-# 2026-12-01: 1,500 MiBps per client for Elastic throughput).
+# 2026-12-02: 1,500 MiBps read/write per client for Elastic throughput, 500 MiBps for
+# Provisioned and Bursting). Both come from the mount helper the ECS agent mounts EFS volumes
+# with (amazon-efs-utils): since v2.0 its efs-proxy forwards the kernel's NFS traffic, starts
+# with one connection, and once a mount moves 300 MiB/s for 1 s opens up to 5 connections
+# to the file system (github.com/aws/efs-utils v3.2.0, src/proxy/src/controller.rs:33-38
+# DEFAULT_SCALE_UP_CONFIG: max_multiplexed_connections 5, scale_up_bytes_per_sec_threshold
+# 300 MiB; read 2026-12-02): 300 MiB/s is what the proxy counts as one connection's worth,
+# and 5 x 300 = 1,500 MiB/s, the per-client maximum. vLLM's parallel prefetch readers keep
+# several connections busy; one sequential reader (eager, lazy) stays on one.
 STREAM_MIBPS = sizing.EFS_READ_MIBPS
 EFS_PER_CLIENT_MIBPS = 1500.0
+EFS_PROXY_CONNECTIONS = 5
 # transformers' save_pretrained shards checkpoints at 5 GB by default (max_shard_size="5GB"),
 # which is how the hub's safetensors checkpoints are cut.
 SHARD_GIB = 5e9 / sizing.GIB
@@ -274,9 +316,10 @@ def weight_load(checkpoint_gib: float, vllm_memory_mib: int, tensor_parallel: in
     if weights_mib <= free:
         return WeightLoad(
             "prefetch",
-            min(PREFETCH_THREADS * STREAM_MIBPS, EFS_PER_CLIENT_MIBPS),
+            min(min(PREFETCH_THREADS, EFS_PROXY_CONNECTIONS) * STREAM_MIBPS, EFS_PER_CLIENT_MIBPS),
             weights_mib,
-            f"{PREFETCH_THREADS} parallel readers x {STREAM_MIBPS:g} MiB/s, at most EFS "
+            f"{PREFETCH_THREADS} parallel readers on efs-proxy's up to {EFS_PROXY_CONNECTIONS} "
+            f"connections x {STREAM_MIBPS:g} MiB/s, at most EFS "
             f"Elastic's {EFS_PER_CLIENT_MIBPS:g} MiB/s per client; the page cache holds the "
             f"{checkpoint_gib:.1f} GiB checkpoint",
         )
@@ -363,14 +406,18 @@ def plan_cold_start(
                     "capacity",
                     MANAGED_SCALING_REACTION_S + WARM_POOL_START_S,
                     "a stopped, pre-initialized instance leaves the warm pool",
-                    f"{scaling} + warm-pool start {WARM_POOL_START_S} s (AWS: as low as 30 s, "
-                    "+10 s ECS agent registration)",
+                    f"{scaling} + warm-pool start {WARM_POOL_START_S} s (AWS: as low as "
+                    f"{WARM_POOL_IN_SERVICE_S} s to InService, + {AGENT_REGISTER_S} s ECS agent "
+                    "start and registration, assumed; ECS_WARM_POOLS_CHECK adds no wait: the "
+                    "target state already reads InService)",
                 ),
                 Phase(
                     "image",
                     CACHED_IMAGE_S,
-                    "images already on the root volume; ENI attached, containers created",
-                    f"{CACHED_IMAGE_S} s assumed (no published figure)",
+                    "images already on the root volume; the task's ENI attached, EFS mounted, "
+                    "the fetcher's check, containers created",
+                    f"ENI {ENI_ATTACH_S} s (AWS: awsvpc adds 'several seconds') + task start "
+                    f"{TASK_START_S} s (assumed, no published figure)",
                 ),
                 weights,
                 engine,
@@ -509,17 +556,22 @@ ASSUMPTIONS: tuple[sizing.Assumption, ...] = (
     sizing.Assumption(
         "warm-pool start",
         f"{WARM_POOL_START_S} s",
-        "stopped instance to InService 'as low as 30 s' (AWS) + ECS agent registration",
+        f"stopped instance to InService 'as low as {WARM_POOL_IN_SERVICE_S} s' (AWS, a floor) "
+        f"+ {AGENT_REGISTER_S} s ECS agent start and registration (assumed; the warm-pools "
+        "check adds no wait, agent v1.105.0 agent.go)",
     ),
     sizing.Assumption(
         "cached images",
         f"{CACHED_IMAGE_S} s",
-        "images on the warm instance's root volume: ENI attach + container create",
+        f"awsvpc ENI {ENI_ATTACH_S} s ('several seconds', ECS docs) + task start "
+        f"{TASK_START_S} s (pause container, EFS mounts, fetcher check, containers; assumed)",
     ),
     sizing.Assumption(
         "weight load (prefetch)",
         f"{PREFETCH_THREADS} x {STREAM_MIBPS:g} MiB/s, at most {EFS_PER_CLIENT_MIBPS:g} MiB/s",
-        "vLLM's prefetch readers; EFS Elastic per-client maximum (EFS performance docs)",
+        f"vLLM's prefetch readers; efs-proxy opens up to {EFS_PROXY_CONNECTIONS} connections "
+        f"past {STREAM_MIBPS:g} MiB/s (efs-utils controller.rs); EFS Elastic per-client "
+        "maximum (EFS performance docs)",
     ),
     sizing.Assumption(
         "vLLM host memory",

@@ -173,8 +173,26 @@ def _cidr(value: str) -> str:
     return value
 
 
+# What a capacity group's key is made of: the instance type with "-" for "." and the purchase
+# option. `mixed` is the one-group-per-type layout of releases before issue 13 (one ASG with a
+# mixed instances policy), kept here so an upgrade can name it.
+CAPACITY_PURCHASES = ("on-demand", "spot", "mixed")
+
+
+def _capacity_group_key(value: str) -> str:
+    for purchase in CAPACITY_PURCHASES:
+        itype, sep, rest = value.removesuffix(f"-{purchase}").partition("-")
+        if value.endswith(f"-{purchase}") and sep and f"{itype}.{rest}" in catalog.INSTANCE_TYPES:
+            return value
+    raise ValueError(
+        "not a capacity group key: <instance type with '-' for '.'>-<on-demand|spot|mixed>, "
+        "as `modelfleet plan` lists the groups (e.g. g6e-xlarge-mixed)"
+    )
+
+
 Cron = Annotated[str, AfterValidator(_cron)]
 InstanceTypeName = Annotated[str, AfterValidator(_instance_type)]
+CapacityGroupKey = Annotated[str, AfterValidator(_capacity_group_key)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")]
@@ -668,6 +686,12 @@ class StackConfig(_Model):
     autoscaling: AutoscalingConfig = AutoscalingConfig()
     images: ImagesConfig = ImagesConfig()
     cold_start: ColdStartConfig = ColdStartConfig()
+    # Capacity groups (by key) that no model uses any more but whose capacity provider stays
+    # attached to the cluster for one more `pulumi up`, while the services' strategies move
+    # to the new groups: ECS refuses to detach a provider that tasks still use. The upgrade
+    # from `capacity: mixed` groups names `<type>-mixed` here for one run and removes it for
+    # the next (README, "Upgrading from a mixed capacity group").
+    keep_capacity_providers: list[CapacityGroupKey] = []
     pricing: PricingConfig = PricingConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
     eks: EksConfig | None = None
@@ -703,6 +727,15 @@ class StackConfig(_Model):
                 "coldStart: ECS only (Auto Scaling warm pools); on platform: eks the GPU node "
                 "class prepares the engine image (parallel pull), there is nothing to set"
             )
+        if self.platform is Platform.EKS and self.keep_capacity_providers:
+            raise ValueError(
+                "keepCapacityProviders: ECS only (capacity providers are ECS's); an EKS stack "
+                "has none to keep"
+            )
+        kept = self.keep_capacity_providers
+        twice = sorted({k for k in kept if kept.count(k) > 1})
+        if twice:
+            raise ValueError(f"keepCapacityProviders: {twice} listed more than once")
         if self.environment is Environment.PROD and self.ephemeral:
             raise ValueError("ephemeral: a prod stack cannot be ephemeral")
         if not self.ephemeral and self.network.certificate_arn is None:

@@ -590,11 +590,18 @@ def _image_cache_notes(ic: ImageCachePlan | None, azs: int) -> list[str]:
             f"${azs * cost.HOURS_PER_MONTH * EKS_PRICES['fsr_dsu_hour'].usd:,.0f}/month ({azs} AZs)"
         )
     else:
+        rate = coldstart.MAX_INITIALIZATION_RATE_MIBPS
+        slower = (
+            coldstart.eks_image_phase("rate", rate).seconds
+            - coldstart.eks_image_phase("fast-snapshot-restore", rate).seconds
+        )
         out.append(
             f"image cache initialization: fast snapshot restore in {azs} AZs, "
             f"${ic.fsr_monthly_usd:,.2f}/month; {ic.fsr_credits:g} volume creation credits per "
             f"AZ (refilled {ic.fsr_credits:g}/hour): a scale-out above that in one AZ within "
-            "the hour gets volumes initialized on first read"
+            "the hour gets volumes initialized on first read. eks.imageCache.initialization "
+            f"rate saves that and adds ~{slower:.0f} s to every start from zero (the whole "
+            f"snapshot at EBS's maximum {rate} MiB/s)"
         )
     return out
 

@@ -89,6 +89,7 @@ class Fleet(pulumi.ComponentResource):
         self.network, self.security, self.cache = net, sec, cache
         self.secrets, self.images, self.encryption = secrets, images, keys
         self.engine_image = engine
+        self._aws_session = args.aws_session
         if c.platform is Platform.EKS:
             self._eks(plan, identity, partition, net, sec, keys, cache, mine)
             assert self.eks is not None
@@ -259,6 +260,8 @@ class Fleet(pulumi.ComponentResource):
                 compile_access_point_arns={
                     n: ap.arn for n, ap in cache.compile_access_points.items()
                 },
+                images=[self.engine_image.reference, self.images.sidecar, self.images.fetcher],
+                session=self._aws_session,
             ),
             mine,
         )

@@ -88,6 +88,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.options[request.name] = {
             "protect": bool(request.protect),
             "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+            "ignoreChanges": sorted(request.ignoreChanges),
             # Named aliases only (pulumi_aws adds unnamed type aliases of its own).
             "aliases": sorted(
                 a.spec.name
@@ -146,6 +147,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif t == "pulumi-python:dynamic:Resource" and {"repository", "tag"} <= set(inputs):
             # The engine image's digest, as the pull-through cache would report it.
             out["digest"] = "sha256:" + "1" * 64
+        elif t == "pulumi-python:dynamic:Resource" and {"amiParameter", "images"} <= set(inputs):
+            # The image cache's snapshot, as EC2 names one (snap- and 17 hex digits).
+            h = hashlib.sha256(args.name.encode()).hexdigest()
+            out["snapshotId"] = f"snap-{h[:17]}"
+            out["builderInstanceId"] = f"i-{h[17:34]}"
+            out["imageId"] = f"ami-{h[34:51]}"
         elif t == "aws:eks/cluster:Cluster":
             out["endpoint"] = f"https://0123456789ABCDEF.gr7.{self.region}.eks.amazonaws.com"
             out["certificateAuthority"] = {"data": "bW9jay1jYQ=="}
@@ -195,6 +202,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "id": args.args.get("id"),
                 "cidrBlock": _subnet_cidr(str(args.args.get("id"))),
                 "vpcId": "vpc-0123456789abcdef0",
+                "availabilityZone": f"{r}{'abc'[_subnet_slot(str(args.args.get('id'))) % 3]}",
             },
             # The deploying principal behind the caller's ARN (a user here; for an assumed
             # role, the role's ARN with its path).
@@ -232,8 +240,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 def _subnet_cidr(subnet_id: str) -> str:
-    slot = int(hashlib.sha256(subnet_id.encode()).hexdigest(), 16) % 16
-    return f"10.60.{slot * 16}.0/20"
+    return f"10.60.{_subnet_slot(subnet_id) * 16}.0/20"
+
+
+def _subnet_slot(subnet_id: str) -> int:
+    return int(hashlib.sha256(subnet_id.encode()).hexdigest(), 16) % 16
 
 
 def _engine_value(value: Any) -> str:

@@ -236,6 +236,20 @@ def _eks_table(p: FleetPlan) -> None:
             f"nvidia.com/gpu <= {pool.gpu_limit}, models {', '.join(pool.models)}; "
             f"empty nodes go after 5m, expiry grace {pool.termination_grace_period}",
         )
+    ic = e.image_cache
+    if ic is None:
+        t.add_row("image cache", "off (eks.imageCache.enabled false): SOCI parallel pull per node")
+    else:
+        init = (
+            f"initialized at {ic.rate_mibps} MiB/s ({ic.initialization_s:.0f} s for all of it)"
+            if ic.rate_mibps is not None
+            else f"fast snapshot restore ({ic.fsr_credits:g} volume credits per AZ-hour)"
+        )
+        t.add_row(
+            "image cache",
+            f"data volume {ic.volume_gib} GiB from a snapshot of {ic.snapshot_data_gb:g} GB, "
+            f"{init}; built on a {ic.builder_instance_type} from {ic.ami_parameter}",
+        )
     t.add_row(
         "add-ons", ", ".join(f"{n} {a.version or '(EKS default)'}" for n, a in e.addons.items())
     )
@@ -290,6 +304,14 @@ def _deployment_table(p: FleetPlan) -> None:
             f"GPU group {g.key}",
             f"{', '.join(g.models)}: ASG 0-{g.max_size}, scaling step <= "
             f"{g.max_scaling_step}{pool}",
+        )
+    # Groups kept for one more `pulumi up` while the services move (keepCapacityProviders).
+    for k in p.kept_capacity.values():
+        t.add_row(
+            f"GPU group {k.key}",
+            "kept for this pulumi up (keepCapacityProviders): left as it is, its provider "
+            f"attached; the services move to {', '.join(k.moved_to) or 'other groups'}; "
+            "remove it from the key on the next run",
         )
     e = p.engine_image
     t.add_row(
@@ -359,6 +381,18 @@ def _cost_table(p: FleetPlan) -> None:
                 "Container Insights",
                 "per-node observations + control-plane logs",
                 e.cost.container_insights_usd,
+            ),
+            (
+                "GPU image cache",
+                "snapshot storage"
+                + (
+                    " + fast snapshot restore per AZ"
+                    if e.image_cache and e.image_cache.fsr_monthly_usd
+                    else ""
+                )
+                if e.image_cache
+                else "off",
+                e.cost.image_cache_usd,
             ),
         ):
             t.add_row(name, detail, _usd(value))

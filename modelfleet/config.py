@@ -173,8 +173,26 @@ def _cidr(value: str) -> str:
     return value
 
 
+# What a capacity group's key is made of: the instance type with "-" for "." and the purchase
+# option. `mixed` is the one-group-per-type layout of releases before issue 13 (one ASG with a
+# mixed instances policy), kept here so an upgrade can name it.
+CAPACITY_PURCHASES = ("on-demand", "spot", "mixed")
+
+
+def _capacity_group_key(value: str) -> str:
+    for purchase in CAPACITY_PURCHASES:
+        itype, sep, rest = value.removesuffix(f"-{purchase}").partition("-")
+        if value.endswith(f"-{purchase}") and sep and f"{itype}.{rest}" in catalog.INSTANCE_TYPES:
+            return value
+    raise ValueError(
+        "not a capacity group key: <instance type with '-' for '.'>-<on-demand|spot|mixed>, "
+        "as `modelfleet plan` lists the groups (e.g. g6e-xlarge-mixed)"
+    )
+
+
 Cron = Annotated[str, AfterValidator(_cron)]
 InstanceTypeName = Annotated[str, AfterValidator(_instance_type)]
+CapacityGroupKey = Annotated[str, AfterValidator(_capacity_group_key)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")]
@@ -590,6 +608,33 @@ class SystemNodesConfig(_Model):
     count: int = Field(2, ge=2, le=10)
 
 
+class ImageCacheConfig(_Model):
+    """`eks.imageCache`: GPU nodes start from a prepared snapshot of Bottlerocket's data volume
+    that already holds the engine, sidecar and fetcher images (built at `pulumi up`, rebuilt
+    when an image digest changes). A volume made from a snapshot loads its blocks from S3
+    lazily unless it is initialized: `fast-snapshot-restore` (the default) enables FSR on the
+    snapshot in every AZ of the stack (volumes fully initialized at creation; billed per
+    AZ-hour, all month), `rate` provisions EBS's initialization rate on every node volume
+    (billed per GiB initialized; cheaper, but the whole snapshot at 300 MiB/s at most puts the
+    Llama-3.1-8B warm start at ~200 s instead of ~138 s: the plan shows both figures)."""
+
+    enabled: bool = True
+    initialization: Literal["rate", "fast-snapshot-restore"] = "fast-snapshot-restore"
+    # MiB/s; EBS accepts 100-300 (CreateVolume VolumeInitializationRate, "Valid range").
+    initialization_rate: int | None = Field(None, ge=100, le=300)
+
+    @model_validator(mode="after")
+    def _rate_only_with_rate(self) -> Self:
+        if self.initialization_rate is not None and self.initialization != "rate":
+            raise ValueError(
+                "initializationRate: only with initialization: rate (a fast-snapshot-restore "
+                "volume is fully initialized at creation; EBS would use the rate instead of FSR)"
+            )
+        if not self.enabled and "initialization" in self.model_fields_set:
+            raise ValueError("initialization: only with enabled: true (there is no snapshot)")
+        return self
+
+
 class EksConfig(_Model):
     """`eks:` on a `platform: eks` stack: the cluster around the GPU capacity."""
 
@@ -606,6 +651,8 @@ class EksConfig(_Model):
     # so `pulumi up` and kubectl must run inside the VPC).
     public_access_cidrs: list[Annotated[Cidr, AfterValidator(_public_cidr)]] = []
     system_nodes: SystemNodesConfig = SystemNodesConfig()
+    # GPU nodes boot with the images on their data volume (see ImageCacheConfig).
+    image_cache: ImageCacheConfig = ImageCacheConfig()
     # Hold an add-on at a build (`aws eks describe-addon-versions`); unlisted ones use the
     # plan's table, or EKS's default build for the Kubernetes version where the table has none.
     addon_versions: dict[
@@ -641,6 +688,12 @@ class StackConfig(_Model):
     autoscaling: AutoscalingConfig = AutoscalingConfig()
     images: ImagesConfig = ImagesConfig()
     cold_start: ColdStartConfig = ColdStartConfig()
+    # Capacity groups (by key) that no model uses any more but whose capacity provider stays
+    # attached to the cluster for one more `pulumi up`, while the services' strategies move
+    # to the new groups: ECS refuses to detach a provider that tasks still use. The upgrade
+    # from `capacity: mixed` groups names `<type>-mixed` here for one run and removes it for
+    # the next (README, "Upgrading from a mixed capacity group").
+    keep_capacity_providers: list[CapacityGroupKey] = []
     pricing: PricingConfig = PricingConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
     eks: EksConfig | None = None
@@ -676,6 +729,15 @@ class StackConfig(_Model):
                 "coldStart: ECS only (Auto Scaling warm pools); on platform: eks the GPU node "
                 "class prepares the engine image (parallel pull), there is nothing to set"
             )
+        if self.platform is Platform.EKS and self.keep_capacity_providers:
+            raise ValueError(
+                "keepCapacityProviders: ECS only (capacity providers are ECS's); an EKS stack "
+                "has none to keep"
+            )
+        kept = self.keep_capacity_providers
+        twice = sorted({k for k in kept if kept.count(k) > 1})
+        if twice:
+            raise ValueError(f"keepCapacityProviders: {twice} listed more than once")
         if self.environment is Environment.PROD and self.ephemeral:
             raise ValueError("ephemeral: a prod stack cannot be ephemeral")
         if not self.ephemeral and self.network.certificate_arn is None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fetcher.source import S3Source, parse_source
 
-from modelfleet import cost, eks_versions, sizing
+from modelfleet import coldstart, cost, eks_versions, sizing
 from modelfleet.catalog import Source
 from modelfleet.config import SYSTEM_INSTANCE_PRICES, Capacity, StackConfig
 from modelfleet.eks_versions import HelmChart, Support
@@ -114,6 +114,10 @@ T_NAMESPACE = "kubernetes:core/v1:Namespace"
 T_RELEASE = "kubernetes:helm.sh/v3:Release"
 T_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 T_NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+T_INSTANCE_PROFILE = "aws:iam/instanceProfile:InstanceProfile"
+T_SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+T_FSR = "aws:ebs/fastSnapshotRestore:FastSnapshotRestore"
+T_DYNAMIC = "pulumi-python:dynamic:Resource"
 
 
 # --- plan pieces -------------------------------------------------------------------------------
@@ -194,11 +198,35 @@ class AccessEntryPlan:
 
 
 @dataclass(frozen=True)
+class ImageCachePlan:
+    """The prepared snapshot of the GPU nodes' data volume (eks.imageCache), built at `pulumi
+    up` by a Bottlerocket builder instance (components/eks/image_cache.py)."""
+
+    initialization: str  # rate | fast-snapshot-restore
+    rate_mibps: int | None  # the node volumes' initialization rate (rate only)
+    snapshot_data_gb: float  # what the snapshot stores (and a rate volume initializes)
+    volume_gib: int  # builder data volume = every node's data volume
+    initialization_s: float  # the whole snapshot at the rate (0 with FSR)
+    fsr_credits: float  # FSR volume creation credits per AZ (bucket and refill per hour)
+    ami_parameter: str  # the node class's pinned Bottlerocket NVIDIA AMI, by SSM parameter
+    builder_instance_type: str
+    builder_run_usd: float  # one build (per image change), not monthly
+    logical: dict[str, Res]  # builder identity, security group, snapshot, FSR per AZ slot
+    snapshot_monthly_usd: float
+    fsr_monthly_usd: float
+
+    @property
+    def monthly_usd(self) -> float:
+        return self.snapshot_monthly_usd + self.fsr_monthly_usd
+
+
+@dataclass(frozen=True)
 class EksCost:
     control_plane_usd: float
     system_nodes_usd: float
     interruption_queue_usd: float
     container_insights_usd: float
+    image_cache_usd: float = 0.0  # snapshot storage (+ FSR)
 
     @property
     def total(self) -> float:
@@ -207,6 +235,7 @@ class EksCost:
             + self.system_nodes_usd
             + self.interruption_queue_usd
             + self.container_insights_usd
+            + self.image_cache_usd
         )
 
 
@@ -238,6 +267,7 @@ class EksPlan:
     cost: EksCost
     resources: tuple[Res, ...]
     notes: list[str] = field(default_factory=list)
+    image_cache: ImageCachePlan | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -270,7 +300,22 @@ class EksPlan:
                 "system_nodes": round(self.cost.system_nodes_usd, 2),
                 "interruption_queue": round(self.cost.interruption_queue_usd, 2),
                 "container_insights": round(self.cost.container_insights_usd, 2),
+                "image_cache": round(self.cost.image_cache_usd, 2),
                 "total": round(self.cost.total, 2),
+            },
+            "image_cache": None
+            if self.image_cache is None
+            else {
+                "initialization": self.image_cache.initialization,
+                "initialization_rate_mibps": self.image_cache.rate_mibps,
+                "snapshot_data_gb": self.image_cache.snapshot_data_gb,
+                "volume_gib": self.image_cache.volume_gib,
+                "initialization_s": round(self.image_cache.initialization_s, 1),
+                "fsr_credits_per_az": round(self.image_cache.fsr_credits, 2),
+                "ami_parameter": self.image_cache.ami_parameter,
+                "builder_instance_type": self.image_cache.builder_instance_type,
+                "builder_run_usd": round(self.image_cache.builder_run_usd, 2),
+                "monthly_usd": round(self.image_cache.monthly_usd, 2),
             },
             "resources": [f"{r.type} {r.name}" for r in self.resources],
             "notes": self.notes,
@@ -326,6 +371,25 @@ EKS_PRICES: dict[str, cost.Price] = {
         0.50, "GB ingested", Source("https://aws.amazon.com/cloudwatch/pricing/", _READ)
     ),
 }
+EKS_PRICES.update(
+    {
+        # https://aws.amazon.com/ebs/pricing/: snapshots (standard tier) $0.05 per GB-month of
+        # data stored; fast snapshot restore $0.75 per DSU-hour per AZ it is enabled in,
+        # billed per minute with an hour minimum (also docs.aws.amazon.com/whitepapers/latest/
+        # how-aws-pricing-works/amazon-ebs.html, us-east-1). The provisioned initialization
+        # rate is billed per GiB initialized; its price was not readable here, so it is named
+        # in the plan's notes and not added to the total.
+        "snapshot_gb_month": cost.Price(
+            0.05, "GB-month, EBS snapshot", Source("https://aws.amazon.com/ebs/pricing/", _READ)
+        ),
+        "fsr_dsu_hour": cost.Price(
+            0.75, "FSR DSU-hour per AZ", Source("https://aws.amazon.com/ebs/pricing/", _READ)
+        ),
+    }
+)
+# A build (launch, SSM ready, pull ~10 GB, stop, snapshot ~35 GB) bills the builder for about
+# a quarter hour: an assumption, shown per build.
+BUILDER_RUN_HOURS = 0.25
 ASSUMED_CONTROL_PLANE_LOG_GB = 1.0
 # Container Insights (the amazon-cloudwatch-observability add-on) ships each node's
 # performance events as logs, billed at the ingestion price; 1 GB per node-month is an
@@ -440,6 +504,108 @@ def _scheduling(models: list[Any], pools: dict[str, NodePoolPlan]) -> dict[str, 
     return out
 
 
+# Headroom on the data volume beyond what the snapshot holds: containers' writable layers,
+# logs, and an image the snapshot lacks.
+IMAGE_CACHE_HEADROOM = 1.25
+
+
+def image_cache_volume_gib() -> int:
+    """The builder's data volume, and so every GPU node's: the snapshot's data with headroom,
+    in 10 GiB steps, never below the platform's data volume."""
+    need = coldstart.SNAPSHOT_DATA_GB * 1e9 / 2**30 * IMAGE_CACHE_HEADROOM
+    return max(DATA_VOLUME_GIB, math.ceil(need / 10) * 10)
+
+
+def image_cache_plan(
+    stack: StackConfig, pools: dict[str, NodePoolPlan], azs: int
+) -> ImageCachePlan | None:
+    """What the image cache builds and costs, or None when eks.imageCache.enabled is false."""
+    eks = stack.eks
+    assert eks is not None
+    ic = eks.image_cache
+    if not ic.enabled or not pools:
+        return None
+    p = stack.prefix
+    rate = (
+        (ic.initialization_rate or coldstart.MAX_INITIALIZATION_RATE_MIBPS)
+        if ic.initialization == "rate"
+        else None
+    )
+    fsr = ic.initialization == "fast-snapshot-restore"
+    version = GPU_AMI_ALIAS.partition("@")[2].lstrip("v")
+    # karpenter-provider-aws@1d927085 pkg/providers/amifamily/bottlerocket.go: the alias
+    # resolves through this SSM parameter ("v" trimmed), so the builder runs the nodes' AMI.
+    variant = f"aws-k8s-{eks.kubernetes_version}-nvidia"
+    ami = f"/aws/service/bottlerocket/{variant}/x86_64/{version}/image_id"
+    builder = next(iter(pools.values()))
+    logical = {
+        "role": Res(T_ROLE, f"{p}-image-cache-builder-role"),
+        "policy": Res(T_ROLE_POLICY, f"{p}-image-cache-builder-policy"),
+        "ssm": Res(T_ATTACHMENT, f"{p}-image-cache-builder-ssm"),
+        "profile": Res(T_INSTANCE_PROFILE, f"{p}-image-cache-builder-profile"),
+        "security_group": Res(T_SECURITY_GROUP, f"{p}-image-cache-builder-sg"),
+        "snapshot": Res(T_DYNAMIC, f"{p}-image-cache-snapshot"),
+    }
+    if fsr:
+        for i in range(azs):
+            logical[f"fsr:{i}"] = Res(T_FSR, f"{p}-image-cache-fsr-{i}")
+    data_gb = coldstart.SNAPSHOT_DATA_GB
+    h = cost.HOURS_PER_MONTH
+    return ImageCachePlan(
+        initialization=ic.initialization,
+        rate_mibps=rate,
+        snapshot_data_gb=data_gb,
+        volume_gib=image_cache_volume_gib(),
+        initialization_s=coldstart.initialization_s(rate) if rate else 0.0,
+        fsr_credits=coldstart.fsr_credits(image_cache_volume_gib()),
+        ami_parameter=ami,
+        builder_instance_type=builder.instance_type,
+        builder_run_usd=builder.instance_hourly_usd * BUILDER_RUN_HOURS,
+        logical=logical,
+        snapshot_monthly_usd=data_gb * EKS_PRICES["snapshot_gb_month"].usd,
+        fsr_monthly_usd=azs * h * EKS_PRICES["fsr_dsu_hour"].usd if fsr else 0.0,
+    )
+
+
+def _image_cache_notes(ic: ImageCachePlan | None, azs: int) -> list[str]:
+    if ic is None:
+        return [
+            "eks.imageCache.enabled false: every GPU node pulls the engine image (SOCI parallel "
+            "pull) at its first pod"
+        ]
+    out = [
+        f"image cache: GPU nodes start from a snapshot of a {ic.volume_gib} GiB data volume "
+        f"holding the images ({ic.snapshot_data_gb:g} GB of data, "
+        f"${ic.snapshot_monthly_usd:.2f}/month stored), built at `pulumi up` on a "
+        f"{ic.builder_instance_type} (~${ic.builder_run_usd:.2f} per build; rebuilt when an "
+        "image digest changes)"
+    ]
+    if ic.rate_mibps is not None:
+        out.append(
+            f"image cache initialization: {ic.rate_mibps} MiB/s provisioned rate, the whole "
+            f"snapshot in ~{ic.initialization_s:.0f} s from launch; billed per GiB initialized "
+            "at every node launch (price not counted in the total: "
+            "https://aws.amazon.com/ebs/pricing/). eks.imageCache.initialization "
+            f"fast-snapshot-restore removes it from the start for "
+            f"${azs * cost.HOURS_PER_MONTH * EKS_PRICES['fsr_dsu_hour'].usd:,.0f}/month ({azs} AZs)"
+        )
+    else:
+        rate = coldstart.MAX_INITIALIZATION_RATE_MIBPS
+        slower = (
+            coldstart.eks_image_phase("rate", rate).seconds
+            - coldstart.eks_image_phase("fast-snapshot-restore", rate).seconds
+        )
+        out.append(
+            f"image cache initialization: fast snapshot restore in {azs} AZs, "
+            f"${ic.fsr_monthly_usd:,.2f}/month; {ic.fsr_credits:g} volume creation credits per "
+            f"AZ (refilled {ic.fsr_credits:g}/hour): a scale-out above that in one AZ within "
+            "the hour gets volumes initialized on first read. eks.imageCache.initialization "
+            f"rate saves that and adds ~{slower:.0f} s to every start from zero (the whole "
+            f"snapshot at EBS's maximum {rate} MiB/s)"
+        )
+    return out
+
+
 def build_eks_plan(
     stack: StackConfig,
     models: list[Any],
@@ -482,6 +648,21 @@ def build_eks_plan(
 
     pools = _pools(stack, models)
     scheduling = _scheduling(models, pools)
+    azs = (
+        stack.network.availability_zones
+        if stack.network.vpc_id is None
+        else len(stack.network.private_subnet_ids)
+    )
+    image_cache = image_cache_plan(stack, pools, azs)
+    notes += _image_cache_notes(image_cache, azs)
+    pinned = "@sha256:" in stack.images.vllm or stack.images.docker_hub_credentials is not None
+    if image_cache is not None and not pinned:
+        notes.append(
+            "image cache: images.vllm is a tag and no pull-through cache resolves it to a "
+            "digest, so the snapshot holds what the tag pointed at when it was built and is "
+            "rebuilt only when images.vllm changes; pin a digest or set "
+            "images.dockerHubCredentials"
+        )
 
     identities: dict[str, Identity] = {}
     for key, (ns, sa) in CONTROLLER_ACCOUNTS.items():
@@ -589,9 +770,13 @@ def build_eks_plan(
         releases=releases,
         system_instance_type=eks.system_nodes.instance_type,
         system_node_count=eks.system_nodes.count,
-        cost=_cost(stack, support, gpu_node_months, eks.system_nodes.count),
+        cost=replace(
+            _cost(stack, support, gpu_node_months, eks.system_nodes.count),
+            image_cache_usd=image_cache.monthly_usd if image_cache else 0.0,
+        ),
         resources=(),
         notes=notes,
+        image_cache=image_cache,
     )
     return _with_resources(plan)
 
@@ -602,8 +787,6 @@ def crd_logical(prefix: str, crd_name: str) -> Res:
 
 def _with_resources(plan: EksPlan) -> EksPlan:
     """The platform's resources in the order the components create them."""
-    from dataclasses import replace
-
     lg = plan.logical
     out: list[Res] = []
     prefix = lg["cluster"].name.removesuffix("-eks")
@@ -636,6 +819,9 @@ def _with_resources(plan: EksPlan) -> EksPlan:
         out += [crd_logical(prefix, crd) for crd in crds]
     out.append(lg["keda_namespace"])
     out += [rel.logical for rel in plan.releases.values()]
+    # image_cache.py: the builder's identity and network, the snapshot, FSR per AZ
+    if plan.image_cache is not None:
+        out += list(plan.image_cache.logical.values())
     # karpenter.py: the node class and the pools
     out.append(lg["node_class"])
     out += [pool.logical for pool in plan.node_pools.values()]

@@ -26,8 +26,31 @@ def node_class_spec(
     subnet_ids: list[str],
     security_group_ids: list[str],
     tags: dict[str, str],
+    snapshot_id: str | None = None,
 ) -> dict[str, Any]:
-    """The GPU EC2NodeClass (karpenter.k8s.aws_ec2nodeclasses.yaml, v1)."""
+    """The GPU EC2NodeClass (karpenter.k8s.aws_ec2nodeclasses.yaml, v1). `snapshot_id`: the
+    prepared data-volume snapshot (plan.image_cache), encrypted with the stack's key."""
+    ic = plan.image_cache
+    data: dict[str, Any] = {
+        "volumeSize": f"{ic.volume_gib if ic else eks.DATA_VOLUME_GIB}Gi",
+        "volumeType": "gp3",
+        "iops": eks.DATA_VOLUME_IOPS,
+        "throughput": eks.DATA_VOLUME_THROUGHPUT_MIBPS,
+        "encrypted": True,
+        "deleteOnTermination": True,
+    }
+    if ic is not None:
+        assert snapshot_id is not None, "the image cache's snapshot"
+        # The volume is created from the snapshot with the instance; the CRD allows
+        # volumeInitializationRate "only if SnapshotID is set" (100-300 MiB/s). With FSR it is
+        # left out: EBS would use the rate instead of FSR.
+        data["snapshotID"] = snapshot_id
+        if ic.rate_mibps is not None:
+            data["volumeInitializationRate"] = ic.rate_mibps
+        # "If you are creating a volume from a snapshot, you can't specify an encryption
+        # value" (the CRD's `encrypted`): the volume is encrypted as the snapshot is, with
+        # the stack's key (components/eks/image_cache.py encrypts the builder's volume).
+        del data["encrypted"]
     return {
         "role": role_name,
         # Pinned; Karpenter resolves the NVIDIA variant for GPU instance types.
@@ -53,21 +76,12 @@ def node_class_spec(
                     "deleteOnTermination": True,
                 },
             },
-            {
-                # Bottlerocket's data volume holds the container images.
-                "deviceName": "/dev/xvdb",
-                "ebs": {
-                    "volumeSize": f"{eks.DATA_VOLUME_GIB}Gi",
-                    "volumeType": "gp3",
-                    "iops": eks.DATA_VOLUME_IOPS,
-                    "throughput": eks.DATA_VOLUME_THROUGHPUT_MIBPS,
-                    "encrypted": True,
-                    "deleteOnTermination": True,
-                },
-            },
+            # Bottlerocket's data volume holds the container images.
+            {"deviceName": "/dev/xvdb", "ebs": data},
         ],
-        # SOCI parallel pull: the engine image's layers download and unpack concurrently
-        # (modelfleet/coldstart.py has the settings' source and the figure it buys).
+        # SOCI parallel pull for whatever is not on the snapshot (modelfleet/coldstart.py has
+        # the settings' source); the image cache's builder boots with the same settings, so
+        # the snapshotter state on the snapshot is the one the nodes use.
         "userData": coldstart.bottlerocket_user_data(),
         "tags": tags,
     }

@@ -250,6 +250,9 @@ class GpuIds:
     providers: Res
     # Completing the warm pool's lifecycle hook and pulling through the engine image cache.
     host_policy: Res | None = None
+    # Groups kept for one more `pulumi up` (keepCapacityProviders), by key: the same names
+    # the group had when a model used it, so Pulumi keeps the existing resources.
+    kept: Mapping[str, CapacityGroupIds] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -500,7 +503,21 @@ HOST_POLICIES = (
 )
 
 
-def gpu_ids(prefix: str, groups: Sequence[str], *, host_policy: bool = False) -> GpuIds:
+def _group_ids(n: str, key: str) -> CapacityGroupIds:
+    return CapacityGroupIds(
+        Res(T_LAUNCH_TEMPLATE, f"{n}-{key}-lt"),
+        Res(T_ASG, f"{n}-{key}-asg"),
+        Res(T_CAPACITY_PROVIDER, f"{n}-{key}-cp"),
+    )
+
+
+def gpu_ids(
+    prefix: str,
+    groups: Sequence[str],
+    *,
+    host_policy: bool = False,
+    kept: Sequence[str] = (),
+) -> GpuIds:
     n = f"{prefix}-gpu"
     return GpuIds(
         component=n,
@@ -515,16 +532,10 @@ def gpu_ids(prefix: str, groups: Sequence[str], *, host_policy: bool = False) ->
             for i, p in enumerate(HOST_POLICIES)
         },
         host_profile=Res(T_PROFILE, f"{n}-host-profile"),
-        groups={
-            key: CapacityGroupIds(
-                Res(T_LAUNCH_TEMPLATE, f"{n}-{key}-lt"),
-                Res(T_ASG, f"{n}-{key}-asg"),
-                Res(T_CAPACITY_PROVIDER, f"{n}-{key}-cp"),
-            )
-            for key in groups
-        },
+        groups={key: _group_ids(n, key) for key in groups},
         providers=Res(T_CLUSTER_PROVIDERS, f"{n}-providers"),
         host_policy=Res(T_ROLE_POLICY, f"{n}-host-inline") if host_policy else None,
+        kept={key: _group_ids(n, key) for key in kept},
     )
 
 

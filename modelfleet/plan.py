@@ -23,6 +23,7 @@ from fetcher.source import HfSource, parse_source
 from modelfleet import coldstart, cost, identities, sizing
 from modelfleet.catalog import Arch, InstanceType
 from modelfleet.config import (
+    CAPACITY_PURCHASES,
     Capacity,
     ConfigError,
     Dtype,
@@ -68,6 +69,7 @@ from modelfleet.plan_types import (
     EngineImagePlan,
     FleetPlan,
     HealthCheck,
+    KeptCapacityPlan,
     ModelCost,
     ModelPlan,
     ScheduledAction,
@@ -292,7 +294,20 @@ def cold_start_estimate(
         wake_period_s=WAKE_PERIOD_S,
         wake_evaluation_periods=WAKE_EVALUATION_PERIODS,
         platform=platform.value,
+        **_image_cache_args(stack),
     )
+
+
+def _image_cache_args(stack: StackConfig | None) -> dict[str, Any]:
+    """EKS: whether GPU nodes start from the prepared image snapshot, and how it initializes."""
+    if stack is None or stack.eks is None or not stack.eks.image_cache.enabled:
+        return {}
+    ic = stack.eks.image_cache
+    return {
+        "image_cache": ic.initialization,
+        "initialization_rate_mibps": ic.initialization_rate
+        or coldstart.MAX_INITIALIZATION_RATE_MIBPS,
+    }
 
 
 def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: int) -> ModelPlan:
@@ -793,6 +808,45 @@ def capacity_plans(models: list[ModelPlan], stack: StackConfig) -> dict[str, Cap
     return out
 
 
+KEEP_KEY = "modelfleet:keepCapacityProviders"
+
+
+def kept_capacity_plans(
+    stack: StackConfig, groups: dict[str, CapacityGroupPlan]
+) -> tuple[dict[str, KeptCapacityPlan], list[str]]:
+    """The groups `keepCapacityProviders` keeps for one more `pulumi up`, and the problems
+    with the key: a group this stack builds cannot be kept (it is kept anyway)."""
+    out: dict[str, KeptCapacityPlan] = {}
+    problems: list[str] = []
+    for i, key in enumerate(stack.keep_capacity_providers):
+        if key in groups:
+            problems.append(
+                f"{KEEP_KEY}[{i}] ({key}): a capacity group this stack builds (models "
+                f"{', '.join(groups[key].models)}); list only groups no model uses any more"
+            )
+            continue
+        purchase = next(p for p in CAPACITY_PURCHASES if key.endswith(f"-{p}"))
+        itype, _, rest = key.removesuffix(f"-{purchase}").partition("-")
+        instance_type = f"{itype}.{rest}"
+        moved = tuple(k for k, g in groups.items() if g.instance_type == instance_type)
+        where = f"to {', '.join(moved)}" if moved else "off this instance type"
+        out[key] = KeptCapacityPlan(
+            key=key,
+            instance_type=instance_type,
+            capacity=purchase,
+            moved_to=moved,
+            step=(
+                f"upgrade, run 1 of 2: capacity group {key} stays as it is and its provider "
+                f"stays attached to the cluster while the services move {where} (ECS refuses "
+                f"to detach a provider that tasks use). Run 2: once the services are stable "
+                f"and {key}'s Auto Scaling group has no instances, remove {key} from "
+                f"keepCapacityProviders and `pulumi up` again; that detaches and deletes its "
+                f"provider, group and launch template"
+            ),
+        )
+    return out, problems
+
+
 _DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _IMAGE_KEY = "modelfleet:images.vllm"
 
@@ -899,7 +953,9 @@ def _identities(
             p, pull_through=pull_through, resolve_digest=engine.digest is None
         ),
         gpu=(
-            identities.gpu_ids(p, list(groups), host_policy=warm or pull_through)
+            identities.gpu_ids(
+                p, list(groups), host_policy=warm or pull_through, kept=c.keep_capacity_providers
+            )
             if eks is None
             else None
         ),
@@ -969,6 +1025,8 @@ def build_plan(
     if problem := _credentials_problem(stack):
         problems.append(problem)
     groups = capacity_plans(models, stack)
+    kept, kept_problems = kept_capacity_plans(stack, groups)
+    problems += kept_problems
     subnets: SubnetLayout | None = None
     if stack.network.vpc_id is None:
         sources = sum(1 + len(m.lora_adapters) for m in stack.models)
@@ -1041,8 +1099,12 @@ def build_plan(
         monthly_usd=sum(m.cost.monthly_usd for m in models)
         + shared.total
         + (eks_plan.cost.total if eks_plan else 0.0),
-        notes=notes + list(drain.notes) + (eks_plan.notes if eks_plan else []),
+        notes=notes
+        + [k.step for k in kept.values()]
+        + list(drain.notes)
+        + (eks_plan.notes if eks_plan else []),
         eks=eks_plan,
+        kept_capacity=kept,
     )
     limit_problems = check_limits(plan)
     if limit_problems:

@@ -143,6 +143,22 @@ class CapacityGroupPlan:
 
 
 @dataclass(frozen=True)
+class KeptCapacityPlan:
+    """A capacity group no model uses any more, kept for one `pulumi up` (stack key
+    keepCapacityProviders): its launch template, Auto Scaling group and capacity provider stay
+    as they are and the provider stays attached to the cluster while the services' strategies
+    move to `moved_to`; ECS refuses to detach a provider that tasks still use
+    (PutClusterCapacityProviders). The next `pulumi up`, without the key, detaches and deletes
+    it."""
+
+    key: str  # g6e-xlarge-mixed
+    instance_type: str
+    capacity: str  # on-demand | spot | mixed
+    moved_to: tuple[str, ...]  # the groups this stack builds for the same instance type
+    step: str  # what this run does and what the next one needs, as the plan shows it
+
+
+@dataclass(frozen=True)
 class CapacityShare:
     """One entry of a service's capacity provider strategy (ECS: base in tasks)."""
 
@@ -331,6 +347,8 @@ class FleetPlan:
     notes: list[str] = field(default_factory=list)
     # The EKS platform (cluster, pools, identities, add-ons) of a `platform: eks` stack.
     eks: EksPlan | None = None
+    # Capacity groups kept attached for one more `pulumi up` (keepCapacityProviders), by key.
+    kept_capacity: dict[str, KeptCapacityPlan] = field(default_factory=dict)
 
     @property
     def stack(self) -> str:
@@ -385,6 +403,7 @@ class FleetPlan:
             "drain": asdict(self.drain),
             "sidecar_timeouts": {k: asdict(v) for k, v in self.sidecar.items()},
             "capacity_groups": [asdict(g) for g in self.capacity.values()],
+            "kept_capacity_groups": [asdict(k) for k in self.kept_capacity.values()],
             "secrets": [asdict(s) for s in self.secrets],
             "engine_image": asdict(self.engine_image),
             "shared_monthly_usd": {k: round(v, 2) for k, v in asdict(self.shared_cost).items()},

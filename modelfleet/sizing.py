@@ -49,8 +49,11 @@ VLLM_DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default --max-num-seqs for GPU serving
 # image is ~10 GB compressed (docker hub vllm/vllm-openai tags, 2026-11-23), pulled and
 # extracted at ~60 MB/s on a g/p instance (extraction, not network, is the limit); engine
 # start (torch.compile, CUDA graph capture) ~90 s. EFS Elastic serves up to 1,500 MiB/s
-# per client (https://docs.aws.amazon.com/efs/latest/ug/performance.html, 2026-11-23) but
-# a single NFS connection, which is what the ECS volume driver mounts, sustains ~300 MiB/s.
+# per client (https://docs.aws.amazon.com/efs/latest/ug/performance.html, 2026-11-23); one
+# NFS connection is counted at 300 MiB/s: the figure at which amazon-efs-utils' efs-proxy
+# (what the ECS agent's EFS mounts go through) opens more connections, up to 5 = 1,500 MiB/s
+# (github.com/aws/efs-utils v3.2.0 src/proxy/src/controller.rs:33-38, read 2026-12-02;
+# modelfleet/coldstart.py uses both).
 # LoRA: vLLM preallocates, per LoRA slot (max_loras, default 1: vllm/config/lora.py), an A
 # (rank x in) and a B (out x rank) matrix for every projection of every layer, sized by
 # --max-lora-rank whatever the adapter's own rank (vllm/lora/layers: lora_a_stacked,

@@ -30,7 +30,8 @@ from components._common import (
 )
 from modelfleet import sizing
 from modelfleet.coldstart import ROOT_VOLUME_GIB
-from modelfleet.plan_types import CapacityGroupPlan, FleetPlan
+from modelfleet.identities import CapacityGroupIds
+from modelfleet.plan_types import CapacityGroupPlan, FleetPlan, KeptCapacityPlan
 
 # The ECS GPU-optimized AL2023 AMI, resolved at deploy time so a new AMI shows in preview.
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html
@@ -39,6 +40,62 @@ SCRIPTS = Path(__file__).resolve().parent / "scripts"
 USER_DATA = SCRIPTS / "gpu-host-userdata.sh"
 WARM_POOL_BOOT = SCRIPTS / "warm-pool-boot.sh"
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+
+# IMDSv2 only. Hop limit 1: containers (one hop further) cannot reach the host's credentials
+# even in bridge mode.
+HOST_METADATA_OPTIONS: aws.ec2.LaunchTemplateMetadataOptionsArgsDict = {
+    "http_endpoint": "enabled",
+    "http_tokens": "required",
+    "http_put_response_hop_limit": 1,
+    "instance_metadata_tags": "disabled",
+}
+HOST_ROOT_VOLUME: list[aws.ec2.LaunchTemplateBlockDeviceMappingArgsDict] = [
+    {
+        "device_name": "/dev/xvda",
+        "ebs": {
+            "volume_size": ROOT_VOLUME_GIB,
+            "volume_type": "gp3",
+            "encrypted": "true",
+            "delete_on_termination": "true",
+        },
+    }
+]
+
+# What a kept group (keepCapacityProviders) leaves as it is: every setting any release gave
+# these resources, so none is updated or replaced; the ASG's forceDelete is the exception.
+KEPT_LT_SETTINGS = [
+    "name",
+    "imageId",
+    "instanceType",
+    "iamInstanceProfile",
+    "userData",
+    "updateDefaultVersion",
+    "ebsOptimized",
+    "metadataOptions",
+    "blockDeviceMappings",
+    "networkInterfaces",
+    "tagSpecifications",
+    "tags",
+]
+KEPT_ASG_SETTINGS = [
+    "name",
+    "minSize",
+    "maxSize",
+    "desiredCapacity",
+    "vpcZoneIdentifiers",
+    "protectFromScaleIn",
+    "capacityRebalance",
+    "healthCheckType",
+    "metricsGranularity",
+    "enabledMetrics",
+    "defaultInstanceWarmup",
+    "launchTemplate",
+    "mixedInstancesPolicy",
+    "warmPool",
+    "initialLifecycleHooks",
+    "tags",
+]
+KEPT_CP_SETTINGS = ["name", "autoScalingGroupProvider", "tags"]
 
 
 def user_data_script(
@@ -139,25 +196,8 @@ class GpuCapacity(pulumi.ComponentResource):
                 ),
                 update_default_version=True,
                 ebs_optimized="true",
-                metadata_options={
-                    "http_endpoint": "enabled",
-                    "http_tokens": "required",  # IMDSv2 only
-                    # Hop limit 1: containers (one hop further) cannot reach the host's
-                    # credentials even in bridge mode.
-                    "http_put_response_hop_limit": 1,
-                    "instance_metadata_tags": "disabled",
-                },
-                block_device_mappings=[
-                    {
-                        "device_name": "/dev/xvda",
-                        "ebs": {
-                            "volume_size": ROOT_VOLUME_GIB,
-                            "volume_type": "gp3",
-                            "encrypted": "true",
-                            "delete_on_termination": "true",
-                        },
-                    }
-                ],
+                metadata_options=HOST_METADATA_OPTIONS,
+                block_device_mappings=HOST_ROOT_VOLUME,
                 network_interfaces=[
                     {
                         "associate_public_ip_address": "false",
@@ -270,6 +310,13 @@ class GpuCapacity(pulumi.ComponentResource):
             if wp is not None:
                 warm_asgs.append(asg.arn)
 
+        # Groups no model uses any more, kept for one more `pulumi up` (keepCapacityProviders):
+        # their provider stays attached while the services' strategies move.
+        kept = [
+            self._kept_group(k, ids.kept[key], ami.value, args)
+            for key, k in plan.kept_capacity.items()
+        ]
+
         if ids.host_policy is not None:
             aws.iam.RolePolicy(
                 ids.host_policy.name,
@@ -282,7 +329,12 @@ class GpuCapacity(pulumi.ComponentResource):
             ids.providers.name,
             cluster_name=cluster.name,
             # FARGATE runs the one-shot pre-warm fetcher: no GPU host needed for a download.
-            capacity_providers=[*providers, "FARGATE"],
+            # A kept provider stays in the list: PutClusterCapacityProviders replaces the whole
+            # list and disassociates what it omits, which ECS refuses while tasks use it
+            # ("You can only disassociate an existing capacity provider from a cluster if it's
+            # not being used by any existing tasks", ECS API reference, botocore 1.44.8
+            # data/ecs/2014-11-13/service-2.json; ResourceInUseException).
+            capacity_providers=[*providers, *kept, "FARGATE"],
             opts=child(self),
         )
 
@@ -295,6 +347,59 @@ class GpuCapacity(pulumi.ComponentResource):
         self.cluster_name = cluster.name
         self.cluster_arn = after_attach(cluster.arn)
         self.register_outputs({"cluster_name": cluster.name})
+
+    def _kept_group(
+        self, kept: KeptCapacityPlan, ids: CapacityGroupIds, ami: str, args: GpuCapacityArgs
+    ) -> pulumi.Output[str]:
+        """A group kept for one more `pulumi up`: its launch template, Auto Scaling group and
+        capacity provider under the names they had when a model used them, every setting left
+        as it is (ignore_changes: Pulumi neither updates nor replaces them, whatever an earlier
+        release set), so the provider can stay attached while the services move. A key that
+        names no existing group would create an empty one (maximum size 0), which the next run
+        removes.
+
+        forceDelete is the one setting applied: the next run deletes the group, and the
+        provider's detachment, which runs first, succeeds only once no task uses the group, so
+        no instance left in it serves; without it the delete would wait for instances that
+        scale-in protection keeps (terraform-provider-aws autoscaling group delete: drainGroup
+        unless force_delete)."""
+        tags = stack_tags(args.plan.config)
+        lt = aws.ec2.LaunchTemplate(
+            ids.launch_template.name,
+            image_id=ami,
+            instance_type=kept.instance_type,
+            # Only a mistyped key creates this template; it is then as locked down as any.
+            metadata_options=HOST_METADATA_OPTIONS,
+            block_device_mappings=HOST_ROOT_VOLUME,
+            tags=tags,
+            opts=child(self, ignore_changes=KEPT_LT_SETTINGS),
+        )
+        asg = aws.autoscaling.Group(
+            ids.asg.name,
+            min_size=0,
+            max_size=0,
+            vpc_zone_identifiers=args.private_subnet_ids,
+            protect_from_scale_in=True,
+            launch_template={"id": lt.id, "version": lt.latest_version.apply(str)},
+            force_delete=True,
+            tags=[
+                {"key": k, "value": v, "propagate_at_launch": True}
+                for k, v in {**tags, "AmazonECSManaged": "true"}.items()
+            ],
+            opts=child(self, ignore_changes=KEPT_ASG_SETTINGS),
+        )
+        cp = aws.ecs.CapacityProvider(
+            ids.capacity_provider.name,
+            auto_scaling_group_provider={
+                "auto_scaling_group_arn": asg.arn,
+                "managed_termination_protection": "ENABLED",
+                "managed_draining": "ENABLED",
+                "managed_scaling": {"status": "ENABLED", "target_capacity": 100},
+            },
+            tags=tags,
+            opts=child(self, ignore_changes=KEPT_CP_SETTINGS),
+        )
+        return cp.name
 
     @staticmethod
     def _host_statements(

@@ -156,6 +156,14 @@ class InferenceService(pulumi.ComponentResource):
             ],
             # From the plan's cold-start estimate: image pull + weight load + engine start.
             health_check_grace_period_seconds=m.grace_period_s,
+            # Every update of the service starts a deployment. Without it a changed capacity
+            # provider strategy replaces the service: pulumi-aws (terraform-provider-aws's
+            # aws_ecs_service) forces a new resource on a strategy change unless
+            # force_new_deployment is true (capacityProviderStrategyCustomizeDiff), and this
+            # service is delete-before-replace, so that would be an outage. ECS itself
+            # moves no task on a strategy change alone ("This parameter doesn't trigger a new
+            # service deployment", UpdateService capacityProviderStrategy, botocore 1.44.8).
+            force_new_deployment=True,
             deployment_circuit_breaker={"enable": True, "rollback": True},
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,

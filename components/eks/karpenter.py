@@ -71,6 +71,8 @@ class GpuNodePoolsArgs:
     security_group_ids: list[pulumi.Input[str]]
     # The Karpenter release and its CRDs.
     depends_on: list[pulumi.Resource]
+    # The image cache's snapshot (plan.eks.image_cache), None without one.
+    snapshot_id: pulumi.Input[str] | None = None
 
 
 class GpuNodePools(pulumi.ComponentResource):
@@ -87,8 +89,13 @@ class GpuNodePools(pulumi.ComponentResource):
         spec = pulumi.Output.all(
             args.gpu_node_role_name,
             pulumi.Output.from_input(args.subnet_ids),
+            args.snapshot_id,
             *args.security_group_ids,
-        ).apply(lambda a: eks_objects.node_class_spec(e, a[0], list(a[1]), list(a[2:]), tags))
+        ).apply(
+            lambda a: eks_objects.node_class_spec(
+                e, a[0], list(a[1]), list(a[3:]), tags, snapshot_id=a[2]
+            )
+        )
         node_class = k8s.apiextensions.CustomResource(
             e.logical["node_class"].name,
             api_version=eks_objects.NODE_CLASS_API,

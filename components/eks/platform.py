@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -11,6 +13,7 @@ from components.eks.addons import Addons, AddonsArgs
 from components.eks.cluster import Cluster, ClusterArgs
 from components.eks.controllers import Controllers, ControllersArgs
 from components.eks.identities import Identities, IdentitiesArgs
+from components.eks.image_cache import ImageCache, ImageCacheArgs
 from components.eks.karpenter import GpuNodePools, GpuNodePoolsArgs, InterruptionQueue
 from components.eks.nodes import Nodes, NodesArgs
 from modelfleet.eks import NETWORK_ADDONS
@@ -35,6 +38,11 @@ class EksPlatformArgs:
     target_group_arns: dict[str, pulumi.Input[str]]
     # vLLM's compile cache per model: the second access point the EFS CSI node mounts.
     compile_access_point_arns: dict[str, pulumi.Input[str]]
+    # What the GPU nodes' pods run (engine, sidecar, fetcher), pinned by digest: the image
+    # cache's snapshot holds them.
+    images: list[pulumi.Input[str]] = field(default_factory=list)
+    # The `aws` provider's profile and roles (components.stack_config.aws_session_settings).
+    session: Mapping[str, Any] = field(default_factory=dict)
 
 
 class EksPlatform(pulumi.ComponentResource):
@@ -141,6 +149,24 @@ class EksPlatform(pulumi.ComponentResource):
             mine,
         )
         security_groups = [cluster.cluster_security_group_id, *args.node_security_group_ids]
+        snapshot_id: pulumi.Output[str] | None = None
+        if e.image_cache is not None:
+            cache = ImageCache(
+                f"{name}-image-cache",
+                ImageCacheArgs(
+                    plan=plan,
+                    partition=args.partition,
+                    region=args.region,
+                    account_id=args.account_id,
+                    vpc_id=args.vpc_id,
+                    private_subnet_ids=args.private_subnet_ids,
+                    kms_key_arn=args.kms_key_arn,
+                    images=args.images,
+                    session=args.session,
+                ),
+                mine,
+            )
+            snapshot_id = cache.snapshot_id
         pools = GpuNodePools(
             f"{name}-gpu",
             GpuNodePoolsArgs(
@@ -157,6 +183,7 @@ class EksPlatform(pulumi.ComponentResource):
                         for c in ("ec2nodeclasses.karpenter.k8s.aws", "nodepools.karpenter.sh")
                     ),
                 ],
+                snapshot_id=snapshot_id,
             ),
             mine,
         )

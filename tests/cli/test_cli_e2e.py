@@ -106,6 +106,26 @@ def test_plan_accepts_a_stack_file_path(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["stack"] == "copy"
 
 
+def test_plan_shows_the_upgrade_step_from_a_mixed_group(tmp_path: Path) -> None:
+    """Issue 13: a stack upgrading from `capacity: mixed` keeps the old group for one run; the
+    plan says so, and what run 2 needs."""
+    doc = yaml.safe_load((REPO / "stacks" / "Pulumi.prod.yaml").read_text())
+    doc["config"]["modelfleet:keepCapacityProviders"] = ["g6e-xlarge-mixed"]
+    path = write(tmp_path, doc, "prod")
+    proc = run("plan", str(path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "GPU group g6e-xlarge-mixed" in text
+    assert "kept for this pulumi up" in text
+    assert "upgrade, run 1 of 2" in text and "Run 2:" in text
+    data = json.loads(run("plan", str(path), "--json", cwd=tmp_path).stdout)
+    (kept,) = data["kept_capacity_groups"]
+    assert kept["key"] == "g6e-xlarge-mixed"
+    assert kept["moved_to"] == ["g6e-xlarge-on-demand", "g6e-xlarge-spot"]
+    names = {r["name"] for r in data["resources"]}
+    assert {f"mf-platform-prod-gpu-g6e-xlarge-mixed-{s}" for s in ("lt", "asg", "cp")} <= names
+
+
 def test_validate_every_shipped_stack() -> None:
     proc = run("validate")
     assert proc.returncode == 0, proc.stderr

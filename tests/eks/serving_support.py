@@ -31,6 +31,8 @@ def two_model_config() -> dict[str, Any]:
     cfg["modelfleet:platform"] = "eks"
     # Warm pools are ECS's: an EKS stack that sets them is refused (test_eks_config).
     cfg.pop("modelfleet:coldStart", None)
+    # So are capacity providers kept through an upgrade (keepCapacityProviders).
+    cfg.pop("modelfleet:keepCapacityProviders", None)
     return cfg
 
 

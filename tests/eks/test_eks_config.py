@@ -19,6 +19,7 @@ EKS_FULL = {
     "publicAccessCidrs": ["203.0.113.0/24"],
     "systemNodes": {"instanceType": "m7i.xlarge", "count": 3},
     "addonVersions": {"vpc-cni": "v1.21.1-eksbuild.8"},
+    "imageCache": {"enabled": True, "initialization": "rate", "initializationRate": 200},
 }
 # Keys whose value is a mapping of the user's own keys, not a section.
 MAPS = {"addonVersions"}
@@ -57,6 +58,7 @@ def test_every_eks_key_lands(tmp_path: Path) -> None:
     assert e.public_access_cidrs == ("203.0.113.0/24",)
     assert (e.system_instance_type, e.system_node_count) == ("m7i.xlarge", 3)
     assert e.addons["vpc-cni"].version == "v1.21.1-eksbuild.8"
+    assert e.image_cache is not None and e.image_cache.rate_mibps == 200
     assert e.cost.system_nodes_usd == 3 * 730 * 0.2016
 
 

@@ -306,3 +306,29 @@ def test_plan_lists_the_new_assumptions(tmp_path: Path) -> None:
     assert [ph["phase"] for ph in phases] == ["capacity", "image", "weights", "engine"]
     assert all(ph["source"] for ph in phases)
     assert math.isclose(m["cold_start_s"], sum(ph["seconds"] for ph in phases), abs_tol=0.01)
+
+
+def test_warm_start_figures_rest_on_their_sources(tmp_path: Path) -> None:
+    """Issue 13, sourcing the two assumed figures: the warm-pool start is AWS's floor to
+    InService plus the agent's start and registration (the ECS_WARM_POOLS_CHECK poll adds no
+    wait when the target state already reads InService, amazon-ecs-agent v1.105.0 agent.go);
+    the cached image phase is the awsvpc ENI ("several seconds", ECS docs) plus the task's
+    start; the prefetch rate is efs-proxy's connections x 300 MiB/s within the per-client cap."""
+    assert coldstart.WARM_POOL_START_S == (
+        coldstart.WARM_POOL_IN_SERVICE_S + coldstart.AGENT_REGISTER_S
+    )
+    assert coldstart.WARM_POOL_IN_SERVICE_S == 30  # "as low as 30 seconds" (AWS)
+    assert coldstart.CACHED_IMAGE_S == coldstart.ENI_ATTACH_S + coldstart.TASK_START_S
+    assert coldstart.EFS_PROXY_CONNECTIONS * coldstart.STREAM_MIBPS == (
+        coldstart.EFS_PER_CLIENT_MIBPS
+    )
+    (m,) = _plan(tmp_path, _target()).models
+    assert m.cold_start is not None
+    warm = m.cold_start.warm
+    assert "InService" in warm.phase("capacity").source
+    assert "several seconds" in warm.phase("image").source
+    assert "assumed" in warm.phase("image").source
+    assert "efs-proxy" in m.cold_start.weight_load.why
+    names = {a.name: a for a in coldstart.ASSUMPTIONS}
+    assert "assumed" in names["warm-pool start"].why and "floor" in names["warm-pool start"].why
+    assert "several seconds" in names["cached images"].why

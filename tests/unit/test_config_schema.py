@@ -82,6 +82,10 @@ def test_top_level_keys_land(full: StackConfig) -> None:
     assert full.tags == {"cost-center": "1234", "owner": "search"}
 
 
+def test_kept_capacity_providers_land(full: StackConfig) -> None:
+    assert full.keep_capacity_providers == ["g6-12xlarge-mixed"]
+
+
 def test_network_new_vpc_keys_land(full: StackConfig) -> None:
     n = full.network
     assert n.vpc_cidr == "10.60.0.0/16"

@@ -125,6 +125,7 @@ FULL: dict[str, Any] = {
         "dockerHubCredentials": {"secure": "v1:CCCC:hub-ciphertext"},
     },
     "modelfleet:coldStart": {"warmPool": False},
+    "modelfleet:keepCapacityProviders": ["g6-12xlarge-mixed"],
     "modelfleet:pricing": {"instances": {"g6e.xlarge": 1.5}, "spotDiscount": 0.5},
     "modelfleet:guardrails": {
         "allowedInstanceFamilies": ["g6", "g6e"],

@@ -29,7 +29,8 @@ if ! command -v aws >/dev/null 2>&1; then
 fi
 
 instance=$(imds instance-id)
-# Warmed:Pending:Wait entering the pool; Pending:Wait leaving it (or launched directly).
+# The target steady state: Warmed:Stopped entering the pool, InService leaving it (or launched
+# directly), https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html.
 state=$(imds autoscaling/target-lifecycle-state || echo unknown)
 log "instance ${instance}, target lifecycle state ${state}"
 

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pulumi
+import pulumi.dynamic
 from fetcher.source import S3Source, parse_source
 
 from modelfleet.config import StackConfig
@@ -114,3 +115,14 @@ def engine_cache_statements(
     if include_kms:
         out.append({"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": kms_key_arn})
     return out
+
+
+def replacing_diff(
+    triggers: tuple[str, ...], olds: dict[str, Any], news: dict[str, Any]
+) -> pulumi.dynamic.DiffResult:
+    """A dynamic resource whose trigger inputs changed is replaced, the new one made first
+    (what depends on it moves over before the old one is deleted)."""
+    changed = [k for k in triggers if olds.get(k) != news.get(k)]
+    return pulumi.dynamic.DiffResult(
+        changes=bool(changed), replaces=changed, delete_before_replace=False
+    )

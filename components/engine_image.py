@@ -34,8 +34,8 @@ import pulumi.dynamic
 import pulumi_aws as aws
 from botocore.exceptions import ClientError
 
-from components._common import assume_role_policy, child, policy_json, stack_tags
-from components.ecs.prewarm import aws_session
+from components._common import assume_role_policy, child, policy_json, replacing_diff, stack_tags
+from components.stack_config import aws_session
 from modelfleet.plan_types import FleetPlan
 
 DOCKER_HUB = "registry-1.docker.io"
@@ -132,10 +132,7 @@ class EngineDigestProvider(pulumi.dynamic.ResourceProvider):
     def diff(
         self, _id: str, olds: dict[str, Any], news: dict[str, Any]
     ) -> pulumi.dynamic.DiffResult:
-        changed = [k for k in TRIGGERS if olds.get(k) != news.get(k)]
-        return pulumi.dynamic.DiffResult(
-            changes=bool(changed), replaces=changed, delete_before_replace=False
-        )
+        return replacing_diff(TRIGGERS, olds, news)
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # The cached image stays: the repository's lifecycle policy expires it.

@@ -21,6 +21,7 @@ import pulumi_aws as aws
 
 from components._common import child, stack_tags
 from components.model_cache import efs_volume
+from components.stack_config import aws_session
 from modelfleet.containers import TaskRefs, fetcher_command, fetcher_sources, prewarm_container
 from modelfleet.contract import MODELS_MOUNT, PREWARM_CONTAINER
 from modelfleet.plan_types import FleetPlan
@@ -129,31 +130,6 @@ def run_prewarm(
     if failures:
         raise PrewarmError("\n\n".join(failures))
     return [results[s] for s, _ in started]
-
-
-def aws_session(props: dict[str, Any], boto3_module: Any = None) -> Any:
-    """A boto3 session as the stack's `aws` provider: its region, profile and roles (assumed
-    in order), never the ambient credentials of whoever runs `pulumi up`."""
-    if boto3_module is None:
-        import boto3 as boto3_module
-    session = boto3_module.Session(profile_name=props.get("profile"), region_name=props["region"])
-    for role in props.get("roles") or []:
-        params = {
-            "RoleArn": role["roleArn"],
-            "RoleSessionName": role.get("sessionName") or "modelfleet-prewarm",
-        }
-        if role.get("externalId"):
-            params["ExternalId"] = role["externalId"]
-        if role.get("sourceIdentity"):
-            params["SourceIdentity"] = role["sourceIdentity"]
-        creds = session.client("sts").assume_role(**params)["Credentials"]
-        session = boto3_module.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=props["region"],
-        )
-    return session
 
 
 # Inputs whose change means the cache must be (re)filled; a new fetcher image does not.

@@ -40,9 +40,10 @@ from components._common import (
     engine_cache_statements,
     invoke,
     policy_json,
+    replacing_diff,
     stack_tags,
 )
-from components.ecs.prewarm import aws_session
+from components.stack_config import aws_session
 from modelfleet import coldstart, eks
 from modelfleet.plan_types import FleetPlan
 
@@ -297,11 +298,8 @@ class ImageCacheProvider(pulumi.dynamic.ResourceProvider):
     def diff(
         self, _id: str, olds: dict[str, Any], news: dict[str, Any]
     ) -> pulumi.dynamic.DiffResult:
-        changed = [k for k in TRIGGERS if olds.get(k) != news.get(k)]
         # Create the new snapshot first: the node class moves to it, then the old one goes.
-        return pulumi.dynamic.DiffResult(
-            changes=bool(changed), replaces=changed, delete_before_replace=False
-        )
+        return replacing_diff(TRIGGERS, olds, news)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         ec2, _ = self._clients(props)

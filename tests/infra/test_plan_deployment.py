@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from infra_support import DEV, PROD, plan_of
 
-from components.ecs.prewarm import aws_session
 from components.harness import Run, run_stack
+from components.stack_config import aws_session
 from modelfleet.config import ConfigError, load_stack_file
 from modelfleet.identities import content_key
 from modelfleet.plan import build_plan

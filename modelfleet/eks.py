@@ -599,7 +599,10 @@ def _image_cache_notes(ic: ImageCachePlan | None, azs: int) -> list[str]:
             f"image cache initialization: fast snapshot restore in {azs} AZs, "
             f"${ic.fsr_monthly_usd:,.2f}/month; {ic.fsr_credits:g} volume creation credits per "
             f"AZ (refilled {ic.fsr_credits:g}/hour): a scale-out above that in one AZ within "
-            "the hour gets volumes initialized on first read. eks.imageCache.initialization "
+            "the hour gets volumes initialized on first read. EBS enables FSR on at most 5 "
+            "snapshots per Region and account by default (each EKS stack holds one, two while "
+            "an image change replaces it; ebs-fast-snapshot-restore.html, read 2026-12-02); "
+            "billed per minute, at least an hour. eks.imageCache.initialization "
             f"rate saves that and adds ~{slower:.0f} s to every start from zero (the whole "
             f"snapshot at EBS's maximum {rate} MiB/s)"
         )

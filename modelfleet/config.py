@@ -612,27 +612,39 @@ class ImageCacheConfig(_Model):
     """`eks.imageCache`: GPU nodes start from a prepared snapshot of Bottlerocket's data volume
     that already holds the engine, sidecar and fetcher images (built at `pulumi up`, rebuilt
     when an image digest changes). A volume made from a snapshot loads its blocks from S3
-    lazily unless it is initialized: `fast-snapshot-restore` (the default) enables FSR on the
-    snapshot in every AZ of the stack (volumes fully initialized at creation; billed per
-    AZ-hour, all month), `rate` provisions EBS's initialization rate on every node volume
-    (billed per GiB initialized; cheaper, but the whole snapshot at 300 MiB/s at most puts the
-    Llama-3.1-8B warm start at ~200 s instead of ~138 s: the plan shows both figures)."""
+    lazily unless it is initialized: `fast-snapshot-restore` enables FSR on the snapshot in
+    every AZ of the stack (volumes fully initialized at creation; billed per AZ-hour, all
+    month), `rate` provisions EBS's initialization rate on every node volume (billed per GiB
+    initialized; the whole snapshot at 300 MiB/s at most puts the Llama-3.1-8B warm start at
+    ~200 s instead of ~138 s). Unset, a prod stack takes fast-snapshot-restore (its wake-ups
+    meet the 180 s target) and a dev or staging stack takes rate (no hourly charge); giving
+    `initializationRate` alone means rate. The plan prints the trade either way."""
 
     enabled: bool = True
-    initialization: Literal["rate", "fast-snapshot-restore"] = "fast-snapshot-restore"
+    initialization: Literal["rate", "fast-snapshot-restore"] | None = None
     # MiB/s; EBS accepts 100-300 (CreateVolume VolumeInitializationRate, "Valid range").
     initialization_rate: int | None = Field(None, ge=100, le=300)
 
     @model_validator(mode="after")
     def _rate_only_with_rate(self) -> Self:
-        if self.initialization_rate is not None and self.initialization != "rate":
+        if self.initialization_rate is not None and self.initialization == "fast-snapshot-restore":
             raise ValueError(
                 "initializationRate: only with initialization: rate (a fast-snapshot-restore "
                 "volume is fully initialized at creation; EBS would use the rate instead of FSR)"
             )
-        if not self.enabled and "initialization" in self.model_fields_set:
+        if not self.enabled and (
+            self.initialization is not None or self.initialization_rate is not None
+        ):
             raise ValueError("initialization: only with enabled: true (there is no snapshot)")
         return self
+
+    def mode(self, environment: Environment) -> Literal["rate", "fast-snapshot-restore"]:
+        """The initialization this stack builds: as given, else by the stack's environment."""
+        if self.initialization is not None:
+            return self.initialization
+        if self.initialization_rate is not None or environment is not Environment.PROD:
+            return "rate"
+        return "fast-snapshot-restore"
 
 
 class EksConfig(_Model):

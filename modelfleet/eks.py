@@ -526,12 +526,13 @@ def image_cache_plan(
     if not ic.enabled or not pools:
         return None
     p = stack.prefix
+    mode = ic.mode(stack.environment)
     rate = (
         (ic.initialization_rate or coldstart.MAX_INITIALIZATION_RATE_MIBPS)
-        if ic.initialization == "rate"
+        if mode == "rate"
         else None
     )
-    fsr = ic.initialization == "fast-snapshot-restore"
+    fsr = mode == "fast-snapshot-restore"
     version = GPU_AMI_ALIAS.partition("@")[2].lstrip("v")
     # karpenter-provider-aws@1d927085 pkg/providers/amifamily/bottlerocket.go: the alias
     # resolves through this SSM parameter ("v" trimmed), so the builder runs the nodes' AMI.
@@ -552,7 +553,7 @@ def image_cache_plan(
     data_gb = coldstart.SNAPSHOT_DATA_GB
     h = cost.HOURS_PER_MONTH
     return ImageCachePlan(
-        initialization=ic.initialization,
+        initialization=mode,
         rate_mibps=rate,
         snapshot_data_gb=data_gb,
         volume_gib=image_cache_volume_gib(),

@@ -304,7 +304,7 @@ def _image_cache_args(stack: StackConfig | None) -> dict[str, Any]:
         return {}
     ic = stack.eks.image_cache
     return {
-        "image_cache": ic.initialization,
+        "image_cache": ic.mode(stack.environment),
         "initialization_rate_mibps": ic.initialization_rate
         or coldstart.MAX_INITIALIZATION_RATE_MIBPS,
     }

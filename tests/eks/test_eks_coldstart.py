@@ -45,10 +45,11 @@ def test_node_class_pulls_by_soci_parallel_pull(eks_case: Case) -> None:
     assert data["ebs"]["throughput"] >= 600
 
 
-def _stack(image_cache: dict[str, Any] | None = None) -> StackConfig:
+def _stack(image_cache: dict[str, Any] | None = None, environment: str = "prod") -> StackConfig:
     """prod-eks with its models on on-demand capacity, and eks.imageCache as given."""
     whole = yaml.safe_load(PROD_EKS.read_text())
     doc = whole["config"]
+    doc["modelfleet:environment"] = environment
     for m in doc["modelfleet:models"]:
         m["capacity"] = "on-demand"
     if image_cache is not None:
@@ -89,6 +90,42 @@ def test_default_warm_start_meets_the_target_with_fast_snapshot_restore() -> Non
     assert plan.eks.cost.image_cache_usd == pytest.approx(3 * 730 * 0.75 + 38.6 * 0.05)
     note = next(n for n in plan.notes if "fast snapshot restore in 3 AZs" in n)
     assert "$1,642.50/month" in note and "rate saves that and adds ~63 s" in note
+
+
+@pytest.mark.parametrize(
+    ("environment", "given", "mode"),
+    [
+        ("prod", {}, "fast-snapshot-restore"),
+        ("staging", {}, "rate"),
+        ("dev", {}, "rate"),
+        ("prod", {"initializationRate": 200}, "rate"),
+        ("staging", {"initialization": "fast-snapshot-restore"}, "fast-snapshot-restore"),
+    ],
+)
+def test_initialization_default_follows_the_environment(
+    environment: str, given: dict[str, Any], mode: str
+) -> None:
+    """Unset, prod pays for fast snapshot restore (its wake-ups meet the target) and dev or
+    staging take the provisioned rate (no hourly charge); what the stack says wins, and a rate
+    given alone means rate. The plan, the node class and the cost follow the same decision."""
+    plan = build_plan(_stack(given, environment))
+    assert plan.eks is not None and plan.eks.image_cache is not None
+    ic = plan.eks.image_cache
+    assert ic.initialization == mode
+    assert (ic.fsr_monthly_usd > 0) is (mode == "fast-snapshot-restore")
+    assert (ic.rate_mibps is not None) is (mode == "rate")
+    if "initializationRate" in given:
+        assert ic.rate_mibps == given["initializationRate"]
+    m = plan.model("llama-8b")
+    assert m.cold_start is not None
+    image = m.cold_start.warm.phase("image").seconds
+    if mode == "fast-snapshot-restore":
+        assert image == coldstart.CACHED_IMAGE_S
+    else:
+        assert image > coldstart.CACHED_IMAGE_S
+    spec = eks_objects.node_class_spec(plan.eks, "role", ["subnet-1"], ["sg-1"], {}, "snap-1")
+    data = next(b for b in spec["blockDeviceMappings"] if b["deviceName"] == "/dev/xvdb")
+    assert data["ebs"].get("volumeInitializationRate") == ic.rate_mibps
 
 
 def test_rate_image_phase_counts_the_snapshot_initialization() -> None:
@@ -299,8 +336,10 @@ def test_program_builds_the_cache_the_plan_lists(eks_case: Case) -> None:
     node_class = run.one("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass").inputs["spec"]
     data = next(b for b in node_class["blockDeviceMappings"] if b["deviceName"] == "/dev/xvdb")
     assert data["ebs"]["snapshotID"] == snap.outputs["snapshotId"]
-    # The shipped stack takes the default: fast snapshot restore, so no provisioned rate.
-    assert ic.rate_mibps is None and "volumeInitializationRate" not in data["ebs"]
+    # Both stacks take the default: fast snapshot restore on prod (no provisioned rate),
+    # the provisioned rate elsewhere.
+    assert data["ebs"].get("volumeInitializationRate") == ic.rate_mibps
+    assert (ic.rate_mibps is None) is (plan.config.environment.value == "prod")
 
 
 def test_a_provisioned_rate_reaches_the_node_class(tmp_path: Path) -> None:

@@ -16,6 +16,21 @@ from unit_stacks import FULL
 from modelfleet.kube.manifest import CUSTOM_KINDS, KubeObject, all_objects, placeholder_refs
 from modelfleet.plan import FleetPlan
 
+# Every kind the serving slice creates (modelfleet/kube/objects.py).
+SLICE_KINDS = {
+    "Namespace",
+    "Secret",
+    "NetworkPolicy",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "Job",
+    "Service",
+    "TargetGroupBinding",
+    "Deployment",
+    "PodDisruptionBudget",
+    "ScaledObject",
+    "TriggerAuthentication",
+}
 CRD_DIR = Path(__file__).resolve().parents[2] / "components" / "eks" / "crds"
 CRD_FILES = {
     "ScaledObject": "keda.sh_scaledobjects.yaml",

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
-from serving_support import eks_plan_for, two_model_config, unscheduled_config, validate
+from serving_support import (
+    SLICE_KINDS,
+    eks_plan_for,
+    two_model_config,
+    unscheduled_config,
+    validate,
+)
 from unit_stacks import write_stack
 
 from components.harness import Recorded, Run, run_stack
@@ -23,20 +29,6 @@ from infra_support import assert_valid, plan_of
 
 # The pulumi-python SDK marks secret inputs with this key (pulumi.runtime.rpc).
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
-SLICE_KINDS = {
-    "Namespace",
-    "Secret",
-    "NetworkPolicy",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "Job",
-    "Service",
-    "TargetGroupBinding",
-    "Deployment",
-    "PodDisruptionBudget",
-    "ScaledObject",
-    "TriggerAuthentication",
-}
 CONFIGS = {"scheduled": two_model_config, "unscheduled": unscheduled_config}
 REPO = Path(__file__).resolve().parents[2]
 # Every shipped EKS stack too, as `pulumi preview` would run it.

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from serving_support import (
+    SLICE_KINDS,
     eks_plan_for,
     placeholder_objects,
     two_model_config,
@@ -56,20 +57,7 @@ def test_every_object_is_schema_valid_at_the_stacks_kubernetes_version(plan: Fle
     assert plan.eks is not None
     objs = placeholder_objects(plan)
     kinds = {o.kind for o in objs}
-    assert kinds >= {
-        "Namespace",
-        "Secret",
-        "NetworkPolicy",
-        "PersistentVolume",
-        "PersistentVolumeClaim",
-        "Job",
-        "Service",
-        "TargetGroupBinding",
-        "Deployment",
-        "PodDisruptionBudget",
-        "ScaledObject",
-        "TriggerAuthentication",
-    }
+    assert kinds >= SLICE_KINDS
     for o in objs:
         validate(o.body, plan.eks.kubernetes_version)
 

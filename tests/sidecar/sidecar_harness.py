@@ -120,7 +120,7 @@ class Upstream(Proc):
 
 
 class Sidecar(Proc):
-    def __init__(self, upstream_url: str, **env: str) -> None:
+    def __init__(self, upstream_url: str, *, spy: bool = False, **env: str) -> None:
         full = dict(os.environ)
         full.update(
             SIDECAR_HOST="127.0.0.1",
@@ -130,7 +130,9 @@ class Sidecar(Proc):
             SIDECAR_EMF_INTERVAL="0",
         )
         full.update(env)
-        super().__init__([sys.executable, "-m", "sidecar"], full)
+        # spy_sidecar.py is the same server, printing how each request was served.
+        command = [str(HERE / "spy_sidecar.py")] if spy else ["-m", "sidecar"]
+        super().__init__([sys.executable, *command], full)
         message = json.loads(self.wait_line("running on http://"))["msg"]
         match = re.search(r"http://[^:]+:(\d+)", message)
         assert match is not None, message
@@ -160,6 +162,14 @@ class Sidecar(Proc):
 
     def requests(self) -> list[dict[str, Any]]:
         return [line for line in self.json_lines() if line.get("msg") == "request"]
+
+    def spied(self, rid: str) -> list[dict[str, Any]]:
+        """What spy_sidecar.py recorded of request ``rid`` (a sidecar started with spy)."""
+        return [
+            line
+            for line in self.json_lines()
+            if line.get("msg") == "spy" and line.get("request_id") == rid
+        ]
 
     def request_log(self, rid: str, timeout: float = 5.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -197,8 +207,8 @@ def sidecar(upstream: Upstream) -> Iterator[Sidecar]:
 def make_sidecar(upstream: Upstream) -> Iterator[Any]:
     started: list[Sidecar] = []
 
-    def make(upstream_url: str | None = None, **env: str) -> Sidecar:
-        proc = Sidecar(upstream_url or upstream.url, **env)
+    def make(upstream_url: str | None = None, *, spy: bool = False, **env: str) -> Sidecar:
+        proc = Sidecar(upstream_url or upstream.url, spy=spy, **env)
         started.append(proc)
         return proc
 

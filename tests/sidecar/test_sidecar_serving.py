@@ -361,3 +361,43 @@ def test_signal_survives_a_cancelled_waiter() -> None:
         await asyncio.wait_for(pending, 1)
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"content-type", b"application/json"), (b"x-request-id", b"abc")],
+        [(b"content-type", b"application/json"), (b"connection", b"close")],
+        [(b"x-bad", b"a\r\nb")],
+    ],
+    ids=["json", "close-asked", "bad-value"],
+)
+def test_respond_writes_what_send_writes(
+    keep_alive: bool, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """``respond()`` (requests served by callbacks) against uvicorn's own cycle given the
+    same response as two ASGI messages: the same bytes, closing and completion."""
+    full = [*headers, (b"content-length", str(len(JSON_BODY)).encode())]
+    messages = [
+        {"type": "http.response.start", "status": 200, "headers": full},
+        {"type": "http.response.body", "body": JSON_BODY, "more_body": False},
+    ]
+    wire = Wire()
+    done: list[int] = []
+    reference = _uvicorn_cycle("POST", keep_alive, wire, done)
+    error = _play(reference, messages)
+    expected = (b"".join(wire.writes), wire.closed, reference.response_complete, len(done))
+
+    wire = Wire()
+    done = []
+    cycle = _lean_cycle("POST", keep_alive, wire, done)
+    cycle.logger = SimpleNamespace(error=lambda *args, **kwargs: None)
+    cycle.respond(200, full, JSON_BODY)
+    if error is not None:
+        # run_asgi closes the connection of a response that failed; respond() does too.
+        expected = (expected[0], True, expected[2], expected[3])
+    assert (b"".join(wire.writes), wire.closed, cycle.response_complete, len(done)) == expected
+    assert len(wire.writes) <= 1  # head and body in one write
+    cycle.on_response()  # told once: a late call reaches nobody
+    assert len(done) == expected[3]

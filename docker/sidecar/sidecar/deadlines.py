@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from .settings import Settings
 
-__all__ = ["KEEPALIVE_COMMENT", "Clock", "Guard"]
+__all__ = ["KEEPALIVE_COMMENT", "Clock", "Deadline", "Guard"]
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -23,6 +23,12 @@ Send = Callable[[Message], Awaitable[None]]
 # The disconnect watcher (a task per request) starts only for requests that last longer.
 _WATCH_AFTER: Final = 0.02
 KEEPALIVE_COMMENT: Final = b": keep-alive\n\n"
+
+
+class _Watched(Protocol):
+    def check(self, now: float) -> None: ...
+
+    def trip(self, reason: str) -> None: ...
 
 
 class Clock:
@@ -39,7 +45,7 @@ class Clock:
         self, loop: asyncio.AbstractEventLoop, housekeeping: Callable[[], None] | None = None
     ) -> None:
         self.loop = loop
-        self.active: set[Guard] = set()
+        self.active: set[_Watched] = set()
         self._housekeeping = housekeeping
         self._ticks = 0
         self._handle: asyncio.TimerHandle | None = loop.call_later(self.TICK, self._tick)
@@ -199,3 +205,57 @@ class Guard:
             self._watcher.cancel()
         if self.pending is not None and not self.pending.done():
             self.pending.cancel()
+
+
+class Deadline:
+    """The deadlines of a request served by callbacks, with no task to cancel.
+
+    ``Gateway.serve_direct`` answers a complete, non-streamed request without a task;
+    its first-byte, idle and total deadlines and the drain's cut are checked by the same
+    clock tick as a ``Guard``'s, and expiry calls ``on_expire(reason)``, which hands the
+    request to a task that ends it the way a ``Guard``'s cancellation would.
+    """
+
+    __slots__ = ("_clock", "_idle", "_on_expire", "done", "last", "phase", "phase_at", "total_at")
+
+    def __init__(
+        self,
+        clock: Clock,
+        now: float,
+        settings: Settings,
+        on_expire: Callable[[str], None],
+    ) -> None:
+        self._clock = clock
+        self._on_expire = on_expire
+        self._idle = settings.idle_timeout
+        self.total_at = now + settings.total_timeout
+        self.phase = "first_byte"
+        self.phase_at = now + settings.first_byte_timeout
+        self.last = now
+        self.done = False
+        clock.active.add(self)
+
+    def check(self, now: float) -> None:
+        if self.done:
+            return
+        if now >= self.total_at:
+            self.trip("total")
+        elif self.phase == "idle":
+            if now >= self.last + self._idle:
+                self.trip("idle")
+        elif now >= self.phase_at:
+            self.trip(self.phase)
+
+    def enter_idle(self, now: float) -> None:
+        """The engine's head arrived; from now on only a silence longer than idle expires."""
+        self.phase = "idle"
+        self.last = now
+
+    def trip(self, reason: str) -> None:
+        if not self.done:
+            self.close()
+            self._on_expire(reason)
+
+    def close(self) -> None:
+        self.done = True
+        self._clock.active.discard(self)

@@ -151,14 +151,22 @@ async def open_response(
     session: aiohttp.ClientSession | None,
     retry: bool,
     on_retry: Callable[[], None],
+    first: Response | None = None,
 ) -> Response:
-    """One attempt, with the engine's retries; ``on_retry()`` is called before each retry."""
+    """One attempt, with the engine's retries; ``on_retry()`` is called before each retry.
+
+    ``first`` is the engine's answer to this attempt when it was already sent (by
+    ``Gateway.serve_direct``); it is judged as the first try's answer would be.
+    """
     attempt = 0
     while True:
         try:
-            if target.url is None:
+            if first is not None:
+                resp: Response = first
+                first = None
+            elif target.url is None:
                 assert pool is not None
-                resp: Response = await pool.request(target.head, target.body)
+                resp = await pool.request(target.head, target.body)
             else:
                 assert session is not None
                 resp = await _send_fallback(session, target)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import Final, Protocol
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ import httptools
 __all__ = [
     "AiohttpResponse",
     "ConnectFailed",
+    "EngineConnection",
     "EnginePool",
     "Response",
     "UpstreamBroken",
@@ -65,7 +67,7 @@ class Response(Protocol):
         ...
 
 
-class _Connection(asyncio.Protocol):
+class EngineConnection(asyncio.Protocol):
     """One keep-alive connection to the engine, and the response currently on it."""
 
     def __init__(self, pool: EnginePool) -> None:
@@ -75,15 +77,15 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._chunks: deque[bytes] = deque()
-        self._buffered = 0
+        self.buffered = 0
         self._paused = False
         self.idle_since = 0.0
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self._content_type = b""
-        self._headers_done = False
-        self._complete = False
-        self._lost = False
+        self.headers_done = False
+        self.complete = False
+        self.lost = False
         self._error: str | None = None
         self._keep_alive = True
         # True while a request owns the connection. Bytes that arrive while it sits in the
@@ -91,6 +93,10 @@ class _Connection(asyncio.Protocol):
         # dropped, never handed on (a stale answer would reach the next team).
         self.in_use = True
         self._stray = False
+        # Called after each read from the engine and when the connection is lost, while a
+        # request served by callbacks owns the connection (``Gateway.serve_direct``);
+        # requests served by a task wait on ``_waiter`` instead.
+        self.listener: Callable[[], None] | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -98,19 +104,28 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if not self.in_use or self._complete:
+        if not self.in_use or self.complete:
             self._discard("bytes from the engine outside a response")
-            return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail("unexpected upgrade")
-        except httptools.HttpParserError:
-            self._fail("malformed response")
+        else:
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade:
+                self._fail("unexpected upgrade")
+            except httptools.HttpParserError:
+                self._fail("malformed response")
+        # After the parser, never from inside its callbacks: a listener that finishes the
+        # request pools the connection, and a stray response later in the same read must
+        # still find it marked complete.
+        listener = self.listener
+        if listener is not None:
+            listener()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
+        self.lost = True
         self._wake()
+        listener = self.listener
+        if listener is not None:
+            listener()
 
     def pause_writing(self) -> None:
         """Request bodies are bounded (max body size); the kernel buffer absorbs them."""
@@ -121,7 +136,7 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks ---------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._complete:
+        if self.complete:
             # A second response in the same read as the first: nobody asked for it.
             self._stray = True
 
@@ -133,15 +148,15 @@ class _Connection(asyncio.Protocol):
             return
         self.status = self._parser.get_status_code()
         self._keep_alive = self._parser.should_keep_alive()
-        self._headers_done = True
+        self.headers_done = True
         self._wake()
 
     def on_body(self, body: bytes) -> None:
         if self._stray:
             return
         self._chunks.append(body)
-        self._buffered += len(body)
-        if self._buffered > _HIGH_WATER and not self._paused and self.transport is not None:
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
         self._wake()
@@ -149,7 +164,7 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self._stray:
             return
-        self._complete = True
+        self.complete = True
         self._wake()
 
     # -- internals -------------------------------------------------------------------
@@ -162,7 +177,7 @@ class _Connection(asyncio.Protocol):
         self._error = reason
         if self.transport is not None:
             self.transport.abort()
-        self._lost = True
+        self.lost = True
         self._wake()
 
     def _wake(self) -> None:
@@ -182,15 +197,15 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers = []
         self._content_type = b""
-        self._headers_done = False
-        self._complete = False
+        self.headers_done = False
+        self.complete = False
         self._chunks.clear()
-        self._buffered = 0
+        self.buffered = 0
 
     @property
     def usable(self) -> bool:
         return (
-            not self._lost
+            not self.lost
             and not self._stray
             and self.transport is not None
             and not self.transport.is_closing()
@@ -198,11 +213,27 @@ class _Connection(asyncio.Protocol):
 
     # -- Response --------------------------------------------------------------------
 
-    async def start(self, request: bytes) -> None:
+    def send(self, request: bytes) -> None:
         assert self.transport is not None
         self.transport.write(request)
-        while not self._headers_done:
-            if self._lost:
+
+    def take_body(self) -> bytes:
+        """Everything buffered of the body (all of it, once ``complete``)."""
+        chunks = self._chunks
+        if not chunks:
+            return b""
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def start(self, request: bytes) -> None:
+        self.send(request)
+        while not self.headers_done:
+            if self.lost:
                 raise UpstreamBroken(self._error or "engine closed the connection")
             await self._wait()
 
@@ -217,18 +248,11 @@ class _Connection(asyncio.Protocol):
 
     async def read_chunk(self) -> bytes:
         while True:
-            chunks = self._chunks
-            if chunks:
-                data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
-                self._buffered = 0
-                if self._paused and self.transport is not None:
-                    self._paused = False
-                    self.transport.resume_reading()
-                return data
-            if self._complete:
+            if self._chunks:
+                return self.take_body()
+            if self.complete:
                 return b""
-            if self._lost:
+            if self.lost:
                 raise UpstreamBroken(self._error or "engine closed the connection mid-response")
             await self._wait()
 
@@ -246,12 +270,12 @@ class _Connection(asyncio.Protocol):
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
-        self._lost = True
+        self.lost = True
         if self.transport is not None:
             self.transport.abort()
 
     def release(self) -> None:
-        if self._complete and self._keep_alive and self.usable:
+        if self.complete and self._keep_alive and self.usable:
             self._reset()
             self.in_use = False
             self._pool.put(self)
@@ -273,7 +297,7 @@ class EnginePool:
         self._host_header = parts.netloc.encode()
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
-        self._idle: list[_Connection] = []
+        self._idle: list[EngineConnection] = []
         self.loop = asyncio.get_running_loop()
 
     def head(self, method: bytes, path: bytes, extra: bytes) -> bytes:
@@ -281,36 +305,47 @@ class EnginePool:
             method, self._base_path, path, self._host_header, extra,
         )  # fmt: skip
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> EngineConnection:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, protocol = await self.loop.create_connection(
-                    lambda: _Connection(self), self._host, self._port, ssl=self._ssl
+                    lambda: EngineConnection(self), self._host, self._port, ssl=self._ssl
                 )
         except (OSError, TimeoutError) as exc:
             raise ConnectFailed(type(exc).__name__) from None
         return protocol
 
-    async def request(self, head: bytes, body: bytes) -> _Connection:
-        """Send ``head`` (request line and headers, unterminated) and ``body``; await headers."""
-        conn: _Connection | None = None
+    def take_idle(self) -> EngineConnection | None:
+        """The most recently used live connection, now owned by the caller; else None."""
         now = self.loop.time()
         idle = self._idle
         while idle:
             candidate = idle.pop()
             if candidate.usable and now - candidate.idle_since < self._idle_timeout:
-                conn = candidate
-                conn.in_use = True
-                break
+                candidate.in_use = True
+                return candidate
             candidate.close()
+        return None
+
+    def give_back(self, conn: EngineConnection) -> None:
+        """Return a connection from ``take_idle`` unused, keeping its idle time."""
+        conn.in_use = False
+        self._idle.append(conn)
+
+    @staticmethod
+    def encode(head: bytes, body: bytes) -> bytes:
+        """The request bytes for ``head`` (request line and headers, unterminated)."""
+        if body:
+            return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+        return head + b"\r\n"
+
+    async def request(self, head: bytes, body: bytes) -> EngineConnection:
+        """Send ``head`` and ``body`` on a pooled or new connection; await the headers."""
+        conn = self.take_idle()
         if conn is None:
             conn = await self._connect()
-        if body:
-            request = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
-        else:
-            request = head + b"\r\n"
         try:
-            await conn.start(request)
+            await conn.start(self.encode(head, body))
         except BaseException:
             conn.close()
             raise
@@ -323,7 +358,7 @@ class EnginePool:
         while idle and (idle[0].idle_since < cutoff or not idle[0].usable):
             idle.pop(0).close()
 
-    def put(self, conn: _Connection) -> None:
+    def put(self, conn: EngineConnection) -> None:
         conn.idle_since = self.loop.time()
         self._idle.append(conn)
 

@@ -322,3 +322,41 @@ def test_an_unrequested_answer_in_the_same_read_never_reaches_the_next_request(
         except openai.APIStatusError as err:  # pragma: no cover - shown on failure
             raise AssertionError(err.response.text) from err
         assert answer.id == f"cmpl-{request_id}"
+
+
+def test_pipelined_requests_are_answered_in_order(make_sidecar: MakeSidecar) -> None:
+    """The first goes direct; the one behind it waits for it, then takes the task path."""
+    proc = started(make_sidecar)
+    body = json.dumps({"model": "fake-model", "messages": HELLO}).encode()
+    first, second = rid("first"), rid("second")
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+        sock.sendall(_raw_request(first, body) + body + _raw_request(second, body) + body)
+        for request_id in (first, second):
+            head, answer = _read_response(sock)
+            assert head.startswith(b"HTTP/1.1 200")
+            assert json.loads(answer)["id"] == f"cmpl-{request_id}"
+    assert spied(proc, first) == [{"msg": "spy", "direct": True}]
+    assert spied(proc, second) == []
+
+
+def test_the_drain_waits_for_a_direct_request_to_finish(
+    make_sidecar: MakeSidecar, upstream: Upstream
+) -> None:
+    proc = started(make_sidecar, SIDECAR_DRAIN_SECONDS="10")
+    request_id = rid()
+    result: dict[str, httpx.Response] = {}
+
+    def run() -> None:
+        body = {"model": "fake-model", "messages": fault("slow_first=1")}
+        result["resp"] = post(proc, request_id, body, timeout=30)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    upstream.wait_event(request_id, "start")
+    proc.popen.send_signal(signal.SIGTERM)
+    thread.join(timeout=15)
+    # uvicorn raises the SIGTERM it captured again once it has shut down (README).
+    assert proc.popen.wait(timeout=15) == -signal.SIGTERM
+    assert result["resp"].status_code == 200
+    assert result["resp"].json()["id"] == f"cmpl-{request_id}"
+    assert spied(proc, request_id) == [{"msg": "spy", "direct": True}]

@@ -207,6 +207,10 @@ class Guard:
             self.pending.cancel()
 
 
+def _expired(reason: str) -> None:
+    """A closed deadline's callback: it never fires again."""
+
+
 class Deadline:
     """The deadlines of a request served by callbacks, with no task to cancel.
 
@@ -253,9 +257,13 @@ class Deadline:
 
     def trip(self, reason: str) -> None:
         if not self.done:
+            on_expire = self._on_expire
             self.close()
-            self._on_expire(reason)
+            on_expire(reason)
 
     def close(self) -> None:
         self.done = True
         self._clock.active.discard(self)
+        # The callback is the request's bound method, which holds this deadline: drop it,
+        # so a finished request leaves no reference cycle for the garbage collector.
+        self._on_expire = _expired

@@ -325,7 +325,7 @@ def test_an_unrequested_answer_in_the_same_read_never_reaches_the_next_request(
 
 
 def test_pipelined_requests_are_answered_in_order(make_sidecar: MakeSidecar) -> None:
-    """The first goes direct; the one behind it waits for it, then takes the task path."""
+    """The first goes direct; the one behind it waits for it, and the answers keep order."""
     proc = started(make_sidecar)
     body = json.dumps({"model": "fake-model", "messages": HELLO}).encode()
     first, second = rid("first"), rid("second")
@@ -336,7 +336,9 @@ def test_pipelined_requests_are_answered_in_order(make_sidecar: MakeSidecar) -> 
             assert head.startswith(b"HTTP/1.1 200")
             assert json.loads(answer)["id"] == f"cmpl-{request_id}"
     assert spied(proc, first) == [{"msg": "spy", "direct": True}]
-    assert spied(proc, second) == []
+    # Behind the first it waits and takes the task path; were it read only after the
+    # first was answered (a split the kernel may make), it is served direct like any.
+    assert spied(proc, second) in ([], [{"msg": "spy", "direct": True}])
 
 
 def test_the_drain_waits_for_a_direct_request_to_finish(

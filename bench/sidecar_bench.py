@@ -21,6 +21,11 @@ leaves placement to the scheduler.
 
 The bars (issue 15): JSON >= 0.40 x nginx, streams >= 0.80 x nginx, added median
 latency <= 0.5 ms, zero errors. Exits non-zero when a bar is missed or a run had errors.
+
+--baseline REF also runs the sidecar as it was at git REF (``git archive``; e.g. the
+commit an issue was filed against) in the same rounds, on the same CPU, against the same
+engine, and prints its ratios beside this one's: "no worse than before" measured in one
+run rather than across days on a machine whose speed drifts.
 """
 
 from __future__ import annotations
@@ -97,6 +102,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def extract(ref: str, into: Path) -> Path:
+    """The sidecar package as it was at git ``ref``; returns the directory to run it from."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "docker/sidecar"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "docker" / "sidecar"
 
 
 def wait_port(port: int, timeout: float = 15.0) -> None:
@@ -248,6 +264,9 @@ def main() -> int:
     parser.add_argument(
         "--no-pin", action="store_true", help="do not give the proxy a CPU of its own"
     )
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also run the sidecar as it was at git REF"
+    )
     args = parser.parse_args()
     nginx, wrk = ensure_tools()
     cpus = sorted(os.sched_getaffinity(0))
@@ -259,6 +278,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
     try:
         engine_port, nginx_port, sidecar_port = free_port(), free_port(), free_port()
+        baseline_port = free_port()
         procs.append(
             subprocess.Popen(
                 pinned(
@@ -296,7 +316,24 @@ def main() -> int:
                 stderr=subprocess.DEVNULL,
             )
         )
-        for port in (engine_port, nginx_port, sidecar_port):
+        ports = [engine_port, nginx_port, sidecar_port]
+        names = ["nginx", "sidecar"]
+        if args.baseline:
+            # `python -m` puts the working directory first on sys.path, so the archived
+            # package is imported rather than the checkout's.
+            tree = extract(args.baseline, workdir / "baseline")
+            procs.append(
+                subprocess.Popen(
+                    pinned(PROXY_CPUS, [sys.executable, "-m", "sidecar"]),
+                    env={**env, "SIDECAR_PORT": str(baseline_port)},
+                    cwd=tree,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            ports.append(baseline_port)
+            names.append("baseline")
+        for port in ports:
             wait_port(port)
         json_lua = wrk_script(workdir, BODY_JSON, "json")
         stream_lua = wrk_script(workdir, BODY_STREAM, "stream")
@@ -305,25 +342,30 @@ def main() -> int:
             "engine": f"http://127.0.0.1:{engine_port}{path}",
             "nginx": f"http://127.0.0.1:{nginx_port}{path}",
             "sidecar": f"http://127.0.0.1:{sidecar_port}{path}",
+            "baseline": f"http://127.0.0.1:{baseline_port}{path}",
         }
         # Popen's pid is the server itself (taskset execs it); nginx's worker is its child.
         pids = {"engine": procs[0].pid, "nginx": procs[1].pid, "sidecar": procs[2].pid}
-        for name in ("nginx", "sidecar"):
+        if args.baseline:
+            pids["baseline"] = procs[3].pid
+        for name in names:
             run_wrk(wrk, urls[name], json_lua, args.connections, 1)  # warm-up
         # Rounds alternate the targets, so a neighbour's burst of CPU use on a shared
         # machine lands on both sides of a ratio; the medians of the rounds are reported.
         ratios: dict[str, list[float]] = {"json": [], "stream": []}
+        base_ratios: dict[str, list[float]] = {"json": [], "stream": []}
         cpu: dict[tuple[str, str], list[float]] = {
-            (kind, name): [] for kind in ("json", "stream") for name in ("nginx", "sidecar")
+            (kind, name): [] for kind in ("json", "stream") for name in names
         }
         added_ms: list[float] = []
+        added_base_ms: list[float] = []
         added_nginx_ms: list[float] = []
         errors = 0
         plan = [("json", json_lua, args.connections), ("stream", stream_lua, args.connections)]
         for round_no in range(1, args.rounds + 1):
             for kind, script, connections in plan:
                 runs = {}
-                for name in ("nginx", "sidecar"):
+                for name in names:
                     runs[name] = run_wrk(
                         wrk, urls[name], script, connections, args.seconds, proxy_pid=pids[name]
                     )
@@ -331,8 +373,10 @@ def main() -> int:
                     report(round_no, kind, name, runs[name])
                     cpu[(kind, name)].append(runs[name].cpu_us or 0.0)
                 ratios[kind].append(runs["sidecar"].rps / runs["nginx"].rps)
+                if args.baseline:
+                    base_ratios[kind].append(runs["baseline"].rps / runs["nginx"].rps)
             runs = {}
-            for name in ("engine", "nginx", "sidecar"):
+            for name in ("engine", *names):
                 runs[name] = run_wrk(
                     wrk, urls[name], json_lua, 1, args.seconds, proxy_pid=pids[name]
                 )
@@ -340,6 +384,8 @@ def main() -> int:
                 report(round_no, "1-conn", name, runs[name])
             added_ms.append(runs["sidecar"].p50_ms - runs["engine"].p50_ms)
             added_nginx_ms.append(runs["nginx"].p50_ms - runs["engine"].p50_ms)
+            if args.baseline:
+                added_base_ms.append(runs["baseline"].p50_ms - runs["engine"].p50_ms)
         json_ratio = statistics.median(ratios["json"])
         stream_ratio = statistics.median(ratios["stream"])
         added = statistics.median(added_ms)
@@ -369,6 +415,20 @@ def main() -> int:
                 "(per round, sidecar: "
                 + " ".join(f"{value:.1f}" for value in cpu[(kind, "sidecar")])
                 + ")"
+            )
+        if args.baseline:
+            print(f"baseline {args.baseline} in the same rounds (this sidecar's figure after /):")
+            for kind in ("json", "stream"):
+                print(
+                    f"  {kind:6}  x nginx {statistics.median(base_ratios[kind]):.2f} / "
+                    f"{statistics.median(ratios[kind]):.2f}   CPU per request "
+                    f"{statistics.median(cpu[(kind, 'baseline')]):.1f} / "
+                    f"{statistics.median(cpu[(kind, 'sidecar')]):.1f} us   (per round: "
+                    + " ".join(f"{r:.2f}" for r in base_ratios[kind])
+                    + ")"
+                )
+            print(
+                f"  added ms at one connection {statistics.median(added_base_ms):.3f} / {added:.3f}"
             )
         for label, value, bar, ok in checks:
             print(f"{label:32} {value:>10}   {bar:9} {'ok' if ok else 'MISSED'}")

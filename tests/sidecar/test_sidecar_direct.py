@@ -374,3 +374,34 @@ def test_the_drain_waits_for_a_direct_request_to_finish(
     assert result["resp"].status_code == 200
     assert result["resp"].json()["id"] == f"cmpl-{request_id}"
     assert spied(proc, request_id) == [{"msg": "spy", "direct": True}]
+
+
+def test_a_stream_is_checked_once_and_relayed_by_a_task(make_sidecar: MakeSidecar) -> None:
+    """serve_direct takes a stream that authenticates and parses, and hands it straight to
+    a task; a stream it cannot admit is left to the task path's own checks."""
+    proc = started(make_sidecar, SIDECAR_RPM="3")
+    client = proc.client()
+    request_id = rid("stream")
+    chunks = list(
+        client.chat.completions.create(
+            model="fake-model",
+            messages=HELLO,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers={"X-Request-Id": request_id},
+        )
+    )
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 16
+    assert spied(proc, request_id) == [{"msg": "spy", "direct": True}]
+    line = proc.request_log(request_id)
+    assert line["status"] == 200 and line["stream"] is True and line["usage"] == "reported"
+    # The third request of the minute (warm-up, stream, this) is the last one allowed.
+    client.chat.completions.create(model="fake-model", messages=HELLO, stream=True)
+    refused = rid("refused")
+    with pytest.raises(openai.RateLimitError) as err:
+        client.chat.completions.create(
+            model="fake-model", messages=HELLO, stream=True,
+            extra_headers={"X-Request-Id": refused},
+        )  # fmt: skip
+    assert err.value.response.headers["x-request-id"] == refused
+    assert proc.request_log(refused)["error"] == "rate_limit_exceeded"

@@ -410,7 +410,9 @@ class Gateway:
         an idle pooled connection to it, and a request every check admits. Each check
         below has no side effect until the last (the rate limiter's admission), so False
         leaves the request untouched and the protocol serves it the usual way, where the
-        same checks give their errors.
+        same checks give their errors. A stream that authenticates and parses is taken
+        too, and handed at once to a task that goes on from there (``_admit_and_forward``):
+        its checks are not run twice.
 
         Once the request is sent, whatever is not a complete answer of known length
         below 400 arriving in time (an engine error, a retryable status, a large body, a
@@ -438,13 +440,26 @@ class Gateway:
             parsed, info = validate(route.kind, body)
         except ApiError:
             return False
+        loop = self._loop
+        assert loop is not None and self._clock is not None
         if info.stream:
-            return False
+            # Served by a task (a stream lasts; its events are relayed as they come),
+            # which goes on from here rather than authenticating and parsing again.
+            ex = Exchange(
+                route=route, request_id=request_id, start=loop.time(), t0=time.perf_counter(),
+                team=team, model=info.model, stream=True,
+            )  # fmt: skip
+            self.open_requests += 1
+            send, receive = cycle.send, cycle.receive
+            cycle.spawn(
+                self._serve(
+                    ex, send, self._admit_and_forward(ex, send, receive, body, parsed, loop), loop
+                )
+            )
+            return True
         conn = pool.take_idle()
         if conn is None:
             return False
-        loop = self._loop
-        assert loop is not None and self._clock is not None
         now = loop.time()
         if self._limits.enabled and self._limits.admit(team, now) is not None:
             pool.give_back(conn)
@@ -529,7 +544,6 @@ class Gateway:
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         route = ex.route
-        s = self.settings
         if scope["method"] != route.method:
             raise ApiError(405, f"Use {route.method} for {route.path}", "method_not_allowed")
         if self._auth is not None:
@@ -539,15 +553,7 @@ class Gateway:
             ex.team = team
         else:
             ex.team = "anonymous"
-        if self._limits.enabled:
-            refused = self._limits.admit(ex.team, ex.start)
-            if refused is not None:
-                limit, wait = refused
-                self.metrics.rate_limited.labels(ex.team, limit).inc()
-                raise ApiError(
-                    429, f"Rate limit reached for {limit} per minute", "rate_limit_exceeded",
-                    retry_after=wait,
-                )  # fmt: skip
+        self._admit(ex)
         body = b""
         parsed: dict[str, Any] | None = None
         if route.kind is not None:
@@ -557,6 +563,31 @@ class Gateway:
             parsed, info = validate(route.kind, body)
             ex.model = info.model
             ex.stream = info.stream
+        await self._forward_admitted(ex, send, receive, body, parsed, loop)
+
+    def _admit(self, ex: Exchange) -> None:
+        """Take the request from its team's budgets, or refuse it with 429."""
+        if self._limits.enabled:
+            refused = self._limits.admit(ex.team, ex.start)
+            if refused is not None:
+                limit, wait = refused
+                self.metrics.rate_limited.labels(ex.team, limit).inc()
+                raise ApiError(
+                    429, f"Rate limit reached for {limit} per minute", "rate_limit_exceeded",
+                    retry_after=wait,
+                )  # fmt: skip
+
+    async def _forward_admitted(
+        self,
+        ex: Exchange,
+        send: Send,
+        receive: Receive,
+        body: bytes,
+        parsed: dict[str, Any] | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """An admitted request whose body is read: an in-flight slot, then the engine."""
+        s = self.settings
         if s.max_inflight and self.inflight >= s.max_inflight:
             self.metrics.rate_limited.labels(ex.team, "inflight").inc()
             raise ApiError(
@@ -568,6 +599,20 @@ class Gateway:
             await self._forward(ex, send, receive, body, parsed, loop)
         finally:
             self._free_slot(ex)
+
+    async def _admit_and_forward(
+        self,
+        ex: Exchange,
+        send: Send,
+        receive: Receive,
+        body: bytes,
+        parsed: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """A request ``serve_direct`` authenticated and validated but does not serve (a
+        stream): the rest of ``_handle``, without reading and checking it again."""
+        self._admit(ex)
+        await self._forward_admitted(ex, send, receive, body, parsed, loop)
 
     def _take_slot(self, ex: Exchange) -> None:
         self.inflight += 1

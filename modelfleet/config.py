@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from modelfleet import catalog, eks_versions
+from modelfleet import catalog, coldstart, eks_versions
 from modelfleet.cron import CronError, parse_cron
 
 NAMESPACE = "modelfleet"
@@ -645,6 +645,13 @@ class ImageCacheConfig(_Model):
         if self.initialization_rate is not None or environment is not Environment.PROD:
             return "rate"
         return "fast-snapshot-restore"
+
+    def rate_mibps(self, environment: Environment) -> int | None:
+        """The provisioned initialization rate when the mode is rate: as given, else EBS's
+        maximum; None with fast snapshot restore."""
+        if self.mode(environment) != "rate":
+            return None
+        return self.initialization_rate or coldstart.MAX_INITIALIZATION_RATE_MIBPS
 
 
 class EksConfig(_Model):

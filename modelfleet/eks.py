@@ -527,11 +527,7 @@ def image_cache_plan(
         return None
     p = stack.prefix
     mode = ic.mode(stack.environment)
-    rate = (
-        (ic.initialization_rate or coldstart.MAX_INITIALIZATION_RATE_MIBPS)
-        if mode == "rate"
-        else None
-    )
+    rate = ic.rate_mibps(stack.environment)
     fsr = mode == "fast-snapshot-restore"
     version = GPU_AMI_ALIAS.partition("@")[2].lstrip("v")
     # karpenter-provider-aws@1d927085 pkg/providers/amifamily/bottlerocket.go: the alias

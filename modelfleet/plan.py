@@ -303,11 +303,11 @@ def _image_cache_args(stack: StackConfig | None) -> dict[str, Any]:
     if stack is None or stack.eks is None or not stack.eks.image_cache.enabled:
         return {}
     ic = stack.eks.image_cache
-    return {
-        "image_cache": ic.mode(stack.environment),
-        "initialization_rate_mibps": ic.initialization_rate
-        or coldstart.MAX_INITIALIZATION_RATE_MIBPS,
-    }
+    rate = ic.rate_mibps(stack.environment)
+    args: dict[str, Any] = {"image_cache": ic.mode(stack.environment)}
+    if rate is not None:
+        args["initialization_rate_mibps"] = rate
+    return args
 
 
 def plan_model(m: ModelConfig, stack: StackConfig, fraction: float, priority: int) -> ModelPlan:

@@ -144,15 +144,14 @@ def test_a_client_leaving_a_direct_request_frees_the_engine(
     assert line["status"] == 499 and line["error"] == "client_disconnected"
 
 
-def test_the_drain_budget_cuts_a_direct_request_with_503(
-    make_sidecar: MakeSidecar, upstream: Upstream
-) -> None:
-    proc = started(make_sidecar, SIDECAR_DRAIN_SECONDS="1")
-    request_id = rid()
+def _sigterm_during(
+    proc: Sidecar, upstream: Upstream, request_id: str, spec: str
+) -> tuple[httpx.Response, int]:
+    """SIGTERM once the engine has the request; its answer and the exit status."""
     result: dict[str, httpx.Response] = {}
 
     def run() -> None:
-        body = {"model": "fake-model", "messages": fault("hang")}
+        body = {"model": "fake-model", "messages": fault(spec)}
         result["resp"] = post(proc, request_id, body, timeout=30)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -160,8 +159,15 @@ def test_the_drain_budget_cuts_a_direct_request_with_503(
     upstream.wait_event(request_id, "start")
     proc.popen.send_signal(signal.SIGTERM)
     thread.join(timeout=15)
-    proc.popen.wait(timeout=15)
-    resp = result["resp"]
+    return result["resp"], proc.popen.wait(timeout=15)
+
+
+def test_the_drain_budget_cuts_a_direct_request_with_503(
+    make_sidecar: MakeSidecar, upstream: Upstream
+) -> None:
+    proc = started(make_sidecar, SIDECAR_DRAIN_SECONDS="1")
+    request_id = rid()
+    resp, _ = _sigterm_during(proc, upstream, request_id, "hang")
     assert resp.status_code == 503
     assert resp.json()["error"]["code"] == "server_shutting_down"
     assert resp.headers["retry-after"] == "1"
@@ -358,21 +364,11 @@ def test_the_drain_waits_for_a_direct_request_to_finish(
 ) -> None:
     proc = started(make_sidecar, SIDECAR_DRAIN_SECONDS="10")
     request_id = rid()
-    result: dict[str, httpx.Response] = {}
-
-    def run() -> None:
-        body = {"model": "fake-model", "messages": fault("slow_first=1")}
-        result["resp"] = post(proc, request_id, body, timeout=30)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    upstream.wait_event(request_id, "start")
-    proc.popen.send_signal(signal.SIGTERM)
-    thread.join(timeout=15)
+    resp, status = _sigterm_during(proc, upstream, request_id, "slow_first=1")
     # uvicorn raises the SIGTERM it captured again once it has shut down (README).
-    assert proc.popen.wait(timeout=15) == -signal.SIGTERM
-    assert result["resp"].status_code == 200
-    assert result["resp"].json()["id"] == f"cmpl-{request_id}"
+    assert status == -signal.SIGTERM
+    assert resp.status_code == 200
+    assert resp.json()["id"] == f"cmpl-{request_id}"
     assert spied(proc, request_id) == [{"msg": "spy", "direct": True}]
 
 

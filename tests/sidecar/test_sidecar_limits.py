@@ -85,3 +85,16 @@ def test_bucket_goes_into_debt_and_refills() -> None:
     limits = KeyLimits(rpm=0, tpm=0)
     assert not limits.enabled
     assert limits.admit("team", 0.0) is None
+
+
+def test_try_take_takes_only_what_is_there() -> None:
+    bucket = Bucket(60, now=0.0)  # 60 per minute: one a second
+    assert bucket.try_take(60, 0.0) == 0.0
+    assert bucket.try_take(1, 0.0) == pytest.approx(1.0)  # refused: nothing taken
+    assert bucket.try_take(1, 1.0) == 0.0  # the second's refill
+    assert bucket.wait_for(1, 1.0) == pytest.approx(1.0)
+    limits = KeyLimits(rpm=2, tpm=0)
+    assert limits.admit("team", 0.0) is None
+    assert limits.admit("team", 0.0) is None
+    assert limits.admit("team", 0.0) == ("requests", 30)
+    assert limits.admit("other", 0.0) is None  # per team

@@ -63,6 +63,14 @@ class Bucket:
         self._refill(now)
         self._level -= amount
 
+    def try_take(self, amount: float, now: float) -> float:
+        """Take ``amount`` if it is available now (0 returned); else the seconds to wait."""
+        level = self._refill(now)
+        if level >= amount:
+            self._level = level - amount
+            return 0.0
+        return (amount - level) / self._rate
+
 
 class KeyLimits:
     """RPM and TPM budgets for every team (per process: see the README on workers)."""
@@ -93,10 +101,9 @@ class KeyLimits:
             requests = self._requests.get(team)
             if requests is None:
                 requests = self._requests[team] = Bucket(self._rpm, now)
-            wait = requests.wait_for(1.0, now)
+            wait = requests.try_take(1.0, now)
             if wait > 0:
                 return "requests", max(1, math.ceil(wait))
-            requests.take(1.0, now)
         return None
 
     def spend_tokens(self, team: str, tokens: int, now: float) -> None:

@@ -147,20 +147,13 @@ def _too_large(limit: int) -> ApiError:
 def _read_headers(scope: Scope) -> tuple[bytes | None, bytes, bytes | None]:
     """The request's Authorization, its request id (given if well formed, else a new one)
     and its Content-Length."""
-    authorization: bytes | None = None
-    request_id: bytes | None = None
-    length: bytes | None = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            authorization = value
-        elif name == b"x-request-id":
-            request_id = value
-        elif name == b"content-length":
-            length = value
+    # The last of a repeated header wins, in the dict as in a scan.
+    headers: dict[bytes, bytes] = dict(scope["headers"])
+    request_id = headers.get(b"x-request-id")
     if request_id is None or not _REQUEST_ID_RE.match(request_id):
         # Unique, not secret: getrandbits avoids uuid4's getrandom() syscall.
         request_id = b"%032x" % random.getrandbits(128)
-    return authorization, request_id, length
+    return headers.get(b"authorization"), request_id, headers.get(b"content-length")
 
 
 def _cut_by(reason: str) -> Exception:

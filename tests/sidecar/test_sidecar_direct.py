@@ -401,3 +401,15 @@ def test_a_stream_is_checked_once_and_relayed_by_a_task(make_sidecar: MakeSideca
         )  # fmt: skip
     assert err.value.response.headers["x-request-id"] == refused
     assert proc.request_log(refused)["error"] == "rate_limit_exceeded"
+
+
+def test_a_body_above_the_read_high_water_mark_is_served(make_sidecar: MakeSidecar) -> None:
+    """uvicorn stops reading a request past 64 KiB of body until someone receives it; a
+    request waiting for serve_direct is handed to a task, whose receive() reads on."""
+    proc = started(make_sidecar)
+    request_id = rid("large")
+    messages = [{"role": "user", "content": "x" * (600 * 1024)}]
+    resp = post(proc, request_id, {"model": "fake-model", "messages": messages}, timeout=20)
+    assert resp.status_code == 200
+    assert resp.json()["id"] == f"cmpl-{request_id}"
+    assert proc.request_log(request_id)["status"] == 200

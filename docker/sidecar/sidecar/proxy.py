@@ -42,7 +42,7 @@ from .upstream import EngineConnection, EnginePool, Response, UpstreamBroken
 from .usage import SseUsageScanner, usage_from_json
 from .validation import validate
 
-__all__ = ["ROUTES", "Gateway", "Route"]
+__all__ = ["ROUTES", "DirectCycle", "DirectRequest", "Gateway", "Route"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -194,7 +194,7 @@ class DirectCycle(Protocol):
 
     # uvicorn's own types for these (HTTPScope, its receive events) are narrower.
     scope: Any
-    direct: _Direct | None
+    direct: DirectRequest | None
 
     def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """Write a whole response (head and body) and complete the cycle."""
@@ -465,7 +465,7 @@ class Gateway:
         self.open_requests += 1
         self._take_slot(ex)
         head = self._engine_head(ex)
-        _Direct(self, ex, cycle, conn, body, parsed, self._clock, now)
+        DirectRequest(self, ex, cycle, conn, body, parsed, self._clock, now)
         conn.send(pool.encode(head, body))
         return True
 
@@ -1090,7 +1090,7 @@ class Gateway:
         self.writer.write(record)
 
 
-class _Direct:
+class DirectRequest:
     """One request ``Gateway.serve_direct`` sent to the engine, while its answer arrives."""
 
     __slots__ = ("_body", "_conn", "_cycle", "_deadline", "_ex", "_gateway", "_parsed")

@@ -34,7 +34,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from .errors import error_body
-from .proxy import Gateway, Receive, Route, Scope, _Direct
+from .proxy import DirectRequest, Gateway, Receive, Route, Scope
 
 __all__ = ["SidecarHttpProtocol", "configure"]
 
@@ -177,7 +177,7 @@ class _ProxyCycle(RequestResponseCycle):
     _head: bytes | None = None
     # A request the gateway serves by callbacks (Gateway.serve_direct), while it is at
     # the engine; and the coroutine a task goes on with, when it hands over.
-    direct: _Direct | None = None
+    direct: DirectRequest | None = None
     _work: Coroutine[Any, Any, None] | None = None
 
     def __init__(

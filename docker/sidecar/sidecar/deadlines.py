@@ -73,7 +73,48 @@ class Clock:
             self._handle = None
 
 
-class Guard:
+class _Deadlines:
+    """One request's first-byte, idle and total deadlines, as the clock tick checks them.
+
+    The phase is "first_byte" until the engine's head arrives, then "idle": expired when
+    the engine has been silent for the idle timeout while the request waits on it
+    (``reading``; a request blocked on a slow client is not idle). The total deadline
+    holds throughout.
+    """
+
+    __slots__ = ("_clock", "_idle", "done", "last", "phase", "phase_at", "reading", "total_at")
+
+    def __init__(self, clock: Clock, now: float, settings: Settings, *, reading: bool) -> None:
+        self._clock = clock
+        self._idle = settings.idle_timeout
+        self.total_at = now + settings.total_timeout
+        self.phase = "first_byte"
+        self.phase_at = now + settings.first_byte_timeout
+        self.last = now
+        self.reading = reading
+        self.done = False
+
+    def _expired(self, now: float) -> str | None:
+        """The deadline that has passed at ``now``, if any."""
+        if now >= self.total_at:
+            return "total"
+        if self.phase == "idle":
+            if not self.reading:
+                # Blocked on a slow client, not on the engine: not idle.
+                self.last = now
+            elif now >= self.last + self._idle:
+                return "idle"
+        elif now >= self.phase_at:
+            return self.phase
+        return None
+
+    def enter_idle(self, now: float) -> None:
+        """The engine's head arrived; from now on only a silence longer than idle expires."""
+        self.phase = "idle"
+        self.last = now
+
+
+class Guard(_Deadlines):
     """Deadlines, SSE keep-alives and the client-disconnect signal for one request.
 
     Checked on every clock tick; moving a deadline later (every chunk does) costs an
@@ -81,9 +122,8 @@ class Guard:
     """
 
     __slots__ = (
-        "_clock", "_idle", "_keepalive", "_receive", "_send", "_task", "_watch_at", "_watcher",
-        "awaiting_first", "committed", "done", "headers", "keepalive_at", "last", "pending",
-        "phase", "phase_at", "reading", "reason", "streaming", "total_at",
+        "_keepalive", "_receive", "_send", "_task", "_watch_at", "_watcher", "awaiting_first",
+        "committed", "headers", "keepalive_at", "pending", "reason", "streaming",
     )  # fmt: skip
 
     def __init__(
@@ -98,7 +138,6 @@ class Guard:
         receive: Receive,
         headers: list[tuple[bytes, bytes]],
     ) -> None:
-        self._clock = clock
         self._task = task
         self._send = send
         self._receive = receive
@@ -108,20 +147,14 @@ class Guard:
         # client that left earlier is still noticed, at that moment.
         self._watch_at = now + _WATCH_AFTER
         self.headers = headers
-        self._idle = settings.idle_timeout
         self._keepalive = settings.keepalive_seconds
-        self.total_at = now + settings.total_timeout
-        self.phase = "first_byte"
-        self.phase_at = now + settings.first_byte_timeout
         self.streaming = streaming
         self.awaiting_first = streaming
         self.keepalive_at = now + settings.keepalive_seconds
-        self.last = now
-        self.reading = False
         self.committed = False
         self.pending: asyncio.Task[None] | None = None
         self.reason: str | None = None
-        self.done = False
+        super().__init__(clock, now, settings, reading=False)
         clock.active.add(self)
 
     def check(self, now: float) -> None:
@@ -130,18 +163,9 @@ class Guard:
         loop = self._clock.loop
         if self._watcher is None and now >= self._watch_at:
             self._watcher = loop.create_task(self._watch())
-        if now >= self.total_at:
-            self.trip("total")
-            return
-        if self.phase == "idle":
-            if not self.reading:
-                # Blocked on a slow client, not on the engine: not idle.
-                self.last = now
-            elif now >= self.last + self._idle:
-                self.trip("idle")
-                return
-        elif now >= self.phase_at:
-            self.trip(self.phase)
+        expired = self._expired(now)
+        if expired is not None:
+            self.trip(expired)
             return
         if self.awaiting_first and now >= self.keepalive_at:
             self.keepalive_at = now + self._keepalive
@@ -180,10 +204,6 @@ class Guard:
         self.phase = "first_byte"
         self.phase_at = min(now + first_byte_timeout, self.total_at)
 
-    def enter_idle(self, now: float) -> None:
-        self.phase = "idle"
-        self.last = now
-
     def first_chunk(self) -> None:
         self.awaiting_first = False
 
@@ -211,7 +231,7 @@ def _expired(reason: str) -> None:
     """A closed deadline's callback: it never fires again."""
 
 
-class Deadline:
+class Deadline(_Deadlines):
     """The deadlines of a request served by callbacks, with no task to cancel.
 
     ``Gateway.serve_direct`` answers a complete, non-streamed request without a task;
@@ -220,7 +240,7 @@ class Deadline:
     request to a task that ends it the way a ``Guard``'s cancellation would.
     """
 
-    __slots__ = ("_clock", "_idle", "_on_expire", "done", "last", "phase", "phase_at", "total_at")
+    __slots__ = ("_on_expire",)
 
     def __init__(
         self,
@@ -229,31 +249,16 @@ class Deadline:
         settings: Settings,
         on_expire: Callable[[str], None],
     ) -> None:
-        self._clock = clock
         self._on_expire = on_expire
-        self._idle = settings.idle_timeout
-        self.total_at = now + settings.total_timeout
-        self.phase = "first_byte"
-        self.phase_at = now + settings.first_byte_timeout
-        self.last = now
-        self.done = False
+        # Always waiting on the engine: the answer goes to the client in one write.
+        super().__init__(clock, now, settings, reading=True)
         clock.active.add(self)
 
     def check(self, now: float) -> None:
-        if self.done:
-            return
-        if now >= self.total_at:
-            self.trip("total")
-        elif self.phase == "idle":
-            if now >= self.last + self._idle:
-                self.trip("idle")
-        elif now >= self.phase_at:
-            self.trip(self.phase)
-
-    def enter_idle(self, now: float) -> None:
-        """The engine's head arrived; from now on only a silence longer than idle expires."""
-        self.phase = "idle"
-        self.last = now
+        if not self.done:
+            expired = self._expired(now)
+            if expired is not None:
+                self.trip(expired)
 
     def trip(self, reason: str) -> None:
         if not self.done:

@@ -413,3 +413,17 @@ def test_a_body_above_the_read_high_water_mark_is_served(make_sidecar: MakeSidec
     assert resp.status_code == 200
     assert resp.json()["id"] == f"cmpl-{request_id}"
     assert proc.request_log(request_id)["status"] == 200
+
+
+def test_a_request_with_no_idle_engine_connection_goes_on_in_a_task(
+    make_sidecar: MakeSidecar,
+) -> None:
+    """The pool is empty at start: the checked request is handed to a task, which
+    connects, rather than refused by serve_direct and checked again."""
+    proc = make_sidecar(spy=True)
+    request_id = rid("first")
+    resp = post(proc, request_id, {"model": "fake-model", "messages": HELLO}, timeout=20)
+    assert resp.status_code == 200
+    assert resp.json()["id"] == f"cmpl-{request_id}"
+    assert spied(proc, request_id) == [{"msg": "spy", "direct": True}]
+    assert proc.request_log(request_id)["usage"] == "reported"

@@ -405,8 +405,9 @@ class Gateway:
         below has no side effect until the last (the rate limiter's admission), so False
         leaves the request untouched and the protocol serves it the usual way, where the
         same checks give their errors. A stream that authenticates and parses is taken
-        too, and handed at once to a task that goes on from there (``_admit_and_forward``):
-        its checks are not run twice.
+        too, and so is a request with no idle connection to send it on: each is handed at
+        once to a task that goes on from there (``_admit_and_forward``), so its checks
+        are not run twice.
 
         Once the request is sent, whatever is not a complete answer of known length
         below 400 arriving in time (an engine error, a retryable status, a large body, a
@@ -436,12 +437,14 @@ class Gateway:
             return False
         loop = self._loop
         assert loop is not None and self._clock is not None
-        if info.stream:
-            # Served by a task (a stream lasts; its events are relayed as they come),
-            # which goes on from here rather than authenticating and parsing again.
+        conn = None if info.stream else pool.take_idle()
+        if conn is None:
+            # A stream (it lasts; its events are relayed as they come), or no idle engine
+            # connection to send on: a task goes on from here (and connects), rather than
+            # authenticating and parsing again.
             ex = Exchange(
                 route=route, request_id=request_id, start=loop.time(), t0=time.perf_counter(),
-                team=team, model=info.model, stream=True,
+                team=team, model=info.model, stream=info.stream,
             )  # fmt: skip
             self.open_requests += 1
             send, receive = cycle.send, cycle.receive
@@ -451,9 +454,6 @@ class Gateway:
                 )
             )
             return True
-        conn = pool.take_idle()
-        if conn is None:
-            return False
         now = loop.time()
         if self._limits.enabled and self._limits.admit(team, now) is not None:
             pool.give_back(conn)
@@ -603,8 +603,9 @@ class Gateway:
         parsed: dict[str, Any],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        """A request ``serve_direct`` authenticated and validated but does not serve (a
-        stream): the rest of ``_handle``, without reading and checking it again."""
+        """A request ``serve_direct`` authenticated and validated but does not send itself
+        (a stream, or no idle engine connection): the rest of ``_handle``, without reading
+        and checking it again."""
         self._admit(ex)
         await self._forward_admitted(ex, send, receive, body, parsed, loop)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -688,6 +689,9 @@ class EksConfig(_Model):
         return arns
 
 
+# What every AWS and Kubernetes name built from the prefix accepts.
+_NAME_SAFE = re.compile(r"[a-z0-9-]+")
+
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
 
 
@@ -827,16 +831,24 @@ class StackConfig(_Model):
 
     @property
     def prefix(self) -> str:
-        """Resource name prefix: short, unique per team and stack."""
+        """Resource name prefix: short, unique per team and stack, and made only of lowercase
+        letters, digits and hyphens."""
         # 20 characters leave room for a role and Pulumi's 8-character suffix within the
         # 32 characters AWS allows for load balancer names.
         full = f"mf-{self.team}-{self.stack}"
-        if len(full) <= 20:
+        if len(full) <= 20 and _NAME_SAFE.fullmatch(full):
             return full
-        # Cut alone, "mf-platform-staging-eu" and "mf-platform-staging-us" would share a
-        # prefix, and explicitly named resources (dashboard, task families) would collide.
+        # Pulumi's stack names may also hold capitals, "_" and "." ("dev_alice", "prod.eu";
+        # pulumi/pulumi validateStackName: ^[A-Za-z0-9_.-]{1,100}$), which S3 bucket, ECR
+        # repository, load balancer and EKS cluster names and Kubernetes namespaces refuse:
+        # each becomes "-". Cut or changed alone,
+        # "mf-platform-staging-eu" and "mf-platform-staging-us" (or "a.b" and "a-b") would
+        # share a prefix, and explicitly named resources (dashboard, task families) would
+        # collide, so the digest of the stack's own name follows. A name already safe and
+        # longer than 20 keeps the prefix it always had.
         digest = hashlib.sha256(full.encode()).hexdigest()[:4]
-        return f"{full[:15].rstrip('-')}-{digest}"
+        safe = re.sub(r"[^a-z0-9-]", "-", full.lower())
+        return f"{safe[:15].rstrip('-')}-{digest}"
 
 
 # ---------------------------------------------------------------------------------------------

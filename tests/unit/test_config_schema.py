@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 from typing import Any, get_args
 
@@ -290,3 +292,32 @@ def test_prefix_is_short_and_unique_per_team_and_stack(tmp_path: Path) -> None:
     assert len(eu) == len(us) == 20
     assert eu.startswith("mf-platform-sta")
     assert load_stack_file(write_stack(tmp_path, cfg, "dev")).prefix == "mf-platform-dev"
+
+
+@pytest.mark.parametrize(
+    ("stack", "head"),
+    [
+        # Pulumi's stack names take capitals, "_" and "." too; S3, ECR, load balancer and EKS
+        # cluster names and Kubernetes namespaces do not: each becomes "-", and the digest of
+        # the name as written follows.
+        ("dev_alice", "mf-search-dev-a"),
+        ("Prod", "mf-search-prod"),
+        ("team-a.staging", "mf-search-team"),
+        # A safe name longer than 20 keeps the prefix it always had: cut to 15, plus the digest.
+        ("staging-eu-west-1", "mf-search-stagi"),
+    ],
+)
+def test_prefix_is_name_safe_whatever_the_stack_is_called(
+    tmp_path: Path, stack: str, head: str
+) -> None:
+    got = load_stack_file(write_stack(tmp_path, config(), stack)).prefix
+    digest = hashlib.sha256(f"mf-search-{stack}".encode()).hexdigest()[:4]
+    assert got == f"{head}-{digest}"
+    assert re.fullmatch(r"mf-[a-z0-9-]*[a-z0-9]", got) and len(got) <= 20
+
+
+def test_prefixes_of_stacks_that_differ_only_in_unsafe_characters_differ(tmp_path: Path) -> None:
+    dotted = load_stack_file(write_stack(tmp_path, config(), "a.b")).prefix
+    dashed = load_stack_file(write_stack(tmp_path, config(), "a-b")).prefix
+    assert dashed == "mf-search-a-b"
+    assert dotted != dashed and dotted.startswith("mf-search-a-b-")

@@ -1,0 +1,62 @@
+"""Hypothesis strategies for stack files outside the shipped ones, shared by the ECS and EKS
+property tests (tests/infra/test_plan_properties.py, tests/eks/test_eks_properties.py)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from hypothesis import strategies as st
+
+CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+# (catalog model, instance type, maxModelLen) that fit, so sizing is not what is exercised.
+FITS = [
+    ("qwen2.5-7b", "g6e.xlarge", 4096),
+    ("llama-3.1-8b", "g6.xlarge", 8192),
+    ("llama-3.2-3b", "g5.xlarge", 8192),
+]
+
+_bases = st.sampled_from(["chat", "code", "mo", "llm-a", "qwen"])
+_suffixes = st.sampled_from(["", "-large", "-l", "-2", "-large-v2", "-b"])
+# Model names that are prefixes of each other ("chat", "chat-large"), and any other the schema
+# takes (its Name pattern, up to 24 characters).
+prefix_names = st.builds(lambda b, s: b + s, _bases, _suffixes)
+free_names = st.from_regex(r"\A[a-z][a-z0-9-]{0,22}[a-z0-9]\Z")
+
+# Stack names as Pulumi takes them (pulumi/pulumi validateStackName: ^[A-Za-z0-9_.-]{1,100}$):
+# capitals, "_" and "." included, which no AWS or Kubernetes name built from them may keep.
+stack_names = st.one_of(
+    st.just("props"),
+    st.sampled_from(["dev_alice", "Prod", "team-a.staging", "prod-eu-central-1-gpu"]),
+    st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,39}\Z"),
+)
+
+
+def network_of(a: int, prefix_len: int) -> str:
+    """The /prefix_len network holding 10.a.0.0."""
+    return str(ipaddress.IPv4Network((f"10.{a}.0.0", prefix_len), strict=False))
+
+
+@st.composite
+def models(draw: st.DrawFn, max_models: int) -> list[dict[str, Any]]:
+    """1..max_models models that fit their instance, with any replica range and capacity."""
+    names = draw(
+        st.lists(st.one_of(prefix_names, free_names), min_size=1, max_size=max_models, unique=True)
+    )
+    out = []
+    for name in names:
+        model, instance, length = draw(st.sampled_from(FITS))
+        lo = draw(st.integers(0, 2))
+        out.append(
+            {
+                "name": name,
+                "source": f"s3://weights-bucket/{name}/",
+                "model": model,
+                "dtype": "bfloat16",
+                "maxModelLen": length,
+                "instanceType": instance,
+                "replicas": {"min": lo, "max": draw(st.integers(max(lo, 1), 4))},
+                "capacity": draw(st.sampled_from(["on-demand", "spot", "mixed"])),
+            }
+        )
+    return out

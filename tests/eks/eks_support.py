@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from components.eks.controllers import vendored_crds
 from components.harness import Recorded
 
 K8S_TYPE_PREFIX = "kubernetes:"
@@ -172,3 +173,31 @@ def ec2_shaped(obj: dict[str, Any]) -> dict[str, Any]:
             if "id" in term and term["id"].endswith("-id"):
                 term["id"] = f"{prefix}-{hashlib.sha256(term['id'].encode()).hexdigest()[:17]}"
     return out
+
+
+def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
+    """A vendored CRD's schema for one kind and version, strict (see `strict_schema`)."""
+    group, _, version = api_version.partition("/")
+    for doc in vendored_crds().values():
+        spec = doc["spec"]
+        if spec["group"] == group and spec["names"]["kind"] == kind:
+            v = next(v for v in spec["versions"] if v["name"] == version)
+            return strict_schema(v["schema"]["openAPIV3Schema"])
+    raise LookupError(f"{api_version} {kind}")
+
+
+# The EKS API request each recorded resource type becomes, by operation name.
+PAYLOADS = {
+    "CreateCluster": ("aws:eks/cluster:Cluster", create_cluster),
+    "CreateAddon": ("aws:eks/addon:Addon", create_addon),
+    "CreateAccessEntry": ("aws:eks/accessEntry:AccessEntry", create_access_entry),
+    "AssociateAccessPolicy": (
+        "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+        associate_access_policy,
+    ),
+    "CreatePodIdentityAssociation": (
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation",
+        create_pod_identity_association,
+    ),
+    "CreateNodegroup": ("aws:eks/nodeGroup:NodeGroup", create_nodegroup),
+}

@@ -108,3 +108,21 @@ def validate(body: dict[str, Any], kubernetes_version: str) -> None:
             raise AssertionError(f"{kind} {body['metadata']['name']}: {errors[0].message}")
         return
     kubernetes_validate.validate(body, kubernetes_version, strict=True)
+
+
+# The pulumi-python SDK marks secret inputs with this key (pulumi.runtime.rpc).
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def plain(value: Any) -> Any:
+    """Recorded inputs as the API server reads them: whole floats back to integers (the
+    mocks' wire format has no integers), secrets unwrapped."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return plain(value["value"])
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

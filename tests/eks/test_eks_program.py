@@ -13,18 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from eks_runs import PROD_EKS, SHIPPED_ECS, plan_of, run_of
-from eks_support import (
-    K8S_TYPE_PREFIX,
-    associate_access_policy,
-    create_access_entry,
-    create_addon,
-    create_cluster,
-    create_nodegroup,
-    create_pod_identity_association,
-    ec2_shaped,
-    k8s_object,
-    strict_schema,
-)
+from eks_support import K8S_TYPE_PREFIX, PAYLOADS, crd_schema, ec2_shaped, k8s_object
 
 from components.eks.controllers import vendored_crds
 from components.harness import Run
@@ -160,21 +149,6 @@ def test_every_kubernetes_object_goes_through_the_cluster_provider(eks_case: Cas
 
 # --- EKS API payloads ----------------------------------------------------------------------------
 
-PAYLOADS = {
-    "CreateCluster": ("aws:eks/cluster:Cluster", create_cluster),
-    "CreateAddon": ("aws:eks/addon:Addon", create_addon),
-    "CreateAccessEntry": ("aws:eks/accessEntry:AccessEntry", create_access_entry),
-    "AssociateAccessPolicy": (
-        "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
-        associate_access_policy,
-    ),
-    "CreatePodIdentityAssociation": (
-        "aws:eks/podIdentityAssociation:PodIdentityAssociation",
-        create_pod_identity_association,
-    ),
-    "CreateNodegroup": ("aws:eks/nodeGroup:NodeGroup", create_nodegroup),
-}
-
 
 @pytest.mark.parametrize("operation", sorted(PAYLOADS))
 def test_eks_api_payloads_are_valid_requests(eks_case: Case, operation: str) -> None:
@@ -225,16 +199,6 @@ def test_kubernetes_validation_can_fail() -> None:
         kubernetes_validate.validate(bad, "1.35", strict=True)
 
 
-def _crd_schema(api_version: str, kind: str) -> dict[str, Any]:
-    group, _, version = api_version.partition("/")
-    for doc in vendored_crds().values():
-        spec = doc["spec"]
-        if spec["group"] == group and spec["names"]["kind"] == kind:
-            v = next(v for v in spec["versions"] if v["name"] == version)
-            return strict_schema(v["schema"]["openAPIV3Schema"])
-    raise LookupError(f"{api_version} {kind}")
-
-
 def test_every_custom_resource_matches_its_vendored_crd(eks_case: Case) -> None:
     _, run, plan = eks_case
     assert plan.eks is not None
@@ -242,7 +206,7 @@ def test_every_custom_resource_matches_its_vendored_crd(eks_case: Case) -> None:
     assert len(custom) == 1 + len(plan.eks.node_pools)
     for r in custom:
         obj = ec2_shaped(k8s_object(r))
-        jsonschema.validate(obj, _crd_schema(obj["apiVersion"], obj["kind"]))
+        jsonschema.validate(obj, crd_schema(obj["apiVersion"], obj["kind"]))
 
 
 def test_custom_resource_validation_can_fail(eks_case: Case) -> None:
@@ -250,7 +214,7 @@ def test_custom_resource_validation_can_fail(eks_case: Case) -> None:
     pool = k8s_object(run.by_type("kubernetes:karpenter.sh/v1:NodePool")[0])
     pool["spec"]["disruption"]["consolidateAftr"] = "5m"
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(pool, _crd_schema("karpenter.sh/v1", "NodePool"))
+        jsonschema.validate(pool, crd_schema("karpenter.sh/v1", "NodePool"))
 
 
 # --- GPU capacity ---------------------------------------------------------------------------

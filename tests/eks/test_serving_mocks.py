@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 import yaml
 from serving_support import (
+    SECRET_SIG,
     SLICE_KINDS,
     eks_plan_for,
+    plain,
     two_model_config,
     unscheduled_config,
     validate,
@@ -27,8 +29,6 @@ from modelfleet.plan import FleetPlan
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
 from infra_support import assert_valid, plan_of
 
-# The pulumi-python SDK marks secret inputs with this key (pulumi.runtime.rpc).
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
 CONFIGS = {"scheduled": two_model_config, "unscheduled": unscheduled_config}
 REPO = Path(__file__).resolve().parents[2]
 # Every shipped EKS stack too, as `pulumi preview` would run it.
@@ -51,20 +51,6 @@ def stack(
     path = write_stack(tmp, cfg, "eks")
     (tmp / "plan").mkdir()
     return eks_plan_for(tmp / "plan", cfg), run_stack(path)
-
-
-def _plain(value: Any) -> Any:
-    """Recorded inputs as the API server reads them: whole floats back to integers (the
-    mocks' wire format has no integers), secrets unwrapped."""
-    if isinstance(value, dict):
-        if SECRET_SIG in value:
-            return _plain(value["value"])
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _slice(plan: FleetPlan, run: Run) -> list[Recorded]:
@@ -103,7 +89,7 @@ def test_every_recorded_object_is_schema_valid(stack: tuple[FleetPlan, Run]) -> 
     objs = _slice(plan, run)
     assert {r.type.rsplit(":", 1)[-1] for r in objs} == SLICE_KINDS
     for r in objs:
-        validate(_plain(r.inputs), plan.eks.kubernetes_version)
+        validate(plain(r.inputs), plan.eks.kubernetes_version)
 
 
 def test_deployment_waits_for_its_prewarm_job_service_and_binding(
@@ -130,7 +116,7 @@ def test_recorded_deployment_holds_the_plan(stack: tuple[FleetPlan, Run]) -> Non
     plan, run = stack
     sp = serving_plan(plan)
     for m in plan.models:
-        dep = _plain(_of(plan, run, "Deployment", sp.models[m.name].deployment).inputs)
+        dep = plain(_of(plan, run, "Deployment", sp.models[m.name].deployment).inputs)
         assert "replicas" not in dep["spec"]
         containers = {c["name"]: c for c in dep["spec"]["template"]["spec"]["containers"]}
         vllm = containers["vllm"]
@@ -147,14 +133,14 @@ def test_secrets_reach_the_cluster_only_as_secrets(stack: tuple[FleetPlan, Run])
     secret = _of(plan, run, "Secret", sp.secret_name)
     raw = secret.inputs["stringData"]
     assert SECRET_SIG in raw  # marked secret: encrypted in state, hidden in previews
-    assert set(_plain(raw)) == {spec.key for spec in plan.secrets}
+    assert set(plain(raw)) == {spec.key for spec in plan.secrets}
     for r in _slice(plan, run):
         if r is secret:
             continue
-        text = repr(_plain(r.inputs))
-        for value in _plain(raw).values():
+        text = repr(plain(r.inputs))
+        for value in plain(raw).values():
             assert value not in text, r.name
-    assert REDACTED not in repr(_plain(raw))
+    assert REDACTED not in repr(plain(raw))
 
 
 def test_volume_is_the_models_access_point(stack: tuple[FleetPlan, Run]) -> None:
@@ -167,7 +153,7 @@ def test_volume_is_the_models_access_point(stack: tuple[FleetPlan, Run]) -> None
     }
     fs = next(r for r in run.resources if r.type == "aws:efs/fileSystem:FileSystem")
     for m in plan.models:
-        pv = _plain(_of(plan, run, "PersistentVolume", sp.models[m.name].volume).inputs)
+        pv = plain(_of(plan, run, "PersistentVolume", sp.models[m.name].volume).inputs)
         handle = pv["spec"]["csi"]["volumeHandle"]
         fs_id, _, ap_id = handle.partition("::")
         assert fs_id == fs.outputs["id"]
@@ -184,7 +170,7 @@ def test_binding_targets_the_models_target_group(stack: tuple[FleetPlan, Run]) -
     created = [r.outputs["id"] for r in run.resources if r.type == "aws:ec2/vpc:Vpc"]
     vpc_id = plan.config.network.vpc_id or created[0]
     for m in plan.models:
-        tgb = _plain(
+        tgb = plain(
             _of(plan, run, "TargetGroupBinding", sp.models[m.name].target_group_binding).inputs
         )
         assert tgb["spec"]["targetGroupARN"] in arns

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import pulumi
@@ -84,8 +83,7 @@ class Encryption(pulumi.ComponentResource):
         )
         aws.kms.Alias(
             ids.alias.name,
-            # KMS aliases take letters, digits, '/', '_' and '-'; stack names may hold '.'.
-            name="alias/modelfleet/" + re.sub(r"[^A-Za-z0-9/_-]", "-", f"{c.team}-{c.stack}"),
+            name=ids.alias_name,
             target_key_id=key.key_id,
             # An explicit name: the replacement must wait for the old alias to go.
             opts=child(self, delete_before_replace=True),

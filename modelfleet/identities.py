@@ -13,6 +13,7 @@ only that entry's resources. Names of the first release that were positional are
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
@@ -126,6 +127,7 @@ class EncryptionIds:
     component: str
     key: Res
     alias: Res
+    alias_name: str  # the alias itself, "alias/modelfleet/<team>-<stack>"
 
 
 @dataclass(frozen=True)
@@ -353,9 +355,12 @@ class Identities:
 # ---------------------------------------------------------------------------------------------
 
 
-def encryption_ids(prefix: str) -> EncryptionIds:
+def encryption_ids(prefix: str, team: str, stack: str) -> EncryptionIds:
     n = f"{prefix}-encryption"
-    return EncryptionIds(n, Res(T_KMS_KEY, f"{n}-key"), Res(T_KMS_ALIAS, f"{n}-alias"))
+    # KMS aliases take letters, digits, '/', '_' and '-' (CreateAlias AliasName); stack names
+    # may also hold '.'.
+    alias = "alias/modelfleet/" + re.sub(r"[^A-Za-z0-9/_-]", "-", f"{team}-{stack}")
+    return EncryptionIds(n, Res(T_KMS_KEY, f"{n}-key"), Res(T_KMS_ALIAS, f"{n}-alias"), alias)
 
 
 def network_ids(prefix: str, azs: int, nat_gateways: int, endpoints: Sequence[str]) -> NetworkIds:

@@ -939,7 +939,7 @@ def _identities(
         if given is None
     ]
     return identities.Identities(
-        encryption=identities.encryption_ids(p),
+        encryption=identities.encryption_ids(p, c.team, c.stack),
         network=(
             identities.network_ids(p, c.network.availability_zones, c.nat_gateway_count, endpoints)
             if new_vpc

@@ -24,20 +24,25 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 from eks_support import K8S_TYPE_PREFIX, PAYLOADS, crd_schema, ec2_shaped, k8s_object
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from serving_support import plain
 from serving_support import validate as validate_object
 
-from components.harness import Recorded, Run, run_stack
-from modelfleet.config import ConfigError, load_stack_file
-from modelfleet.plan import build_plan
+from components.harness import Recorded, Run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
 from infra_support import validate as validate_aws
-from stack_strategies import CERT, free_names, models, network_of, stack_names
+from stack_properties import (
+    CERT,
+    PROPERTY_SETTINGS,
+    built_as_planned,
+    free_names,
+    models,
+    network_of,
+    stack_names,
+)
 
 pytestmark = pytest.mark.xdist_group("eks-properties")
 
@@ -201,39 +206,15 @@ def _payload_problems(run: Run) -> list[str]:
     return problems
 
 
-def _accepted(path: Path) -> bool:
-    try:
-        build_plan(load_stack_file(path))
-    except ConfigError:
-        return False
-    return True
-
-
-@settings(
-    max_examples=20,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@PROPERTY_SETTINGS
 @given(doc=stacks(), stack=stack_names)
 def test_eks_validate_accepts_exactly_what_the_program_builds(
     tmp_path: Path, doc: dict[str, Any], stack: str
 ) -> None:
-    path = tmp_path / f"Pulumi.{stack}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    accepted = _accepted(path)
-    event("accepted" if accepted else "refused")
-    if not accepted:
-        with pytest.raises(Exception, match="modelfleet:"):
-            run_stack(path)
+    built = built_as_planned(tmp_path, doc, stack)
+    if built is None:
         return
-    run = run_stack(path)
-    created = sorted(
-        (r.type, r.name) for r in run.resources if not r.type.startswith("modelfleet:")
-    )
-    plan = build_plan(load_stack_file(path))
-    assert created == sorted((r.type, r.name) for r in plan.resources)
+    run, plan = built
     assert plan.eks is not None
     assert _names_problems(run) == []
     assert _objects_problems(run, plan.eks.kubernetes_version) == []

@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from stack_strategies import CERT, models, network_of, stack_names
-
-from components.harness import run_stack
-from modelfleet.config import ConfigError, load_stack_file
-from modelfleet.plan import build_plan
+from stack_properties import (
+    CERT,
+    PROPERTY_SETTINGS,
+    built_as_planned,
+    models,
+    network_of,
+    stack_names,
+)
 
 pytestmark = pytest.mark.xdist_group("properties")
 
@@ -89,42 +91,22 @@ _STRICT_NAMES = {
 _SAFE = re.compile(r"[a-z0-9][a-z0-9-]*[a-z0-9]")
 
 
-def _accepted(path: Path) -> bool:
-    try:
-        build_plan(load_stack_file(path))
-    except ConfigError:
-        return False
-    return True
-
-
-@settings(
-    max_examples=20,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@PROPERTY_SETTINGS
 @given(doc=stacks(), stack=stack_names)
 def test_validate_accepts_exactly_what_the_program_builds(
     tmp_path: Path, doc: dict[str, Any], stack: str
 ) -> None:
-    path = tmp_path / f"Pulumi.{stack}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    accepted = _accepted(path)
-    event("accepted" if accepted else "refused")
-    if not accepted:
-        with pytest.raises(Exception, match="modelfleet:"):
-            run_stack(path)
+    built = built_as_planned(tmp_path, doc, stack)
+    if built is None:
         return
-    run = run_stack(path)
-    created = sorted(
-        (r.type, r.name) for r in run.resources if not r.type.startswith("modelfleet:")
-    )
-    listed = sorted((r.type, r.name) for r in build_plan(load_stack_file(path)).resources)
-    assert created == listed
+    run, _ = built
     # Pulumi names these after their logical names (plus a random suffix); AWS takes only
     # lowercase letters, digits and hyphens in S3 bucket and ECR repository names, and no
     # "_" or "." in load balancer and target group names (CreateBucket, CreateRepository,
     # CreateLoadBalancer, CreateTargetGroup), whatever the stack is called.
-    unsafe = [(t, n) for t, n in created if t in _STRICT_NAMES and not _SAFE.fullmatch(n)]
+    unsafe = [
+        (r.type, r.name)
+        for r in run.resources
+        if r.type in _STRICT_NAMES and not _SAFE.fullmatch(r.name)
+    ]
     assert unsafe == []

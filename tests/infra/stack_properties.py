@@ -1,12 +1,31 @@
-"""Hypothesis strategies for stack files outside the shipped ones, shared by the ECS and EKS
-property tests (tests/infra/test_plan_properties.py, tests/eks/test_eks_properties.py)."""
+"""Stack files outside the shipped ones, for the ECS and EKS property tests
+(tests/infra/test_plan_properties.py, tests/eks/test_eks_properties.py): Hypothesis strategies,
+the settings both run under, and the check both make first."""
 
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
+
+from components.harness import Run, run_stack
+from modelfleet.config import ConfigError, load_stack_file
+from modelfleet.plan import FleetPlan, build_plan
+
+# Each example runs the real program under Pulumi mocks (one to a few seconds), so the count is
+# bounded; derandomized, so CI sees the same stacks every run.
+PROPERTY_SETTINGS = settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 # (catalog model, instance type, maxModelLen) that fit, so sizing is not what is exercised.
@@ -60,3 +79,27 @@ def models(draw: st.DrawFn, max_models: int) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def built_as_planned(
+    tmp_path: Path, doc: dict[str, Any], stack: str
+) -> tuple[Run, FleetPlan] | None:
+    """Write `doc` as stack `stack`. If `validate` refuses it, assert the program refuses it too,
+    with a message naming the key, and return None. If it accepts it, assert the program
+    creates exactly the resources `modelfleet plan` lists, and return the run and the plan."""
+    path = tmp_path / f"Pulumi.{stack}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    try:
+        plan = build_plan(load_stack_file(path))
+    except ConfigError:
+        event("refused")
+        with pytest.raises(Exception, match="modelfleet:"):
+            run_stack(path)
+        return None
+    event("accepted")
+    run = run_stack(path)
+    created = sorted(
+        (r.type, r.name) for r in run.resources if not r.type.startswith("modelfleet:")
+    )
+    assert created == sorted((r.type, r.name) for r in plan.resources)
+    return run, plan

@@ -35,12 +35,12 @@ from components.harness import Recorded, Run
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
 from infra_support import validate as validate_aws
 from stack_properties import (
-    CERT,
     PROPERTY_SETTINGS,
     built_as_planned,
     free_names,
     models,
     network_of,
+    stack_file,
     stack_names,
 )
 
@@ -124,18 +124,7 @@ def stacks(draw: st.DrawFn) -> dict[str, Any]:
         "modelfleet:models": draw(models(max_models=4)),
         "modelfleet:gateway": {"drainSeconds": draw(st.integers(5, 600))},
     }
-    if ephemeral:
-        config["modelfleet:gateway"]["allowNoAuth"] = True
-    else:
-        network["certificateArn"] = CERT
-        config["modelfleet:gateway"]["apiKeys"] = {"secure": "v1:abc"}
-    if draw(st.booleans()):
-        config["modelfleet:schedule"] = {
-            "timezone": "Europe/Berlin",
-            "scaleDown": "0 19 * * MON-FRI",
-            "scaleUp": "30 6 * * MON-FRI",
-        }
-    return {"config": config}
+    return stack_file(draw, config)
 
 
 # What the API server takes as a name (k8s.io/apimachinery pkg/util/validation): Services and

@@ -81,6 +81,24 @@ def models(draw: st.DrawFn, max_models: int) -> list[dict[str, Any]]:
     return out
 
 
+def stack_file(draw: st.DrawFn, config: dict[str, Any]) -> dict[str, Any]:
+    """A stack file around `config`: HTTPS and an API key unless the stack is ephemeral (then
+    plain HTTP with no key, as its schema allows), and a weekday schedule or none."""
+    gateway = config.setdefault("modelfleet:gateway", {})
+    if config["modelfleet:ephemeral"]:
+        gateway["allowNoAuth"] = True
+    else:
+        config["modelfleet:network"]["certificateArn"] = CERT
+        gateway["apiKeys"] = {"secure": "v1:abc"}
+    if draw(st.booleans()):
+        config["modelfleet:schedule"] = {
+            "timezone": "Europe/Berlin",
+            "scaleDown": "0 19 * * MON-FRI",
+            "scaleUp": "30 6 * * MON-FRI",
+        }
+    return {"config": config}
+
+
 def built_as_planned(
     tmp_path: Path, doc: dict[str, Any], stack: str
 ) -> tuple[Run, FleetPlan] | None:

@@ -20,11 +20,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from stack_properties import (
-    CERT,
     PROPERTY_SETTINGS,
     built_as_planned,
     models,
     network_of,
+    stack_file,
     stack_names,
 )
 
@@ -68,18 +68,7 @@ def stacks(draw: st.DrawFn) -> dict[str, Any]:
         "modelfleet:gateway": {"drainSeconds": draw(st.integers(5, 600))},
         "modelfleet:alarms": {"emails": draw(_emails)},
     }
-    if ephemeral:
-        config["modelfleet:gateway"]["allowNoAuth"] = True
-    else:
-        network["certificateArn"] = CERT
-        config["modelfleet:gateway"]["apiKeys"] = {"secure": "v1:abc"}
-    if draw(st.booleans()):
-        config["modelfleet:schedule"] = {
-            "timezone": "Europe/Berlin",
-            "scaleDown": "0 19 * * MON-FRI",
-            "scaleUp": "30 6 * * MON-FRI",
-        }
-    return {"config": config}
+    return stack_file(draw, config)
 
 
 _STRICT_NAMES = {

@@ -3,11 +3,11 @@ program builds, what it refuses the program refuses, and the resources `modelfle
 are exactly the ones the program creates.
 
 Generated stacks use model names that are prefixes of each other, 1-6 models, VPC ranges from
-/16 to /28 with 2-6 AZs, drains, schedules, emails, ingress CIDRs and any stack name Pulumi
-takes (capitals, "_" and "." included), and the names AWS is strictest about must come out
-valid. Each example runs the
-real program under Pulumi mocks (about a second), so the example count is bounded; examples
-are derandomized so CI sees the same stacks every run.
+/16 to /28 with 2-6 AZs, drains, schedules, emails, ingress CIDRs, any team name the schema
+takes and any stack name Pulumi takes (capitals, "_" and "." included); the names AWS is
+strictest about must come out valid. Each example runs the real program under Pulumi mocks
+(about a second), so the example count is bounded; examples are derandomized so CI sees the
+same stacks every run.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from stack_properties import (
     PROPERTY_SETTINGS,
     built_as_planned,
+    free_names,
     models,
     network_of,
     stack_file,
@@ -60,7 +61,7 @@ def stacks(draw: st.DrawFn) -> dict[str, Any]:
     config: dict[str, Any] = {
         "aws:region": "us-east-1",
         "modelfleet:environment": env,
-        "modelfleet:team": "props",
+        "modelfleet:team": draw(st.one_of(st.just("props"), free_names)),
         "modelfleet:platform": "ecs",
         "modelfleet:ephemeral": ephemeral,
         "modelfleet:network": network,

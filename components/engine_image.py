@@ -12,7 +12,7 @@ Present when `images.vllm` is a Docker Hub image and `images.dockerHubCredential
 - the digest: the `@sha256:` given in `images.vllm`, or, for a tag, a small dynamic resource
   that pulls the manifest through the cache at `pulumi up` (the first pull imports the image)
   and records its digest. Task definitions, the warm pool's pre-pull and the EKS pods use
-  `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>-hub/<repository>@<digest>`
+  `<account>.dkr.ecr.<region>.<partition's DNS suffix>/<prefix>-hub/<repository>@<digest>`
   (`EngineImagePlan.registry_reference`), so every task, warm instance and pod runs the same
   bytes even if the tag moves upstream.
 

@@ -26,6 +26,8 @@ from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from modelfleet.partitions import partition_of
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "__main__.py"
 ACCOUNT = "123456789012"
@@ -111,6 +113,8 @@ def _service(type_token: str) -> str:
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str) -> None:
         self.region = region
+        # What getPartition answers in that region.
+        self.partition, self.dns_suffix = partition_of(region)
         self.resources: list[Recorded] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -120,17 +124,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
         out: dict[str, Any] = {
             **inputs,
             "name": physical,
-            "arn": f"arn:aws:{_service(args.typ)}:{self.region}:{ACCOUNT}:{args.name}",
+            "arn": f"arn:{self.partition}:{_service(args.typ)}:{self.region}:{ACCOUNT}:{args.name}",
             "id": rid,
         }
         t = args.typ
         if t == "aws:lb/loadBalancer:LoadBalancer":
-            out["dnsName"] = f"{physical}-1234567890.{self.region}.elb.amazonaws.com"
+            out["dnsName"] = f"{physical}-1234567890.{self.region}.elb.{self.dns_suffix}"
             out["arnSuffix"] = f"app/{physical}/0123456789abcdef"
         elif t == "aws:lb/targetGroup:TargetGroup":
             out["arnSuffix"] = f"targetgroup/{physical}/0123456789abcdef"
         elif t == "aws:ecr/repository:Repository":
-            out["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{physical}"
+            out["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{self.region}.{self.dns_suffix}/{physical}"
             out["registryId"] = ACCOUNT
         elif t == "docker-build:index:Image":
             out["digest"] = "sha256:" + "0" * 64
@@ -154,14 +158,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
             out["builderInstanceId"] = f"i-{h[17:34]}"
             out["imageId"] = f"ami-{h[34:51]}"
         elif t == "aws:eks/cluster:Cluster":
-            out["endpoint"] = f"https://0123456789ABCDEF.gr7.{self.region}.eks.amazonaws.com"
+            out["endpoint"] = f"https://0123456789ABCDEF.gr7.{self.region}.eks.{self.dns_suffix}"
             out["certificateAuthority"] = {"data": "bW9jay1jYQ=="}
             out["vpcConfig"] = {
                 **(inputs.get("vpcConfig") or {}),
                 "clusterSecurityGroupId": "sg-0c1a2b3c4d5e6f708",
             }
         elif t == "aws:sqs/queue:Queue":
-            out["url"] = f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{physical}"
+            out["url"] = f"https://sqs.{self.region}.{self.dns_suffix}/{ACCOUNT}/{physical}"
         self.resources.append(Recorded(t, args.name, inputs, out))
         return rid, out
 
@@ -171,15 +175,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
         answers: dict[str, dict[str, Any]] = {
             "aws:index/getCallerIdentity:getCallerIdentity": {
                 "accountId": ACCOUNT,
-                "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
+                "arn": f"arn:{self.partition}:iam::{ACCOUNT}:user/ci",
                 "userId": "AIDAEXAMPLE",
                 "id": ACCOUNT,
             },
             "aws:index/getPartition:getPartition": {
-                "partition": "aws",
-                "dnsSuffix": "amazonaws.com",
-                "id": "aws",
-                "reverseDnsPrefix": "com.amazonaws",
+                "partition": self.partition,
+                "dnsSuffix": self.dns_suffix,
+                "id": self.partition,
+                "reverseDnsPrefix": ".".join(reversed(self.dns_suffix.split("."))),
             },
             "aws:index/getAvailabilityZones:getAvailabilityZones": {
                 # us-east-1 lists six zones; stacks may ask for up to six.
@@ -223,7 +227,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             },
             "aws:elb/getServiceAccount:getServiceAccount": {
                 "id": "127311923021",
-                "arn": "arn:aws:iam::127311923021:root",
+                "arn": f"arn:{self.partition}:iam::127311923021:root",
             },
             "aws:ecr/getAuthorizationToken:getAuthorizationToken": {
                 "userName": "AWS",

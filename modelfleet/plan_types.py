@@ -14,6 +14,7 @@ from modelfleet import coldstart, sizing
 from modelfleet.coldstart import ColdStartPlan
 from modelfleet.config import Platform, StackConfig
 from modelfleet.identities import Identities, Res
+from modelfleet.partitions import partition_of
 
 if TYPE_CHECKING:
     from modelfleet.eks import EksPlan
@@ -193,7 +194,8 @@ class EngineImagePlan:
         registry, pinned by `digest`; the reference as written when there is no cache."""
         if self.mode != "pull-through":
             return self.reference
-        host = f"{account_id}.dkr.ecr.{region}.amazonaws.com"
+        # amazonaws.com.cn in the China regions (the registry's host is per partition).
+        host = f"{account_id}.dkr.ecr.{region}.{partition_of(region)[1]}"
         return f"{host}/{self.cache_repository}@{digest}"
 
     def offline_reference(self, region: str) -> str:

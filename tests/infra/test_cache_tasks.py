@@ -8,21 +8,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from infra_support import (
     DYNAMIC,
     FALLBACK_URL,
+    PROD,
     SERVICE,
     container,
     containers,
     dependency_names,
     fetcher_task,
+    plan_of,
     policy_statements,
     serving_task,
     urn_name,
 )
 
-from components.harness import SECRET_STAND_INS, Run
+from components.harness import SECRET_STAND_INS, Run, run_stack
 from modelfleet.containers import fetcher_command, fetcher_sources
+from modelfleet.partitions import partition_of
 from modelfleet.plan import MODELS_MOUNT, SIDECAR_PORT, FleetPlan, prewarm_timeout_s
 
 pytestmark = pytest.mark.xdist_group("infra")
@@ -447,3 +451,35 @@ def test_given_images_are_used_as_they_are(given_stack: tuple[Path, Run]) -> Non
     assert container(td, "fetch-model")["image"].endswith("/fetcher:1.2.3")
     (fetcher,) = containers(run.one("aws:ecs/taskDefinition:TaskDefinition", "-fetcher"))
     assert fetcher["image"].endswith("/fetcher:1.2.3")
+
+
+@pytest.mark.parametrize(
+    ("region", "host"),
+    [
+        ("cn-north-1", "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"),
+        ("us-gov-west-1", "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com"),
+        ("eu-central-2", "123456789012.dkr.ecr.eu-central-2.amazonaws.com"),
+    ],
+)
+def test_engine_image_comes_from_the_registry_of_the_stacks_partition(
+    tmp_path: Path, region: str, host: str
+) -> None:
+    """ECR's registry host is per partition (botocore's endpoint data: amazonaws.com.cn in
+    aws-cn); a task in cn-north-1 pulling from *.amazonaws.com would never start."""
+    doc = yaml.safe_load(PROD.read_text())  # pulls vLLM through the stack's ECR cache
+    doc["config"]["aws:region"] = region
+    network = doc["config"]["modelfleet:network"]
+    network["certificateArn"] = network["certificateArn"].replace(
+        "arn:aws:acm:us-east-1:", f"arn:{partition_of(region)[0]}:acm:{region}:"
+    )
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    plan = plan_of(path)
+    assert plan.engine_image.mode == "pull-through"
+    assert plan.engine_image.offline_reference(region).startswith(
+        f"<account-id>.dkr.ecr.{region}.{host.split(f'.{region}.', 1)[1]}/"
+    )
+    run = run_stack(path)
+    for m in plan.models:
+        image = container(serving_task(run, m.short), "vllm")["image"]
+        assert image.partition("/")[0] == host

@@ -33,7 +33,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from modelfleet import catalog, coldstart, eks_versions
+from modelfleet import catalog, coldstart, eks_versions, partitions
 from modelfleet.cron import CronError, parse_cron
 
 NAMESPACE = "modelfleet"
@@ -768,6 +768,8 @@ class StackConfig(_Model):
                 "network.certificateArn: required, the ALB serves HTTPS; plain HTTP is only "
                 "allowed when ephemeral: true"
             )
+        if self.network.certificate_arn is not None:
+            self._certificate_in_region(self.network.certificate_arn)
         if self.gateway.api_keys is None and not self.gateway.allow_no_auth:
             raise ValueError(
                 "gateway.apiKeys: required (pulumi config set --secret --path "
@@ -792,6 +794,19 @@ class StackConfig(_Model):
         ):
             raise ValueError("network.natGateways: a prod VPC keeps one NAT gateway per AZ")
         return self
+
+    def _certificate_in_region(self, arn: str) -> None:
+        """ACM certificates are regional: a load balancer takes one from its own Region only
+        (ACM User Guide, "Supported Regions": "Certificates in ACM are regional resources ...
+        you must request or import a certificate for each region"), in its own partition."""
+        _, partition, _, region, _ = arn.split(":", 4)
+        expected = partitions.partition_of(self.region)[0]
+        if region != self.region or partition != expected:
+            raise ValueError(
+                f"network.certificateArn: the certificate is in {region} ({partition}), the "
+                f"stack in {self.region} ({expected}); the ALB can only use an ACM certificate "
+                f"from its own Region: request or import one in {self.region}"
+            )
 
     def hf_sources(self) -> list[tuple[str, str]]:
         """(stack key, source) of every Hugging Face source: models and LoRA adapters."""

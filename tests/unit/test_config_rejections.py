@@ -123,6 +123,14 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("cidr-ipv6", top("network", {"vpcCidr": "fd00::/48"}), "modelfleet:network.vpcCidr", "IPv4"),
     ("bad-cert-arn", top("network", {"certificateArn": "arn:aws:iam::123456789012:role/x"}),
      "modelfleet:network.certificateArn", "pattern"),
+    # ACM certificates are regional, and an ALB takes one from its own Region only.
+    ("cert-other-region", top("network", {
+        "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b"}),
+     "modelfleet:network.certificateArn",
+     "the certificate is in eu-west-1 (aws), the stack in us-east-1 (aws)"),
+    ("cert-other-partition", top("network", {
+        "certificateArn": "arn:aws-us-gov:acm:us-east-1:123456789012:certificate/0a1b"}),
+     "modelfleet:network.certificateArn", "request or import one in us-east-1"),
     ("unpinned-source", model(source="hf://meta-llama/Llama-3.1-8B-Instruct"),
      "modelfleet:models[0].source", "a revision is required"),
     ("bad-scheme", model(source="https://huggingface.co/meta-llama/x"),

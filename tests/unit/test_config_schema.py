@@ -93,7 +93,7 @@ def test_network_new_vpc_keys_land(full: StackConfig) -> None:
     assert n.vpc_cidr == "10.60.0.0/16"
     assert n.cidr == "10.60.0.0/16"
     assert n.availability_zones == 3
-    assert n.certificate_arn == CERT
+    assert n.certificate_arn == CERT.replace("us-east-1", "eu-west-1")
     assert n.nat_gateways == "per-az"
     assert n.ingress_cidrs == ["10.0.0.0/8", "192.168.0.0/16"]
     assert n.idle_timeout_seconds == 900

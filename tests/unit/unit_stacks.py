@@ -41,7 +41,8 @@ FULL: dict[str, Any] = {
     "modelfleet:network": {
         "vpcCidr": "10.60.0.0/16",
         "availabilityZones": 3,
-        "certificateArn": CERT,
+        # ACM certificates are regional: the stack's own Region (eu-west-1).
+        "certificateArn": CERT.replace("us-east-1", "eu-west-1"),
         "natGateways": "per-az",
         "ingressCidrs": ["10.0.0.0/8", "192.168.0.0/16"],
         "idleTimeoutSeconds": 900,

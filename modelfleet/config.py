@@ -770,6 +770,14 @@ class StackConfig(_Model):
             )
         if self.network.certificate_arn is not None:
             self._certificate_in_region(self.network.certificate_arn)
+        partition = partitions.partition_of(self.region)[0]
+        for i, arn in enumerate(self.eks.admin_role_arns if self.eks is not None else []):
+            if arn.split(":", 2)[1] != partition:
+                raise ValueError(
+                    f"eks.adminRoleArns[{i}]: {arn} is a role of partition "
+                    f"{arn.split(':', 2)[1]}, the stack's Region {self.region} is in "
+                    f"{partition}; an access entry takes a principal of the cluster's partition"
+                )
         if self.gateway.api_keys is None and not self.gateway.allow_no_auth:
             raise ValueError(
                 "gateway.apiKeys: required (pulumi config set --secret --path "

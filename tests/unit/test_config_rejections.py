@@ -207,6 +207,9 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "certificateArn": CERT, "natGateways": "single"})), "modelfleet:network.natGateways",
      "one NAT gateway per AZ"),
     ("eks-on-ecs", top("eks", {}), "modelfleet:eks", "only allowed with platform: eks"),
+    ("eks-admin-other-partition", both(top("platform", "eks"), top("eks", {
+        "adminRoleArns": ["arn:aws-us-gov:iam::123456789012:role/admins"]})),
+     "modelfleet:eks.adminRoleArns[0]", "the stack's Region us-east-1 is in aws"),
     ("eks-unknown-key", both(top("platform", "eks"), top("eks", {"nodeGroups": 2})),
      "modelfleet:eks.nodeGroups", "unknown key"),
     ("eks-version-newer", both(top("platform", "eks"), top("eks", {"kubernetesVersion": "1.36"})),

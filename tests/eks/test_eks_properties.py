@@ -31,6 +31,7 @@ from serving_support import plain
 from serving_support import validate as validate_object
 
 from components.harness import Recorded, Run
+from modelfleet.partitions import partition_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
 from infra_support import validate as validate_aws
@@ -40,6 +41,7 @@ from stack_properties import (
     free_names,
     models,
     network_of,
+    regions,
     stack_file,
     stack_names,
 )
@@ -79,7 +81,7 @@ _public_cidrs = st.lists(
 )
 _admins = st.lists(
     st.builds(
-        lambda path, name: f"arn:aws:iam::123456789012:role/{path}{name}",
+        lambda path, name: f"iam::123456789012:role/{path}{name}",
         st.sampled_from(["", "path/", "a/b/"]),
         st.from_regex(r"\A[A-Za-z][A-Za-z0-9+=,.@_-]{0,40}\Z"),
     ),
@@ -105,16 +107,18 @@ def stacks(draw: st.DrawFn) -> dict[str, Any]:
     ephemeral = draw(st.booleans())
     env = "dev" if ephemeral else draw(st.sampled_from(["dev", "staging", "prod"]))
     network = draw(_network())
+    region = draw(regions)
+    partition = partition_of(region)[0]
     eks: dict[str, Any] = {
         # 1.32 is in the table but out of standard and extended support: refused.
         "kubernetesVersion": draw(st.sampled_from(["1.33", "1.34", "1.35", "1.35", "1.32"])),
-        "adminRoleArns": draw(_admins),
+        "adminRoleArns": [f"arn:{partition}:{role}" for role in draw(_admins)],
         "publicAccessCidrs": draw(_public_cidrs),
         "systemNodes": {"count": draw(st.integers(2, 5))},
         "imageCache": draw(_image_cache),
     }
     config: dict[str, Any] = {
-        "aws:region": "us-east-1",
+        "aws:region": region,
         "modelfleet:environment": env,
         "modelfleet:team": draw(st.one_of(st.just("props"), free_names)),
         "modelfleet:platform": "eks",

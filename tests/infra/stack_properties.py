@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from components.harness import Run, run_stack
 from modelfleet.config import ConfigError, load_stack_file
+from modelfleet.partitions import partition_of
 from modelfleet.plan import FleetPlan, build_plan
 
 # Each example runs the real program under Pulumi mocks (one to a few seconds), so the count is
@@ -27,7 +28,9 @@ PROPERTY_SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
-CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+# Regions of every partition a stack may name: the commercial one, GovCloud and China (the
+# ECR host, ARNs and the certificate's partition differ there).
+regions = st.sampled_from(["us-east-1", "us-east-1", "eu-west-1", "us-gov-west-1", "cn-north-1"])
 # (catalog model, instance type, maxModelLen) that fit, so sizing is not what is exercised.
 FITS = [
     ("qwen2.5-7b", "g6e.xlarge", 4096),
@@ -82,13 +85,17 @@ def models(draw: st.DrawFn, max_models: int) -> list[dict[str, Any]]:
 
 
 def stack_file(draw: st.DrawFn, config: dict[str, Any]) -> dict[str, Any]:
-    """A stack file around `config`: HTTPS and an API key unless the stack is ephemeral (then
-    plain HTTP with no key, as its schema allows), and a weekday schedule or none."""
+    """A stack file around `config`: HTTPS (a certificate of the stack's Region) and an API key
+    unless the stack is ephemeral (then plain HTTP with no key, as its schema allows), and a
+    weekday schedule or none."""
     gateway = config.setdefault("modelfleet:gateway", {})
     if config["modelfleet:ephemeral"]:
         gateway["allowNoAuth"] = True
     else:
-        config["modelfleet:network"]["certificateArn"] = CERT
+        region = config["aws:region"]
+        config["modelfleet:network"]["certificateArn"] = (
+            f"arn:{partition_of(region)[0]}:acm:{region}:123456789012:certificate/0a1b2c3d"
+        )
         gateway["apiKeys"] = {"secure": "v1:abc"}
     if draw(st.booleans()):
         config["modelfleet:schedule"] = {

@@ -25,6 +25,7 @@ from stack_properties import (
     free_names,
     models,
     network_of,
+    regions,
     stack_file,
     stack_names,
 )
@@ -59,7 +60,7 @@ def stacks(draw: st.DrawFn) -> dict[str, Any]:
         "ingressCidrs": draw(_ingress),
     }
     config: dict[str, Any] = {
-        "aws:region": "us-east-1",
+        "aws:region": draw(regions),
         "modelfleet:environment": env,
         "modelfleet:team": draw(st.one_of(st.just("props"), free_names)),
         "modelfleet:platform": "ecs",

@@ -360,6 +360,16 @@ class FleetPlan:
         return next(m for m in self.models if m.name == name)
 
     @property
+    def ec2_service_principal(self) -> str:
+        """What the roles of EC2 instances (ECS GPU hosts, EKS nodes, the image-cache builder)
+        trust: ec2.<the partition's DNS suffix>, as Karpenter's own node role does
+        (karpenter-provider-aws website/.../getting-started cloudformation.yaml:
+        `!Sub "ec2.${AWS::URLSuffix}"`); in the China Regions EKS refuses a node role that
+        trusts only ec2.amazonaws.com ("required service principals [ec2.amazonaws.com.cn]
+        were not found", awslabs/cdk-eks-blueprints#558)."""
+        return f"ec2.{partition_of(self.config.region)[1]}"
+
+    @property
     def capacity_groups(self) -> dict[str, list[ModelPlan]]:
         """Models sharing GPU capacity, by group key."""
         return {k: [self.model(n) for n in g.models] for k, g in self.capacity.items()}

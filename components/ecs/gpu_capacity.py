@@ -160,7 +160,7 @@ class GpuCapacity(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             ids.host_role.name,
-            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            assume_role_policy=assume_role_policy(plan.ec2_service_principal),
             tags=tags,
             opts=child(self),
         )

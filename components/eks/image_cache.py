@@ -383,7 +383,7 @@ class ImageCache(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             lg["role"].name,
-            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            assume_role_policy=assume_role_policy(plan.ec2_service_principal),
             tags=tags,
             opts=child(self),
         )

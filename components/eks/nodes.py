@@ -49,7 +49,7 @@ class Nodes(pulumi.ComponentResource):
         for key in ("system_node_role", "gpu_node_role"):
             roles[key] = aws.iam.Role(
                 lg[key].name,
-                assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+                assume_role_policy=assume_role_policy(args.plan.ec2_service_principal),
                 tags=tags,
                 opts=child(self),
             )

@@ -483,3 +483,47 @@ def test_engine_image_comes_from_the_registry_of_the_stacks_partition(
     for m in plan.models:
         image = container(serving_task(run, m.short), "vllm")["image"]
         assert image.partition("/")[0] == host
+
+
+@pytest.mark.parametrize(
+    ("stack", "region", "principal"),
+    [
+        ("prod", "cn-north-1", "ec2.amazonaws.com.cn"),
+        ("prod-eks", "cn-north-1", "ec2.amazonaws.com.cn"),
+        ("prod-eks", "us-gov-west-1", "ec2.amazonaws.com"),
+    ],
+)
+def test_instance_roles_trust_ec2_of_the_stacks_partition(
+    tmp_path: Path, stack: str, region: str, principal: str
+) -> None:
+    """Every role an EC2 instance assumes (ECS GPU hosts, EKS nodes, the image-cache builder)
+    trusts ec2.<the partition's DNS suffix>, as Karpenter's node role does."""
+    doc = yaml.safe_load((PROD.parent / f"Pulumi.{stack}.yaml").read_text())
+    config = doc["config"]
+    config["aws:region"] = region
+    partition = partition_of(region)[0]
+    network = config["modelfleet:network"]
+    network["certificateArn"] = network["certificateArn"].replace(
+        "arn:aws:acm:us-east-1:", f"arn:{partition}:acm:{region}:"
+    )
+    if "modelfleet:eks" in config:
+        eks = config["modelfleet:eks"]
+        eks["adminRoleArns"] = [
+            a.replace("arn:aws:", f"arn:{partition}:") for a in eks["adminRoleArns"]
+        ]
+    path = tmp_path / f"Pulumi.{stack}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    run = run_stack(path)
+    trusted = {
+        r.name: [
+            s["Principal"]["Service"] for s in json.loads(r.inputs["assumeRolePolicy"])["Statement"]
+        ]
+        for r in run.by_type("aws:iam/role:Role")
+    }
+    ec2_roles = {
+        name: services
+        for name, services in trusted.items()
+        if any(str(svc).startswith("ec2.") for svc in services)
+    }
+    assert ec2_roles, trusted
+    assert all(services == [principal] for services in ec2_roles.values()), ec2_roles

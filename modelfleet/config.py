@@ -768,16 +768,7 @@ class StackConfig(_Model):
                 "network.certificateArn: required, the ALB serves HTTPS; plain HTTP is only "
                 "allowed when ephemeral: true"
             )
-        if self.network.certificate_arn is not None:
-            self._certificate_in_region(self.network.certificate_arn)
-        partition = partitions.partition_of(self.region)[0]
-        for i, arn in enumerate(self.eks.admin_role_arns if self.eks is not None else []):
-            if arn.split(":", 2)[1] != partition:
-                raise ValueError(
-                    f"eks.adminRoleArns[{i}]: {arn} is a role of partition "
-                    f"{arn.split(':', 2)[1]}, the stack's Region {self.region} is in "
-                    f"{partition}; an access entry takes a principal of the cluster's partition"
-                )
+        self._arns_of_this_region()
         if self.gateway.api_keys is None and not self.gateway.allow_no_auth:
             raise ValueError(
                 "gateway.apiKeys: required (pulumi config set --secret --path "
@@ -803,18 +794,30 @@ class StackConfig(_Model):
             raise ValueError("network.natGateways: a prod VPC keeps one NAT gateway per AZ")
         return self
 
-    def _certificate_in_region(self, arn: str) -> None:
-        """ACM certificates are regional: a load balancer takes one from its own Region only
-        (ACM User Guide, "Supported Regions": "Certificates in ACM are regional resources ...
-        you must request or import a certificate for each region"), in its own partition."""
-        _, partition, _, region, _ = arn.split(":", 4)
+    def _arns_of_this_region(self) -> None:
+        """The ARNs a stack names must be usable where it deploys. ACM certificates are
+        regional: a load balancer takes one from its own Region only (ACM User Guide,
+        "Supported Regions": "Certificates in ACM are regional resources ... you must request
+        or import a certificate for each region"), in its own partition; an EKS access entry
+        takes a principal of the cluster's partition."""
         expected = partitions.partition_of(self.region)[0]
-        if region != self.region or partition != expected:
-            raise ValueError(
-                f"network.certificateArn: the certificate is in {region} ({partition}), the "
-                f"stack in {self.region} ({expected}); the ALB can only use an ACM certificate "
-                f"from its own Region: request or import one in {self.region}"
-            )
+        arn = self.network.certificate_arn
+        if arn is not None:
+            _, partition, _, region, _ = arn.split(":", 4)
+            if region != self.region or partition != expected:
+                raise ValueError(
+                    f"network.certificateArn: the certificate is in {region} ({partition}), "
+                    f"the stack in {self.region} ({expected}); the ALB can only use an ACM "
+                    f"certificate from its own Region: request or import one in {self.region}"
+                )
+        for i, role in enumerate(self.eks.admin_role_arns if self.eks is not None else []):
+            partition = role.split(":", 2)[1]
+            if partition != expected:
+                raise ValueError(
+                    f"eks.adminRoleArns[{i}]: {role} is a role of partition {partition}, the "
+                    f"stack's Region {self.region} is in {expected}; an access entry takes a "
+                    "principal of the cluster's partition"
+                )
 
     def hf_sources(self) -> list[tuple[str, str]]:
         """(stack key, source) of every Hugging Face source: models and LoRA adapters."""
@@ -864,11 +867,10 @@ class StackConfig(_Model):
         # Pulumi's stack names may also hold capitals, "_" and "." ("dev_alice", "prod.eu";
         # pulumi/pulumi validateStackName: ^[A-Za-z0-9_.-]{1,100}$), which S3 bucket, ECR
         # repository, load balancer and EKS cluster names and Kubernetes namespaces refuse:
-        # each becomes "-". Cut or changed alone,
-        # "mf-platform-staging-eu" and "mf-platform-staging-us" (or "a.b" and "a-b") would
-        # share a prefix, and explicitly named resources (dashboard, task families) would
-        # collide, so the digest of the stack's own name follows. A name already safe and
-        # longer than 20 keeps the prefix it always had.
+        # each becomes "-". Cut or changed alone, "mf-platform-staging-eu" and
+        # "mf-platform-staging-us" (or "a.b" and "a-b") would share a prefix, and explicitly
+        # named resources (dashboard, task families) would collide, so the digest of the
+        # name as written follows. A safe name longer than 20 keeps the prefix it always had.
         digest = hashlib.sha256(full.encode()).hexdigest()[:4]
         safe = re.sub(r"[^a-z0-9-]", "-", full.lower())
         return f"{safe[:15].rstrip('-')}-{digest}"

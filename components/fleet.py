@@ -63,7 +63,7 @@ class Fleet(pulumi.ComponentResource):
         ids = plan.ids
         # Account facts are known at preview time; the components only wire resources.
         identity = aws.get_caller_identity(opts=invoke(self))
-        partition = aws.get_partition(opts=invoke(self)).partition
+        partition = plan.partition
         zones = aws.get_availability_zones(state="available", opts=invoke(self)).names
 
         keys = Encryption(

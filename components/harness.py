@@ -113,7 +113,7 @@ def _service(type_token: str) -> str:
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str) -> None:
         self.region = region
-        # What getPartition answers in that region.
+        # ARNs and hosts as that Region's partition writes them.
         self.partition, self.dns_suffix = partition_of(region)
         self.resources: list[Recorded] = []
 
@@ -178,12 +178,6 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "arn": f"arn:{self.partition}:iam::{ACCOUNT}:user/ci",
                 "userId": "AIDAEXAMPLE",
                 "id": ACCOUNT,
-            },
-            "aws:index/getPartition:getPartition": {
-                "partition": self.partition,
-                "dnsSuffix": self.dns_suffix,
-                "id": self.partition,
-                "reverseDnsPrefix": ".".join(reversed(self.dns_suffix.split("."))),
             },
             "aws:index/getAvailabilityZones:getAvailabilityZones": {
                 # us-east-1 lists six zones; stacks may ask for up to six.

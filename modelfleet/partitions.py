@@ -1,6 +1,6 @@
-"""A region's AWS partition and DNS suffix, for names that must be right before `pulumi up`
-asks the provider (`aws.get_partition`): the ECR registry host of the engine image, and the
-partition a certificate ARN must carry.
+"""A region's AWS partition and DNS suffix, the one source of both for a stack: its ARNs
+(`FleetPlan.partition`), the ECR registry host of the engine image, the EC2 service principal,
+and the partition a certificate or admin role ARN must carry, all known offline.
 
 The data is botocore's `data/partitions.json`, the table every AWS SDK's endpoint rules resolve
 partitions from (aws-cn: amazonaws.com.cn, aws-us-gov, the isolated partitions, and new ones

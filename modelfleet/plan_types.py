@@ -360,6 +360,11 @@ class FleetPlan:
         return next(m for m in self.models if m.name == name)
 
     @property
+    def partition(self) -> str:
+        """The stack's AWS partition (aws, aws-cn, aws-us-gov, ...), from its Region."""
+        return partition_of(self.config.region)[0]
+
+    @property
     def ec2_service_principal(self) -> str:
         """What the roles of EC2 instances (ECS GPU hosts, EKS nodes, the image-cache builder)
         trust: ec2.<the partition's DNS suffix>, as Karpenter's own node role does

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 from eks_runs import PROD_EKS, plan_of
-from eks_support import ec2_shaped, strict_schema
+from eks_support import crd_schema, ec2_shaped
 
 from components.harness import Run, run_stack
 from modelfleet import coldstart, eks, eks_objects, sizing
@@ -247,23 +247,13 @@ def _node_class(plan: FleetPlan, snapshot: str | None) -> dict[str, Any]:
     }
 
 
-def _ec2nodeclass_schema() -> dict[str, Any]:
-    from components.eks.controllers import vendored_crds
-
-    for doc in vendored_crds().values():
-        if doc["spec"]["names"]["kind"] == "EC2NodeClass":
-            v = next(v for v in doc["spec"]["versions"] if v["name"] == "v1")
-            return strict_schema(v["schema"]["openAPIV3Schema"])
-    raise LookupError("EC2NodeClass")
-
-
 @pytest.mark.parametrize("mode", ["rate", "fast-snapshot-restore", "off"])
 def test_node_class_data_volume_per_mode_matches_the_crd(mode: str) -> None:
     given = {"enabled": False} if mode == "off" else {"initialization": mode}
     plan = build_plan(_stack(given))
     snap = None if mode == "off" else "snap-0a1b2c3d4e5f60789"
     obj = _node_class(plan, snap)
-    jsonschema.validate(ec2_shaped(obj), _ec2nodeclass_schema())
+    jsonschema.validate(ec2_shaped(obj), crd_schema("karpenter.k8s.aws/v1", "EC2NodeClass"))
     data = next(b for b in obj["spec"]["blockDeviceMappings"] if b["deviceName"] == "/dev/xvdb")
     ebs = data["ebs"]
     size = eks.image_cache_volume_gib() if mode != "off" else eks.DATA_VOLUME_GIB

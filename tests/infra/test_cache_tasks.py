@@ -453,6 +453,27 @@ def test_given_images_are_used_as_they_are(given_stack: tuple[Path, Run]) -> Non
     assert fetcher["image"].endswith("/fetcher:1.2.3")
 
 
+def _shipped_in_region(tmp_path: Path, stack: str, region: str) -> Path:
+    """A shipped stack moved to `region`: its certificate and admin roles re-issued there, in
+    that Region's partition (validate refuses them from anywhere else)."""
+    doc = yaml.safe_load((PROD.parent / f"Pulumi.{stack}.yaml").read_text())
+    config = doc["config"]
+    config["aws:region"] = region
+    partition = partition_of(region)[0]
+    network = config["modelfleet:network"]
+    network["certificateArn"] = network["certificateArn"].replace(
+        "arn:aws:acm:us-east-1:", f"arn:{partition}:acm:{region}:"
+    )
+    if "modelfleet:eks" in config:
+        eks = config["modelfleet:eks"]
+        eks["adminRoleArns"] = [
+            a.replace("arn:aws:", f"arn:{partition}:") for a in eks["adminRoleArns"]
+        ]
+    path = tmp_path / f"Pulumi.{stack}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
 @pytest.mark.parametrize(
     ("region", "host"),
     [
@@ -466,14 +487,7 @@ def test_engine_image_comes_from_the_registry_of_the_stacks_partition(
 ) -> None:
     """ECR's registry host is per partition (botocore's endpoint data: amazonaws.com.cn in
     aws-cn); a task in cn-north-1 pulling from *.amazonaws.com would never start."""
-    doc = yaml.safe_load(PROD.read_text())  # pulls vLLM through the stack's ECR cache
-    doc["config"]["aws:region"] = region
-    network = doc["config"]["modelfleet:network"]
-    network["certificateArn"] = network["certificateArn"].replace(
-        "arn:aws:acm:us-east-1:", f"arn:{partition_of(region)[0]}:acm:{region}:"
-    )
-    path = tmp_path / "Pulumi.prod.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path = _shipped_in_region(tmp_path, "prod", region)  # pulls vLLM through its ECR cache
     plan = plan_of(path)
     assert plan.engine_image.mode == "pull-through"
     assert plan.engine_image.offline_reference(region).startswith(
@@ -498,22 +512,7 @@ def test_instance_roles_trust_ec2_of_the_stacks_partition(
 ) -> None:
     """Every role an EC2 instance assumes (ECS GPU hosts, EKS nodes, the image-cache builder)
     trusts ec2.<the partition's DNS suffix>, as Karpenter's node role does."""
-    doc = yaml.safe_load((PROD.parent / f"Pulumi.{stack}.yaml").read_text())
-    config = doc["config"]
-    config["aws:region"] = region
-    partition = partition_of(region)[0]
-    network = config["modelfleet:network"]
-    network["certificateArn"] = network["certificateArn"].replace(
-        "arn:aws:acm:us-east-1:", f"arn:{partition}:acm:{region}:"
-    )
-    if "modelfleet:eks" in config:
-        eks = config["modelfleet:eks"]
-        eks["adminRoleArns"] = [
-            a.replace("arn:aws:", f"arn:{partition}:") for a in eks["adminRoleArns"]
-        ]
-    path = tmp_path / f"Pulumi.{stack}.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    run = run_stack(path)
+    run = run_stack(_shipped_in_region(tmp_path, stack, region))
     trusted = {
         r.name: [
             s["Principal"]["Service"] for s in json.loads(r.inputs["assumeRolePolicy"])["Statement"]
